@@ -1,0 +1,692 @@
+//! The catalog: every event (built-in and custom), step handler and subscriber the process knows,
+//! with lookup by name and Markdown / JSON renderings for documentation.
+//!
+//! Handlers, subscribers and custom-event declarations made by the macros are collected with
+//! [`inventory`](https://docs.rs/inventory) at link time; custom events can also be registered at
+//! run time with [`register_event`].
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{LazyLock, Once, RwLock, Weak};
+
+use serde::Serialize;
+
+use crate::event::{BUILTIN_COUNT, BUILTIN_EVENTS, Category, EventName, lookup_builtin};
+use crate::payload::{FieldDescriptor, PayloadKind};
+
+/// The most events (built-in plus custom) one process can know. Routing tables are sized once
+/// from it so that publishing never has to grow or lock them.
+pub const MAX_EVENTS: usize = 1024;
+
+/// Namespaces custom events may not use: they belong to Tasker's own events and test fixtures.
+pub const RESERVED_NAMESPACES: &[&str] = &[
+    "task",
+    "step",
+    "workflow",
+    "observability",
+    "test",
+    "tasker",
+];
+
+/// Whether the framework itself publishes an event, or leaves it to integrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventSource {
+    /// Published by the framework on a real path.
+    Published {
+        /// The component that publishes it.
+        by: &'static str,
+    },
+    /// Kept in the catalog for integrations to publish; the framework never does.
+    Reserved {
+        /// Why the framework does not publish it.
+        reason: &'static str,
+    },
+    /// Declared by application code, which publishes it.
+    Custom,
+}
+
+/// Everything the catalog says about one event.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EventDescriptor {
+    /// The event's name.
+    pub name: EventName,
+    /// Its category.
+    pub category: Category,
+    /// What it means.
+    pub description: &'static str,
+    /// The payload it carries.
+    pub payload: PayloadKind,
+    /// The payload's fields.
+    pub fields: &'static [FieldDescriptor],
+    /// Who publishes it.
+    pub source: EventSource,
+}
+
+/// A step handler, registered by `#[step_handler]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HandlerDescriptor {
+    /// The handler's step name.
+    pub name: &'static str,
+    /// The Rust type implementing it.
+    pub type_path: &'static str,
+    /// How many attempts it may make, if it declares a limit.
+    pub retry_limit: Option<u32>,
+    /// Source file of the declaration.
+    pub file: &'static str,
+    /// Source line of the declaration.
+    pub line: u32,
+}
+
+/// A subscriber, registered by `#[subscribe_to]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SubscriberDescriptor {
+    /// The subscriber's name.
+    pub name: &'static str,
+    /// The Rust type implementing it.
+    pub type_path: &'static str,
+    /// The events (or `namespace.*` patterns) it listens to.
+    pub events: &'static [&'static str],
+    /// Source file of the declaration.
+    pub file: &'static str,
+    /// Source line of the declaration.
+    pub line: u32,
+}
+
+/// A custom event declared in code and collected at link time (the macros emit these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CustomEventDeclaration {
+    /// The event's name.
+    pub name: &'static str,
+    /// What it means.
+    pub description: &'static str,
+    /// The fields its payload carries.
+    pub fields: &'static [FieldDescriptor],
+    /// Source file of the declaration.
+    pub file: &'static str,
+    /// Source line of the declaration.
+    pub line: u32,
+}
+
+inventory::collect!(HandlerDescriptor);
+inventory::collect!(SubscriberDescriptor);
+inventory::collect!(CustomEventDeclaration);
+
+/// A custom event to register at run time: name, description and payload fields.
+///
+/// ```
+/// use tasker_telemetry::catalog::{self, CustomEvent};
+///
+/// let name = catalog::register_event(
+///     CustomEvent::new("order.fraud_check_flagged", "A fraud check flagged an order.")
+///         .field("order_id", "string", "The flagged order.")
+///         .field("score", "number", "The fraud score, 0 to 1."),
+/// )?;
+/// assert_eq!(name.as_str(), "order.fraud_check_flagged");
+/// assert!(catalog::event("order.fraud_check_flagged").is_some());
+/// # Ok::<(), tasker_telemetry::catalog::CatalogError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomEvent {
+    name: String,
+    description: String,
+    fields: Vec<(String, String, String)>,
+}
+
+impl CustomEvent {
+    /// A custom event with no payload fields yet.
+    pub fn new(name: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            description: description.into(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// Adds a payload field: its key, its type in words, and what it means.
+    pub fn field(
+        mut self,
+        name: impl Into<String>,
+        ty: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
+        self.fields
+            .push((name.into(), ty.into(), description.into()));
+        self
+    }
+}
+
+/// Why a custom event was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// Rule 1: the name must contain a dot (`namespace.event`).
+    #[error("custom event name {name:?} must contain a dot, as in \"orders.fraud_flagged\"")]
+    MissingDot {
+        /// The refused name.
+        name: String,
+    },
+    /// Rule 2: the namespace belongs to the framework.
+    #[error(
+        "custom event name {name:?} uses the reserved namespace {namespace:?}; reserved: task, step, workflow, observability, test, tasker"
+    )]
+    ReservedNamespace {
+        /// The refused name.
+        name: String,
+        /// The reserved namespace it used.
+        namespace: String,
+    },
+    /// Rule 3: another event already has this name.
+    #[error("custom event name {name:?} collides with an event already in the catalog")]
+    Duplicate {
+        /// The refused name.
+        name: String,
+    },
+    /// The name has an empty segment or a character outside `[A-Za-z0-9_-]`.
+    #[error(
+        "custom event name {name:?} is malformed: segments separated by dots, each non-empty and made of A-Z, a-z, 0-9, '_' or '-'"
+    )]
+    InvalidName {
+        /// The refused name.
+        name: String,
+    },
+    /// The catalog has no room left.
+    #[error("the catalog is full ({capacity} events); custom event {name:?} was not registered")]
+    Full {
+        /// The refused name.
+        name: String,
+        /// How many events the catalog holds at most.
+        capacity: usize,
+    },
+}
+
+struct Registry {
+    custom: Vec<&'static EventDescriptor>,
+    by_name: HashMap<&'static str, EventName>,
+    declaration_errors: Vec<(CustomEventDeclaration, CatalogError)>,
+    listeners: Vec<Weak<dyn EventRegistrationListener>>,
+}
+
+/// Told about every custom event registered after it subscribed (publishers use this to route
+/// namespace patterns to events that did not exist when the pattern was subscribed).
+pub(crate) trait EventRegistrationListener: Send + Sync {
+    fn event_registered(&self, name: EventName);
+}
+
+static REGISTRY: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
+    RwLock::new(Registry {
+        custom: Vec::new(),
+        by_name: HashMap::new(),
+        declaration_errors: Vec::new(),
+        listeners: Vec::new(),
+    })
+});
+static DECLARATIONS: Once = Once::new();
+
+fn read_registry() -> std::sync::RwLockReadGuard<'static, Registry> {
+    // A panic while holding the lock cannot leave the registry half-updated (every update is a
+    // single push after validation), so poisoning is safe to ignore.
+    REGISTRY.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_registry() -> std::sync::RwLockWriteGuard<'static, Registry> {
+    REGISTRY.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registers the link-time declarations once, before anything reads custom events.
+fn ensure_declarations() {
+    DECLARATIONS.call_once(|| {
+        let mut notified = Vec::new();
+        {
+            let mut reg = write_registry();
+            for decl in inventory::iter::<CustomEventDeclaration> {
+                let descriptor = EventDescriptor {
+                    name: EventName::new(0, decl.name),
+                    category: Category::Custom,
+                    description: decl.description,
+                    payload: PayloadKind::Fields,
+                    fields: decl.fields,
+                    source: EventSource::Custom,
+                };
+                match insert_locked(&mut reg, descriptor) {
+                    Ok(name) => notified.push(name),
+                    Err(e) => reg.declaration_errors.push((*decl, e)),
+                }
+            }
+        }
+        notify(&notified);
+    });
+}
+
+fn validate_name(name: &str) -> Result<(), CatalogError> {
+    let owned = || name.to_owned();
+    let Some((namespace, _)) = name.split_once('.') else {
+        return Err(CatalogError::MissingDot { name: owned() });
+    };
+    let well_formed = name.split('.').all(|seg| {
+        !seg.is_empty()
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    });
+    if !well_formed {
+        return Err(CatalogError::InvalidName { name: owned() });
+    }
+    if RESERVED_NAMESPACES
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(namespace))
+    {
+        return Err(CatalogError::ReservedNamespace {
+            name: owned(),
+            namespace: namespace.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn insert_locked(
+    reg: &mut Registry,
+    mut descriptor: EventDescriptor,
+) -> Result<EventName, CatalogError> {
+    let name = descriptor.name.as_str();
+    validate_name(name)?;
+    if lookup_builtin(name).is_some() || reg.by_name.contains_key(name) {
+        return Err(CatalogError::Duplicate {
+            name: name.to_owned(),
+        });
+    }
+    let index = BUILTIN_COUNT + reg.custom.len();
+    if index >= MAX_EVENTS {
+        return Err(CatalogError::Full {
+            name: name.to_owned(),
+            capacity: MAX_EVENTS,
+        });
+    }
+    let event = EventName::new(index as u16, name);
+    descriptor.name = event;
+    reg.custom.push(Box::leak(Box::new(descriptor)));
+    reg.by_name.insert(name, event);
+    Ok(event)
+}
+
+fn notify(names: &[EventName]) {
+    if names.is_empty() {
+        return;
+    }
+    let listeners: Vec<_> = {
+        let mut reg = write_registry();
+        reg.listeners.retain(|w| w.strong_count() > 0);
+        reg.listeners.iter().filter_map(Weak::upgrade).collect()
+    };
+    for listener in listeners {
+        for name in names {
+            listener.event_registered(*name);
+        }
+    }
+}
+
+pub(crate) fn add_registration_listener(listener: Weak<dyn EventRegistrationListener>) {
+    write_registry().listeners.push(listener);
+}
+
+/// Registers a custom event, checking the naming rules: the name contains a dot, does not start
+/// with a reserved namespace ([`RESERVED_NAMESPACES`]), and collides with no other event.
+///
+/// Each registration is kept for the life of the process (the catalog holds at most
+/// [`MAX_EVENTS`] events), so register events once at start-up, not per request.
+pub fn register_event(event: CustomEvent) -> Result<EventName, CatalogError> {
+    ensure_declarations();
+    validate_name(&event.name)?;
+    let fields: Vec<FieldDescriptor> = event
+        .fields
+        .into_iter()
+        .map(|(n, t, d)| FieldDescriptor::new(leak(n), leak(t), leak(d)))
+        .collect();
+    let name = {
+        let mut reg = write_registry();
+        if lookup_builtin(&event.name).is_some() || reg.by_name.contains_key(event.name.as_str()) {
+            return Err(CatalogError::Duplicate { name: event.name });
+        }
+        let descriptor = EventDescriptor {
+            name: EventName::new(0, leak(event.name)),
+            category: Category::Custom,
+            description: leak(event.description),
+            payload: PayloadKind::Fields,
+            fields: Box::leak(fields.into_boxed_slice()),
+            source: EventSource::Custom,
+        };
+        insert_locked(&mut reg, descriptor)?
+    };
+    notify(&[name]);
+    Ok(name)
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+pub(crate) fn lookup_custom(name: &str) -> Option<EventName> {
+    ensure_declarations();
+    read_registry().by_name.get(name).copied()
+}
+
+/// The descriptor of the event with this name, built-in or custom.
+///
+/// ```
+/// let d = tasker_telemetry::catalog::event("step.failed").unwrap();
+/// assert_eq!(d.payload, tasker_telemetry::payload::PayloadKind::Error);
+/// ```
+pub fn event(name: &str) -> Option<EventDescriptor> {
+    if let Some(n) = lookup_builtin(name) {
+        return Some(BUILTIN_EVENTS[n.index()]);
+    }
+    ensure_declarations();
+    let reg = read_registry();
+    reg.by_name
+        .get(name)
+        .map(|n| *reg.custom[n.index() - BUILTIN_COUNT])
+}
+
+/// Every event: the built-in ones in Tasker's order, then custom ones in registration order.
+pub fn events() -> Vec<EventDescriptor> {
+    ensure_declarations();
+    let reg = read_registry();
+    BUILTIN_EVENTS
+        .iter()
+        .copied()
+        .chain(reg.custom.iter().map(|d| **d))
+        .collect()
+}
+
+/// The built-in events only.
+pub fn builtin_events() -> &'static [EventDescriptor] {
+    BUILTIN_EVENTS
+}
+
+/// Every event whose name matches `pattern`: an exact name, `namespace.*` (any depth below that
+/// prefix), or `*` (everything).
+pub fn matching(pattern: &str) -> Vec<EventName> {
+    events()
+        .into_iter()
+        .map(|d| d.name)
+        .filter(|n| pattern_matches(pattern, n.as_str()))
+        .collect()
+}
+
+pub(crate) fn pattern_matches(pattern: &str, name: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_suffix(".*") {
+        Some(prefix) => {
+            name.len() > prefix.len() + 1
+                && name.starts_with(prefix)
+                && name.as_bytes()[prefix.len()] == b'.'
+        }
+        None => pattern == name,
+    }
+}
+
+/// The closest known event name to `name`, for "did you mean" suggestions.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    events()
+        .into_iter()
+        .map(|d| (edit_distance(name, d.name.as_str()), d.name.as_str()))
+        .filter(|(d, candidate)| *d <= candidate.len().max(name.len()) / 3 + 1)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Every step handler registered by `#[step_handler]` in the linked program.
+pub fn handlers() -> Vec<HandlerDescriptor> {
+    let mut v: Vec<_> = inventory::iter::<HandlerDescriptor>
+        .into_iter()
+        .copied()
+        .collect();
+    v.sort_by_key(|h| h.name);
+    v
+}
+
+/// Every subscriber registered by `#[subscribe_to]` in the linked program.
+pub fn subscribers() -> Vec<SubscriberDescriptor> {
+    let mut v: Vec<_> = inventory::iter::<SubscriberDescriptor>
+        .into_iter()
+        .copied()
+        .collect();
+    v.sort_by_key(|s| s.name);
+    v
+}
+
+/// Link-time custom-event declarations that broke a naming rule, with the rule they broke.
+pub fn declaration_errors() -> Vec<(CustomEventDeclaration, CatalogError)> {
+    ensure_declarations();
+    read_registry().declaration_errors.clone()
+}
+
+/// A snapshot of the whole catalog, for rendering.
+///
+/// ```
+/// let catalog = tasker_telemetry::catalog::Catalog::snapshot();
+/// assert!(catalog.to_markdown().contains("`task.completed`"));
+/// assert!(catalog.to_json()["events"].as_array().unwrap().len() >= 50);
+/// ```
+#[derive(Debug, Clone, Serialize)]
+pub struct Catalog {
+    /// Every event.
+    pub events: Vec<EventDescriptor>,
+    /// Every registered step handler.
+    pub handlers: Vec<HandlerDescriptor>,
+    /// Every registered subscriber.
+    pub subscribers: Vec<SubscriberDescriptor>,
+}
+
+impl Catalog {
+    /// The catalog as it is now.
+    pub fn snapshot() -> Self {
+        Self {
+            events: events(),
+            handlers: handlers(),
+            subscribers: subscribers(),
+        }
+    }
+
+    /// The catalog as JSON: `{"events": [...], "handlers": [...], "subscribers": [...]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        // Every field is a plain string, number or list, so serialisation cannot fail.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The catalog as a Markdown document: one table per event category, then handlers and
+    /// subscribers.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::from("# Tasker telemetry catalog\n");
+        let categories = [
+            Category::Task,
+            Category::Step,
+            Category::Workflow,
+            Category::Observability,
+            Category::Telemetry,
+            Category::Performance,
+            Category::Custom,
+        ];
+        for category in categories {
+            let events: Vec<_> = self
+                .events
+                .iter()
+                .filter(|e| e.category == category)
+                .collect();
+            if events.is_empty() {
+                continue;
+            }
+            let _ = write!(out, "\n## {} events\n\n", category.as_str());
+            out.push_str("| event | payload | source | description |\n|---|---|---|---|\n");
+            for e in events {
+                let source = match e.source {
+                    EventSource::Published { by } => format!("published by {by}"),
+                    EventSource::Reserved { reason } => format!("reserved: {reason}"),
+                    EventSource::Custom => "application".to_owned(),
+                };
+                let payload = if e.payload == PayloadKind::Fields && !e.fields.is_empty() {
+                    let keys: Vec<_> = e.fields.iter().map(|f| format!("`{}`", f.name)).collect();
+                    keys.join(", ")
+                } else {
+                    e.payload.as_str().to_owned()
+                };
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} |",
+                    e.name,
+                    payload,
+                    md_escape(&source),
+                    md_escape(e.description)
+                );
+            }
+        }
+        out.push_str("\n## Step handlers\n\n");
+        if self.handlers.is_empty() {
+            out.push_str("(none registered)\n");
+        } else {
+            out.push_str("| name | type | retry limit | declared at |\n|---|---|---|---|\n");
+            for h in &self.handlers {
+                let limit = h
+                    .retry_limit
+                    .map_or_else(|| "default".to_owned(), |l| l.to_string());
+                let _ = writeln!(
+                    out,
+                    "| `{}` | `{}` | {} | {}:{} |",
+                    h.name, h.type_path, limit, h.file, h.line
+                );
+            }
+        }
+        out.push_str("\n## Subscribers\n\n");
+        if self.subscribers.is_empty() {
+            out.push_str("(none registered)\n");
+        } else {
+            out.push_str("| name | type | events | declared at |\n|---|---|---|---|\n");
+            for s in &self.subscribers {
+                let events: Vec<_> = s.events.iter().map(|e| format!("`{e}`")).collect();
+                let _ = writeln!(
+                    out,
+                    "| `{}` | `{}` | {} | {}:{} |",
+                    s.name,
+                    s.type_path,
+                    events.join(", "),
+                    s.file,
+                    s.line
+                );
+            }
+        }
+        out
+    }
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn builtin_names_are_unique_and_indexed_in_order() {
+        let mut seen = HashSet::new();
+        for (i, d) in BUILTIN_EVENTS.iter().enumerate() {
+            assert!(seen.insert(d.name.as_str()), "duplicate {}", d.name);
+            assert_eq!(d.name.index(), i);
+            assert_eq!(lookup_builtin(d.name.as_str()), Some(d.name));
+        }
+        assert_eq!(BUILTIN_EVENTS.len(), BUILTIN_COUNT);
+    }
+
+    #[test]
+    fn naming_rules_are_typed_errors() {
+        let reg = |n: &str| register_event(CustomEvent::new(n, "d"));
+        assert!(matches!(reg("nodot"), Err(CatalogError::MissingDot { .. })));
+        for ns in RESERVED_NAMESPACES {
+            let err = reg(&format!("{ns}.custom_thing")).unwrap_err();
+            assert!(
+                matches!(err, CatalogError::ReservedNamespace { .. }),
+                "{ns}: {err}"
+            );
+        }
+        assert!(matches!(
+            reg("Step.custom"),
+            Err(CatalogError::ReservedNamespace { .. })
+        ));
+        assert!(matches!(
+            reg("performance.slow_operation"),
+            Err(CatalogError::Duplicate { .. })
+        ));
+        assert!(matches!(reg("a..b"), Err(CatalogError::InvalidName { .. })));
+        assert!(matches!(
+            reg("a.b c"),
+            Err(CatalogError::InvalidName { .. })
+        ));
+        let first = reg("catalog_test.once").unwrap();
+        assert!(first.index() >= BUILTIN_COUNT);
+        assert!(matches!(
+            reg("catalog_test.once"),
+            Err(CatalogError::Duplicate { .. })
+        ));
+        assert_eq!(EventName::lookup("catalog_test.once"), Some(first));
+    }
+
+    #[test]
+    fn patterns_match_namespaces_at_dot_boundaries() {
+        assert!(pattern_matches("step.*", "step.completed"));
+        assert!(!pattern_matches("step.*", "steps.completed"));
+        assert!(!pattern_matches("step.*", "step"));
+        assert!(pattern_matches(
+            "observability.step.*",
+            "observability.step.backoff"
+        ));
+        assert!(pattern_matches("*", "task.completed"));
+        assert!(pattern_matches("task.completed", "task.completed"));
+        assert!(!pattern_matches("task.completed", "task.failed"));
+    }
+
+    #[test]
+    fn suggestions_find_near_misses() {
+        assert_eq!(suggest("task.complted"), Some("task.completed"));
+        assert_eq!(suggest("step.faild"), Some("step.failed"));
+        assert_eq!(suggest("zzzzzzzzzzzzzzzzzzzz"), None);
+    }
+
+    #[test]
+    fn renders_list_every_event() {
+        let catalog = Catalog::snapshot();
+        let md = catalog.to_markdown();
+        let json = catalog.to_json();
+        let listed: HashSet<&str> = json["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        for d in events() {
+            assert!(
+                md.contains(&format!("| `{}` |", d.name)),
+                "markdown lacks {}",
+                d.name
+            );
+            assert!(listed.contains(d.name.as_str()), "json lacks {}", d.name);
+        }
+    }
+}

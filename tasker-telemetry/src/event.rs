@@ -1,0 +1,205 @@
+//! Events: their names, the built-in Tasker catalog of names, and the [`Event`] value subscribers
+//! receive.
+
+mod builtin;
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+use crate::payload::{Payload, Value};
+use crate::timestamp::Timestamp;
+
+pub use builtin::names;
+pub(crate) use builtin::{BUILTIN_COUNT, BUILTIN_EVENTS, lookup_builtin};
+
+/// The name of an event known to the catalog, resolved to a small index.
+///
+/// Built-in names are constants in [`names`]; custom ones come from
+/// [`catalog::register_event`](crate::catalog::register_event). Comparing, hashing and routing by
+/// an `EventName` never touches the string.
+///
+/// ```
+/// use tasker_telemetry::event::{names, EventName};
+///
+/// assert_eq!(names::STEP_COMPLETED.as_str(), "step.completed");
+/// assert_eq!(EventName::lookup("step.completed"), Some(names::STEP_COMPLETED));
+/// assert_eq!(names::OBSERVABILITY_STEP_BACKOFF.namespace(), "observability");
+/// ```
+#[derive(Clone, Copy)]
+pub struct EventName {
+    index: u16,
+    name: &'static str,
+}
+
+impl EventName {
+    pub(crate) const fn new(index: u16, name: &'static str) -> Self {
+        Self { index, name }
+    }
+
+    /// Resolves a name string against the catalog (built-in and registered custom events).
+    pub fn lookup(name: &str) -> Option<EventName> {
+        lookup_builtin(name).or_else(|| crate::catalog::lookup_custom(name))
+    }
+
+    /// The event's name, exactly as Tasker spells it.
+    pub const fn as_str(&self) -> &'static str {
+        self.name
+    }
+
+    /// The part before the first dot (`task`, `step`, `workflow`, `observability`, ...).
+    pub fn namespace(&self) -> &'static str {
+        self.name.split_once('.').map_or(self.name, |(ns, _)| ns)
+    }
+
+    /// The dense index of this event (stable within one process).
+    pub(crate) const fn index(&self) -> usize {
+        self.index as usize
+    }
+}
+
+impl PartialEq for EventName {
+    fn eq(&self, other: &Self) -> bool {
+        self.index == other.index
+    }
+}
+impl Eq for EventName {}
+
+impl std::hash::Hash for EventName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.index.hash(state);
+    }
+}
+
+impl fmt::Debug for EventName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl fmt::Display for EventName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl Serialize for EventName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name)
+    }
+}
+
+/// The broad area an event belongs to; used to group the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Task state events (`task.*`).
+    Task,
+    /// Step state events (`step.*`).
+    Step,
+    /// Orchestration events (`workflow.*`).
+    Workflow,
+    /// Process-tracking events (`observability.*`).
+    Observability,
+    /// The telemetry pipeline's own events (`tasker.telemetry.*`).
+    Telemetry,
+    /// Performance and resource alerts (`performance.*`, `memory.*`).
+    Performance,
+    /// Declared by application code.
+    Custom,
+}
+
+impl Category {
+    /// The category's name in catalogs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Category::Task => "task",
+            Category::Step => "step",
+            Category::Workflow => "workflow",
+            Category::Observability => "observability",
+            Category::Telemetry => "telemetry",
+            Category::Performance => "performance",
+            Category::Custom => "custom",
+        }
+    }
+}
+
+/// One published event: its name, when it happened, and its payload.
+///
+/// ```
+/// use tasker_telemetry::event::{names, Event};
+/// use tasker_telemetry::payload::TaskPayload;
+///
+/// let event = Event::new(names::TASK_COMPLETED, TaskPayload::new("42", "order_processing"));
+/// assert_eq!(event.get("task_id").and_then(|v| v.as_str()), Some("42"));
+/// assert_eq!(event.get("event_type").and_then(|v| v.as_str()), Some("task.completed"));
+/// let json = serde_json::to_value(&event).unwrap();
+/// assert_eq!(json["task_name"], "order_processing");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    name: EventName,
+    timestamp: Timestamp,
+    payload: Payload,
+}
+
+impl Event {
+    /// An event stamped with the current time.
+    pub fn new(name: EventName, payload: impl Into<Payload>) -> Self {
+        Self::at(name, Timestamp::now(), payload)
+    }
+
+    /// An event stamped with the given time.
+    pub fn at(name: EventName, timestamp: Timestamp, payload: impl Into<Payload>) -> Self {
+        Self {
+            name,
+            timestamp,
+            payload: payload.into(),
+        }
+    }
+
+    /// The event's name.
+    pub fn name(&self) -> EventName {
+        self.name
+    }
+
+    /// When the event was published.
+    pub fn timestamp(&self) -> Timestamp {
+        self.timestamp
+    }
+
+    /// The typed payload.
+    pub fn payload(&self) -> &Payload {
+        &self.payload
+    }
+
+    /// The value under a standard key, borrowed from the event without allocating.
+    ///
+    /// Besides the payload's own fields, every event answers `event_type` (its name) and
+    /// `timestamp`.
+    pub fn get(&self, key: &str) -> Option<Value<'_>> {
+        match key {
+            "event_type" => Some(Value::Str(self.name.as_str())),
+            "timestamp" => Some(Value::Timestamp(self.timestamp)),
+            _ => self.payload.get(key),
+        }
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Flat<'a> {
+            event_type: &'static str,
+            timestamp: Timestamp,
+            #[serde(flatten)]
+            payload: &'a Payload,
+        }
+        Flat {
+            event_type: self.name.as_str(),
+            timestamp: self.timestamp,
+            payload: &self.payload,
+        }
+        .serialize(serializer)
+    }
+}

@@ -1,0 +1,732 @@
+//! The sensitive-data filter.
+//!
+//! Secrets must never leave the process, so one [`ParameterFilter`] is applied to every sink:
+//! event payloads, span attributes, log fields and metric labels. It keeps the semantics of
+//! Tasker's (and Rails') `filter_parameters`, so an existing list carries over unchanged:
+//!
+//! | Rule text              | Meaning                                                            |
+//! |------------------------|--------------------------------------------------------------------|
+//! | `passw`                | any key containing `passw`, ASCII case-insensitive                 |
+//! | `customer.card.number` | that path from the root; arrays are transparent; `*` = any one key |
+//! | `/^api[-_]?key$/`      | a regular expression matched against the key alone                 |
+//! | `/^api[-_]?key$/i`     | the same, case-insensitive                                         |
+//!
+//! A matching key keeps its name; its whole value (even an object or an array) becomes the mask.
+//!
+//! ```
+//! use tasker_telemetry::filter::ParameterFilter;
+//! use serde_json::json;
+//!
+//! let filter = ParameterFilter::tasker_default();
+//! let payload = json!({"user_email": "a@example.com", "amount": 42, "card": {"cvv_token": "x"}});
+//! assert_eq!(
+//!     filter.filtered(&payload),
+//!     json!({"user_email": "[FILTERED]", "amount": 42, "card": {"cvv_token": "[FILTERED]"}}),
+//! );
+//! ```
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use regex::{Regex, RegexBuilder};
+use serde_json::Value;
+
+/// Tasker's default `filter_parameters`, kept verbatim so existing deployments filter the same keys.
+///
+/// These are substrings, so `"otp"` also matches keys such as `hotpath`: over-masking a harmless key
+/// is the accepted price of never leaking a one-time password.
+pub const DEFAULT_FILTER_PARAMETERS: &[&str] = &[
+    "passw",
+    "email",
+    "secret",
+    "token",
+    "_key",
+    "crypt",
+    "salt",
+    "certificate",
+    "otp",
+    "ssn",
+];
+
+/// Tasker's default replacement for a sensitive value.
+pub const DEFAULT_FILTER_MASK: &str = "[FILTERED]";
+
+/// What the rule-list syntax accepts, repeated in every error so the fix is in the message.
+const ACCEPTED_RULES: &str = "a key substring (e.g. \"passw\"), a dotted path from the root \
+     (e.g. \"customer.card.number\", \"*\" matches any one key) or a regular expression on keys \
+     written \"/pattern/\" or \"/pattern/i\"";
+
+/// One rule of a [`ParameterFilter`].
+///
+/// [`ParameterFilter::new`] parses rule text into these; build them directly with
+/// [`ParameterFilter::from_rules`] when the text syntax is in the way (e.g. a key that starts
+/// with `/`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum FilterRule {
+    /// A key containing this text, ASCII case-insensitive, at any depth.
+    KeySubstring(String),
+    /// The keys from the root to the filtered value. Arrays are transparent, `"*"` matches any one
+    /// key, and the comparison is ASCII case-insensitive.
+    Path(Vec<String>),
+    /// A key (alone, not its path) matched by this regular expression, unanchored like Ruby's `=~`.
+    KeyPattern(Regex),
+}
+
+/// A rule list or mask that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilterError {
+    /// A rule is empty or only whitespace; it would either match every key or none.
+    #[error("filter rule #{index} is empty: expected {ACCEPTED_RULES}")]
+    EmptyRule {
+        /// Position of the rule in the list, from 0.
+        index: usize,
+    },
+    /// A `/.../` rule is not a valid regular expression (or uses a flag other than `i`).
+    #[error(
+        "filter rule {rule:?} is not a valid regular expression ({message}): expected {ACCEPTED_RULES}"
+    )]
+    InvalidRegex {
+        /// The rule text as given.
+        rule: String,
+        /// Why it was rejected.
+        message: String,
+    },
+    /// A dotted path has an empty segment (`"a..b"`, `".a"`, `"a."`).
+    #[error(
+        "filter rule {rule:?} has an empty path segment: expected keys separated by single dots, e.g. \"customer.card.number\""
+    )]
+    EmptyPathSegment {
+        /// The rule text as given.
+        rule: String,
+    },
+    /// The mask is empty, which would make filtered values indistinguishable from empty ones.
+    #[error(
+        "the filter mask is empty: expected a non-empty replacement text such as \"[FILTERED]\""
+    )]
+    EmptyMask,
+}
+
+/// Replaces sensitive values with a mask before they reach any sink.
+///
+/// Cheap to clone (the compiled rules are shared) and `Send + Sync`, so one instance is built at
+/// startup and handed to every sink.
+///
+/// ```
+/// use tasker_telemetry::ParameterFilter;
+///
+/// let filter = ParameterFilter::new(["passw", "customer.card.number", "/^api[-_]?key$/i"], "***")?;
+/// assert!(filter.is_sensitive_key("Password_Confirmation"));
+/// assert!(filter.is_sensitive_key("API_KEY"));
+/// assert!(filter.is_sensitive_path(&["customer", "card", "number"]));
+/// assert_eq!(filter.filter_field("password", "hunter2"), "***");
+/// assert_eq!(filter.filter_field("step_name", "charge"), "charge");
+/// # Ok::<(), tasker_telemetry::FilterError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ParameterFilter {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    rules: Vec<FilterRule>,
+    mask: String,
+    /// Substring rules lowered once, so matching a key never allocates.
+    substrings: Vec<Box<[u8]>>,
+    patterns: Vec<Regex>,
+    paths: Vec<Vec<String>>,
+}
+
+impl ParameterFilter {
+    /// Parses a Rails/Tasker `filter_parameters` list.
+    ///
+    /// `"/.../"` (optionally `"/.../i"`) is a regular expression on keys; a string containing `'.'`
+    /// is a dotted path from the root; anything else is an ASCII case-insensitive key substring.
+    ///
+    /// # Errors
+    /// [`FilterError`] for an empty rule, an invalid regular expression, an empty path segment or
+    /// an empty mask.
+    ///
+    /// ```
+    /// use tasker_telemetry::{FilterError, ParameterFilter};
+    ///
+    /// assert!(ParameterFilter::new(["token", "/^x-api-key$/i"], "[HIDDEN]").is_ok());
+    /// assert_eq!(
+    ///     ParameterFilter::new(["token", ""], "[HIDDEN]").unwrap_err(),
+    ///     FilterError::EmptyRule { index: 1 },
+    /// );
+    /// ```
+    pub fn new<I, S>(parameters: I, mask: impl Into<String>) -> Result<Self, FilterError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mask = mask.into();
+        if mask.is_empty() {
+            return Err(FilterError::EmptyMask);
+        }
+        let rules = parameters
+            .into_iter()
+            .enumerate()
+            .map(|(index, rule)| parse_rule(index, rule.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_rules(rules, mask))
+    }
+
+    /// Tasker's defaults: [`DEFAULT_FILTER_PARAMETERS`] masked with [`DEFAULT_FILTER_MASK`].
+    pub fn tasker_default() -> Self {
+        let rules = DEFAULT_FILTER_PARAMETERS
+            .iter()
+            .map(|rule| FilterRule::KeySubstring((*rule).to_owned()))
+            .collect();
+        Self::from_rules(rules, DEFAULT_FILTER_MASK)
+    }
+
+    /// A filter that masks nothing, for hosts that filter upstream. Keeps the default mask so
+    /// [`mask`](Self::mask) is still meaningful.
+    pub fn none() -> Self {
+        Self::from_rules(Vec::new(), DEFAULT_FILTER_MASK)
+    }
+
+    /// Builds a filter from rules that are already parsed.
+    ///
+    /// This constructor cannot fail, so degenerate rules are made harmless instead of rejected: an
+    /// empty `KeySubstring` or an empty `Path` matches nothing, and an empty mask is replaced by
+    /// [`DEFAULT_FILTER_MASK`] (an empty mask would hide that anything was filtered).
+    ///
+    /// ```
+    /// use tasker_telemetry::filter::{FilterRule, ParameterFilter};
+    ///
+    /// let filter = ParameterFilter::from_rules(
+    ///     vec![FilterRule::Path(vec!["/etc".into(), "shadow".into()])],
+    ///     "[FILTERED]",
+    /// );
+    /// assert!(filter.is_sensitive_path(&["/etc", "shadow"]));
+    /// ```
+    pub fn from_rules(rules: Vec<FilterRule>, mask: impl Into<String>) -> Self {
+        let mut mask = mask.into();
+        if mask.is_empty() {
+            mask = DEFAULT_FILTER_MASK.to_owned();
+        }
+        let mut substrings = Vec::new();
+        let mut patterns = Vec::new();
+        let mut paths = Vec::new();
+        for rule in &rules {
+            match rule {
+                FilterRule::KeySubstring(text) if !text.is_empty() => {
+                    substrings.push(text.to_ascii_lowercase().into_bytes().into_boxed_slice());
+                }
+                FilterRule::Path(segments) if !segments.is_empty() => {
+                    paths.push(segments.iter().map(|s| s.to_ascii_lowercase()).collect());
+                }
+                FilterRule::KeyPattern(regex) => patterns.push(regex.clone()),
+                FilterRule::KeySubstring(_) | FilterRule::Path(_) => {}
+            }
+        }
+        Self {
+            inner: Arc::new(Inner {
+                rules,
+                mask,
+                substrings,
+                patterns,
+                paths,
+            }),
+        }
+    }
+
+    /// The text that replaces a sensitive value.
+    pub fn mask(&self) -> &str {
+        &self.inner.mask
+    }
+
+    /// The rules, in the order given.
+    pub fn rules(&self) -> &[FilterRule] {
+        &self.inner.rules
+    }
+
+    /// `true` when no rule can match, so callers may skip walking values altogether.
+    pub fn is_empty(&self) -> bool {
+        let inner = &self.inner;
+        inner.substrings.is_empty() && inner.patterns.is_empty() && inner.paths.is_empty()
+    }
+
+    /// Whether a key is sensitive wherever it appears: substring and regular-expression rules only,
+    /// since path rules need to know where the key is (see [`is_sensitive_path`](Self::is_sensitive_path)).
+    pub fn is_sensitive_key(&self, key: &str) -> bool {
+        let bytes = key.as_bytes();
+        self.inner
+            .substrings
+            .iter()
+            .any(|needle| contains_ignore_ascii_case(bytes, needle))
+            || self.inner.patterns.iter().any(|re| re.is_match(key))
+    }
+
+    /// Whether the value at `path` (keys from the root, array indices left out) would be masked.
+    ///
+    /// All rules apply. A path below a masked value is sensitive too, because
+    /// [`filter_in_place`](Self::filter_in_place) masks that whole value.
+    pub fn is_sensitive_path(&self, path: &[&str]) -> bool {
+        path.iter().any(|key| self.is_sensitive_key(key))
+            || self.path_rule_covers(path.iter().copied())
+    }
+
+    /// Masks every sensitive value, recursively through objects and arrays (including objects
+    /// inside arrays and arrays of arrays). Values with nothing sensitive are left exactly as they
+    /// were, key order included.
+    pub fn filter_in_place(&self, value: &mut Value) {
+        if self.is_empty() {
+            return;
+        }
+        // Path rules whose segments matched so far, as indices into `paths`; all are candidates at the root.
+        let all: Vec<usize> = (0..self.inner.paths.len()).collect();
+        self.walk(value, 0, &all);
+    }
+
+    /// A filtered copy of `value`; the original is untouched.
+    pub fn filtered(&self, value: &Value) -> Value {
+        let mut copy = value.clone();
+        self.filter_in_place(&mut copy);
+        copy
+    }
+
+    /// The value to record for a flat field (span attribute, log field, metric label): the mask if
+    /// the key is sensitive, otherwise `value` itself, borrowed.
+    ///
+    /// A dotted key such as `tasker.context.password` is also checked segment by segment and
+    /// against the path rules, since sinks flatten nested data into dotted names.
+    pub fn filter_field<'a>(&self, key: &str, value: &'a str) -> Cow<'a, str> {
+        let sensitive = self.is_sensitive_key(key)
+            || (key.contains('.')
+                && (key.split('.').any(|segment| self.is_sensitive_key(segment))
+                    || self.path_rule_covers(key.split('.'))));
+        if sensitive {
+            Cow::Owned(self.inner.mask.clone())
+        } else {
+            Cow::Borrowed(value)
+        }
+    }
+
+    /// Whether some path rule matches a prefix of `path` (the value at that prefix is masked,
+    /// and with it everything below).
+    fn path_rule_covers<'k, I>(&self, path: I) -> bool
+    where
+        I: Iterator<Item = &'k str> + Clone,
+    {
+        self.inner.paths.iter().any(|rule| {
+            let mut keys = path.clone();
+            rule.iter()
+                .all(|segment| keys.next().is_some_and(|key| segment_matches(segment, key)))
+        })
+    }
+
+    fn walk(&self, value: &mut Value, depth: usize, active: &[usize]) {
+        match value {
+            Value::Object(map) => {
+                let mut next = Vec::new();
+                for (key, child) in map.iter_mut() {
+                    if self.is_sensitive_key(key) {
+                        *child = Value::String(self.inner.mask.clone());
+                        continue;
+                    }
+                    next.clear();
+                    let mut complete = false;
+                    for &index in active {
+                        let rule = &self.inner.paths[index];
+                        if rule
+                            .get(depth)
+                            .is_some_and(|segment| segment_matches(segment, key))
+                        {
+                            if rule.len() == depth + 1 {
+                                complete = true;
+                                break;
+                            }
+                            next.push(index);
+                        }
+                    }
+                    if complete {
+                        *child = Value::String(self.inner.mask.clone());
+                    } else if child.is_object() || child.is_array() {
+                        self.walk(child, depth + 1, &next);
+                    }
+                }
+            }
+            // Arrays are transparent to paths: their elements sit at the same depth.
+            Value::Array(items) => {
+                for item in items {
+                    self.walk(item, depth, active);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Default for ParameterFilter {
+    /// Same as [`ParameterFilter::tasker_default`]: filtering is on unless switched off explicitly.
+    fn default() -> Self {
+        Self::tasker_default()
+    }
+}
+
+fn segment_matches(segment: &str, key: &str) -> bool {
+    segment == "*" || segment.eq_ignore_ascii_case(key)
+}
+
+/// Case-insensitive substring test on bytes; `needle` is already lowercase.
+fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.len() <= haystack.len()
+        && haystack
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle))
+}
+
+fn parse_rule(index: usize, text: &str) -> Result<FilterRule, FilterError> {
+    if text.trim().is_empty() {
+        return Err(FilterError::EmptyRule { index });
+    }
+    if let Some(rest) = text.strip_prefix('/')
+        && let Some(close) = rest.rfind('/')
+    {
+        return parse_regex(text, &rest[..close], &rest[close + 1..]);
+    }
+    if text.contains('.') {
+        let segments: Vec<String> = text.split('.').map(str::to_owned).collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(FilterError::EmptyPathSegment {
+                rule: text.to_owned(),
+            });
+        }
+        return Ok(FilterRule::Path(segments));
+    }
+    Ok(FilterRule::KeySubstring(text.to_owned()))
+}
+
+fn parse_regex(rule: &str, pattern: &str, flags: &str) -> Result<FilterRule, FilterError> {
+    let invalid = |message: String| FilterError::InvalidRegex {
+        rule: rule.to_owned(),
+        message,
+    };
+    let case_insensitive = match flags {
+        "" => false,
+        "i" => true,
+        other => {
+            return Err(invalid(format!(
+                "unsupported flags {other:?}, only `i` is accepted"
+            )));
+        }
+    };
+    if pattern.is_empty() {
+        // `//` would match every key and mask everything, which is never what was meant.
+        return Err(invalid(
+            "the pattern between the slashes is empty".to_owned(),
+        ));
+    }
+    RegexBuilder::new(pattern)
+        .case_insensitive(case_insensitive)
+        .build()
+        .map(FilterRule::KeyPattern)
+        .map_err(|error| invalid(regex_reason(&error)))
+}
+
+/// The regex crate's syntax errors span several lines (pattern, caret, reason); keep the reason so
+/// the error stays one line in logs. The rule text is reported alongside it.
+fn regex_reason(error: &regex::Error) -> String {
+    let text = error.to_string();
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("error: "))
+        .map_or_else(
+            || text.split_whitespace().collect::<Vec<_>>().join(" "),
+            str::to_owned,
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn filter_is_send_sync_and_cheap_to_clone() {
+        assert_send_sync::<ParameterFilter>();
+        let a = ParameterFilter::tasker_default();
+        let b = a.clone();
+        assert!(Arc::ptr_eq(&a.inner, &b.inner));
+    }
+
+    #[test]
+    fn default_keys() {
+        let filter = ParameterFilter::tasker_default();
+        let cases: &[(&str, bool)] = &[
+            ("user_email", true),
+            ("email", true),
+            ("password", true),
+            ("password_confirmation", true),
+            ("access_token", true),
+            ("api_key", true),
+            ("ssn", true),
+            ("client_secret", true),
+            ("encrypted_data", true),
+            ("salt", true),
+            ("certificate_pem", true),
+            ("otp_code", true),
+            ("hotpath", true), // Tasker's list is substrings; accepted over-matching.
+            ("PASSWORD", true),
+            ("Password", true),
+            ("api_KEY", true),
+            ("USER_EMAIL", true),
+            ("name", false),
+            ("amount", false),
+            ("keyboard", false), // "_key" needs the underscore.
+            ("key", false),
+            ("task_id", false),
+            ("step_name", false),
+            ("", false),
+        ];
+        for &(key, expected) in cases {
+            assert_eq!(filter.is_sensitive_key(key), expected, "key {key:?}");
+        }
+    }
+
+    #[test]
+    fn plain_key_rule_matches_keyboard() {
+        let filter = ParameterFilter::new(["key"], DEFAULT_FILTER_MASK).unwrap();
+        assert!(filter.is_sensitive_key("keyboard"));
+        assert!(filter.is_sensitive_key("KEYBOARD"));
+    }
+
+    #[test]
+    fn filter_in_place_table() {
+        let filter = ParameterFilter::tasker_default();
+        let cases = [
+            // flat
+            (
+                json!({"name": "n", "password": "p"}),
+                json!({"name": "n", "password": "[FILTERED]"}),
+            ),
+            // nested objects
+            (
+                json!({"user": {"profile": {"email": "e", "age": 3}}}),
+                json!({"user": {"profile": {"email": "[FILTERED]", "age": 3}}}),
+            ),
+            // arrays of objects
+            (
+                json!({"users": [{"email": "a"}, {"email": "b", "id": 1}]}),
+                json!({"users": [{"email": "[FILTERED]"}, {"email": "[FILTERED]", "id": 1}]}),
+            ),
+            // arrays of arrays of objects
+            (
+                json!([[{"token": 1}], [{"x": [{"secret": true}]}]]),
+                json!([[{"token": "[FILTERED]"}], [{"x": [{"secret": "[FILTERED]"}]}]]),
+            ),
+            // non-string values, objects and arrays under sensitive keys become the mask
+            (
+                json!({"ssn": 123, "otp": null, "secret": {"a": 1}, "tokens": [1, 2], "salt": 1.5}),
+                json!({"ssn": "[FILTERED]", "otp": "[FILTERED]", "secret": "[FILTERED]",
+                       "tokens": "[FILTERED]", "salt": "[FILTERED]"}),
+            ),
+            // case variants
+            (
+                json!({"PASSWORD": 1, "Password": 2, "api_KEY": 3, "Api_Key": 4}),
+                json!({"PASSWORD": "[FILTERED]", "Password": "[FILTERED]",
+                       "api_KEY": "[FILTERED]", "Api_Key": "[FILTERED]"}),
+            ),
+            // scalars and untouched structures
+            (json!("password"), json!("password")),
+            (json!(42), json!(42)),
+            (
+                json!({"keyboard": "qwerty", "amount": 10}),
+                json!({"keyboard": "qwerty", "amount": 10}),
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(filter.filtered(&input), expected, "input {input}");
+        }
+    }
+
+    #[test]
+    fn untouched_value_keeps_order_and_equality() {
+        let filter = ParameterFilter::tasker_default();
+        let text = r#"{"zeta":1,"alpha":{"y":[1,{"b":2,"a":3}],"x":null},"mid":"m"}"#;
+        let original: Value = serde_json::from_str(text).unwrap();
+        let mut value = original.clone();
+        filter.filter_in_place(&mut value);
+        assert_eq!(value, original);
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            serde_json::to_string(&original).unwrap()
+        );
+    }
+
+    #[test]
+    fn dotted_paths() {
+        let filter = ParameterFilter::new(
+            ["customer.cards.number", "order.*.cvv", "meta.Internal"],
+            DEFAULT_FILTER_MASK,
+        )
+        .unwrap();
+        let cases = [
+            // arrays are transparent
+            (
+                json!({"customer": {"cards": [{"number": "4111", "brand": "visa"}]}}),
+                json!({"customer": {"cards": [{"number": "[FILTERED]", "brand": "visa"}]}}),
+            ),
+            // the path is anchored at the root
+            (
+                json!({"other": {"customer": {"cards": {"number": 1}}}}),
+                json!({"other": {"customer": {"cards": {"number": 1}}}}),
+            ),
+            // wildcard segment
+            (
+                json!({"order": {"a": {"cvv": 1}, "b": {"cvv": 2, "n": 3}}}),
+                json!({"order": {"a": {"cvv": "[FILTERED]"}, "b": {"cvv": "[FILTERED]", "n": 3}}}),
+            ),
+            // case-insensitive, whole subtree masked
+            (
+                json!({"META": {"internal": {"deep": 1}}, "number": 5}),
+                json!({"META": {"internal": "[FILTERED]"}, "number": 5}),
+            ),
+            // a path rule does not match a key alone
+            (
+                json!({"number": 1, "cvv": 2}),
+                json!({"number": 1, "cvv": 2}),
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(filter.filtered(&input), expected, "input {input}");
+        }
+        assert!(filter.is_sensitive_path(&["customer", "cards", "number"]));
+        assert!(filter.is_sensitive_path(&["Customer", "CARDS", "number", "below"]));
+        assert!(!filter.is_sensitive_path(&["customer", "cards"]));
+        assert!(!filter.is_sensitive_key("number"));
+        assert!(filter.is_sensitive_path(&["order", "anything", "cvv"]));
+    }
+
+    #[test]
+    fn regex_rules() {
+        let filter =
+            ParameterFilter::new(["/^api[-_]?key$/i", "/^X-Secret/"], DEFAULT_FILTER_MASK).unwrap();
+        let cases: &[(&str, bool)] = &[
+            ("api_key", true),
+            ("API-KEY", true),
+            ("apikey", true),
+            ("my_api_key", false),
+            ("X-Secret-Header", true),
+            ("x-secret-header", false), // no `i` flag
+            ("name", false),
+        ];
+        for &(key, expected) in cases {
+            assert_eq!(filter.is_sensitive_key(key), expected, "key {key:?}");
+        }
+        assert_eq!(
+            filter.filtered(&json!({"outer": {"ApiKey": "k", "v": 1}})),
+            json!({"outer": {"ApiKey": "[FILTERED]", "v": 1}})
+        );
+        // a regex containing dots is still a regex, not a path
+        let dotted = ParameterFilter::new([r"/^a\.b$/"], "*").unwrap();
+        assert!(matches!(dotted.rules()[0], FilterRule::KeyPattern(_)));
+        assert!(dotted.is_sensitive_key("a.b"));
+    }
+
+    #[test]
+    fn rule_kinds_are_parsed() {
+        let filter = ParameterFilter::new(["token", "a.b", "/x/i"], "*").unwrap();
+        assert!(matches!(&filter.rules()[0], FilterRule::KeySubstring(s) if s == "token"));
+        assert!(matches!(&filter.rules()[1], FilterRule::Path(p) if p == &["a", "b"]));
+        assert!(matches!(&filter.rules()[2], FilterRule::KeyPattern(_)));
+    }
+
+    #[test]
+    fn invalid_inputs_are_typed_errors() {
+        let cases: Vec<(Vec<&str>, &str, FilterError)> = vec![
+            (vec!["token", ""], "m", FilterError::EmptyRule { index: 1 }),
+            (vec!["  "], "m", FilterError::EmptyRule { index: 0 }),
+            (
+                vec!["a..b"],
+                "m",
+                FilterError::EmptyPathSegment {
+                    rule: "a..b".into(),
+                },
+            ),
+            (
+                vec![".a"],
+                "m",
+                FilterError::EmptyPathSegment { rule: ".a".into() },
+            ),
+            (vec!["token"], "", FilterError::EmptyMask),
+        ];
+        for (rules, mask, expected) in cases {
+            assert_eq!(
+                ParameterFilter::new(rules.clone(), mask).unwrap_err(),
+                expected,
+                "rules {rules:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_regex_names_rule_and_reason() {
+        for rule in ["/api[/", "/x/g", "//"] {
+            let error = ParameterFilter::new([rule], "m").unwrap_err();
+            match &error {
+                FilterError::InvalidRegex { rule: r, message } => {
+                    assert_eq!(r, rule);
+                    assert!(!message.is_empty() && !message.contains('\n'), "{message}");
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            let text = error.to_string();
+            assert!(text.contains(rule), "{text}");
+            assert!(text.contains("/pattern/i"), "{text}");
+        }
+    }
+
+    #[test]
+    fn custom_mask_and_fields() {
+        let filter =
+            ParameterFilter::new(DEFAULT_FILTER_PARAMETERS.iter().copied(), "***").unwrap();
+        assert_eq!(filter.mask(), "***");
+        assert_eq!(
+            filter.filtered(&json!({"token": "t"})),
+            json!({"token": "***"})
+        );
+        assert_eq!(filter.filter_field("access_token", "t"), "***");
+        assert!(matches!(
+            filter.filter_field("step_name", "s"),
+            Cow::Borrowed("s")
+        ));
+        assert_eq!(filter.filter_field("tasker.context.password", "p"), "***");
+        assert_eq!(filter.filter_field("tasker.step_name", "s"), "s");
+        let paths = ParameterFilter::new(["ctx.card"], "#").unwrap();
+        assert_eq!(paths.filter_field("ctx.card.number", "4111"), "#");
+        assert_eq!(paths.filter_field("card", "4111"), "4111");
+    }
+
+    #[test]
+    fn none_filters_nothing() {
+        let filter = ParameterFilter::none();
+        assert!(filter.is_empty());
+        assert_eq!(filter.mask(), DEFAULT_FILTER_MASK);
+        let value = json!({"password": "p"});
+        assert_eq!(filter.filtered(&value), value);
+        assert_eq!(filter.filter_field("password", "p"), "p");
+    }
+
+    #[test]
+    fn from_rules_degenerate_rules_are_harmless() {
+        let filter = ParameterFilter::from_rules(
+            vec![
+                FilterRule::KeySubstring(String::new()),
+                FilterRule::Path(Vec::new()),
+            ],
+            "",
+        );
+        assert!(filter.is_empty());
+        assert_eq!(filter.mask(), DEFAULT_FILTER_MASK);
+        assert!(!filter.is_sensitive_key("anything"));
+        assert_eq!(filter.rules().len(), 2);
+    }
+}

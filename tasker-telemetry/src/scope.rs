@@ -1,0 +1,554 @@
+//! Task and step scopes: the instrumentation core that `#[step_handler]`, the workflow runner and
+//! hand-written hosts drive.
+//!
+//! A [`TaskScope`] stands for one run of a workflow; a [`StepScope`] for one step of it; a
+//! [`StepAttempt`] for one call of the step's `process()`. Each publishes its lifecycle events with
+//! full payloads, building a payload only when someone listens. When telemetry is switched off
+//! ([`set_enabled(false)`](crate::set_enabled)) starting an attempt costs one relaxed atomic load
+//! and a branch.
+
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::event::{EventName, names};
+use crate::payload::{ErrorPayload, Payload, StepPayload, TaskPayload};
+use crate::telemetry::{Telemetry, is_enabled};
+use crate::timestamp::Timestamp;
+
+/// A failure as events report it: message, error class and optional backtrace.
+///
+/// ```
+/// use tasker_telemetry::scope::Failure;
+///
+/// let err = std::io::Error::new(std::io::ErrorKind::TimedOut, "gateway timed out");
+/// let failure = Failure::from_error(&err);
+/// assert_eq!(failure.message(), "gateway timed out");
+/// assert_eq!(failure.class(), "std::io::error::Error");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    message: Arc<str>,
+    class: Cow<'static, str>,
+    backtrace: Option<Arc<str>>,
+}
+
+impl Failure {
+    /// A failure with an explicit message and class.
+    pub fn new(message: impl Into<Arc<str>>, class: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            message: message.into(),
+            class: class.into(),
+            backtrace: None,
+        }
+    }
+
+    /// A failure from an error value: its `Display` text, and its concrete type's name as the class.
+    pub fn from_error<E: std::error::Error + ?Sized>(error: &E) -> Self {
+        Self::new(error.to_string(), std::any::type_name::<E>())
+    }
+
+    /// Attaches a backtrace.
+    pub fn with_backtrace(mut self, backtrace: impl Into<Arc<str>>) -> Self {
+        self.backtrace = Some(backtrace.into());
+        self
+    }
+
+    /// The error's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The error's class (type name, or `panic`).
+    pub fn class(&self) -> &str {
+        &self.class
+    }
+
+    /// The captured backtrace, if any.
+    pub fn backtrace(&self) -> Option<&str> {
+        self.backtrace.as_deref()
+    }
+}
+
+/// Step counts of a task, reported by task-level events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StepCounts {
+    /// Steps in the task.
+    pub total: u64,
+    /// Steps completed.
+    pub completed: u64,
+    /// Steps failed for good.
+    pub failed: u64,
+    /// Steps not yet run.
+    pub pending: u64,
+}
+
+struct TaskInner {
+    telemetry: Telemetry,
+    id: Arc<str>,
+    name: Arc<str>,
+    context: Option<serde_json::Value>,
+    filtered_context: OnceLock<Arc<serde_json::Value>>,
+    started: Instant,
+    started_at: Timestamp,
+}
+
+/// One task (one run of a workflow) being instrumented.
+///
+/// ```
+/// use tasker_telemetry::scope::{StepCounts, TaskScope};
+/// use tasker_telemetry::Telemetry;
+///
+/// let telemetry = Telemetry::new(Default::default())?;
+/// let task = TaskScope::new(&telemetry, "42", "order_processing")
+///     .with_context(serde_json::json!({"cart_id": 7, "api_token": "s3cr3t"}));
+/// task.start();
+/// let step = task.step("42-1", "fetch_cart").with_retry_limit(3);
+/// let attempt = step.attempt(1);
+/// attempt.complete(&serde_json::json!({"items": 2}));
+/// task.complete(StepCounts { total: 1, completed: 1, ..Default::default() });
+/// # Ok::<(), tasker_telemetry::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct TaskScope {
+    inner: Arc<TaskInner>,
+}
+
+impl std::fmt::Debug for TaskScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskScope")
+            .field("id", &self.inner.id)
+            .field("name", &self.inner.name)
+            .finish()
+    }
+}
+
+impl TaskScope {
+    /// A scope for task `id` of workflow `name`. Publishes nothing by itself.
+    pub fn new(telemetry: &Telemetry, id: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
+        Self {
+            inner: Arc::new(TaskInner {
+                telemetry: telemetry.clone(),
+                id: id.into(),
+                name: name.into(),
+                context: None,
+                filtered_context: OnceLock::new(),
+                started: Instant::now(),
+                started_at: Timestamp::now(),
+            }),
+        }
+    }
+
+    /// Attaches the task's context; payloads carry it after the parameter filter.
+    pub fn with_context(mut self, context: serde_json::Value) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.context = Some(context);
+                inner.filtered_context = OnceLock::new();
+                self
+            }
+            // Already shared by a step scope: keep those consistent by building a fresh task.
+            None => {
+                let mut fresh = Self::new(
+                    &self.inner.telemetry,
+                    self.inner.id.clone(),
+                    self.inner.name.clone(),
+                );
+                if let Some(inner) = Arc::get_mut(&mut fresh.inner) {
+                    inner.context = Some(context);
+                }
+                fresh
+            }
+        }
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The task's workflow name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The telemetry this task reports to.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
+    }
+
+    /// Time since the scope was created (monotonic clock).
+    pub fn elapsed(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// The task's context after the parameter filter (filtered once, on first use).
+    pub fn filtered_context(&self) -> Option<Arc<serde_json::Value>> {
+        let raw = self.inner.context.as_ref()?;
+        Some(
+            self.inner
+                .filtered_context
+                .get_or_init(|| Arc::new(self.inner.telemetry.filter().filtered(raw)))
+                .clone(),
+        )
+    }
+
+    /// A task payload with the identifying keys, start time and filtered context.
+    pub fn payload(&self) -> TaskPayload {
+        let mut p = TaskPayload::new(self.inner.id.clone(), self.inner.name.clone());
+        p.started_at = Some(self.inner.started_at);
+        p.context = self.filtered_context();
+        p
+    }
+
+    fn payload_with(&self, counts: Option<StepCounts>, finished: bool) -> TaskPayload {
+        let mut p = self.payload();
+        if let Some(c) = counts {
+            p.total_steps = Some(c.total);
+            p.completed_steps = Some(c.completed);
+            p.failed_steps = Some(c.failed);
+            p.pending_steps = Some(c.pending);
+        }
+        if finished {
+            p.completed_at = Some(Timestamp::now());
+            p.execution_duration = Some(self.elapsed().as_secs_f64());
+        }
+        p
+    }
+
+    /// Publishes `event` with a payload built from this task, only if telemetry is on and someone
+    /// listens. The runner uses this for orchestration events.
+    pub fn publish<P: Into<Payload>>(
+        &self,
+        event: EventName,
+        build: impl FnOnce(&TaskScope) -> P,
+    ) -> bool {
+        is_enabled()
+            && self
+                .inner
+                .telemetry
+                .publisher()
+                .publish_with(event, || build(self))
+    }
+
+    /// Publishes `task.initialize_requested`.
+    pub fn initialize(&self) {
+        self.publish(names::TASK_INITIALIZE_REQUESTED, |t| {
+            t.payload_with(None, false)
+        });
+    }
+
+    /// Publishes `task.start_requested`.
+    pub fn start(&self) {
+        self.publish(names::TASK_START_REQUESTED, |t| t.payload_with(None, false));
+    }
+
+    /// Publishes `task.completed` with the step counts and the task's duration.
+    pub fn complete(&self, counts: StepCounts) {
+        self.publish(names::TASK_COMPLETED, |t| {
+            t.payload_with(Some(counts), true)
+        });
+    }
+
+    /// Publishes `task.failed` with the error and the task's duration.
+    pub fn fail(&self, failure: &Failure, counts: StepCounts) {
+        let _ = counts;
+        self.publish(names::TASK_FAILED, |t| {
+            let mut p = ErrorPayload::for_task(
+                t.inner.id.clone(),
+                t.inner.name.clone(),
+                failure.message.clone(),
+                failure.class.clone(),
+            );
+            p.backtrace = failure.backtrace.clone();
+            p.started_at = Some(t.inner.started_at);
+            p.completed_at = Some(Timestamp::now());
+            p.execution_duration = Some(t.elapsed().as_secs_f64());
+            p
+        });
+    }
+
+    /// Publishes `task.cancelled` with the step counts.
+    pub fn cancel(&self, counts: StepCounts) {
+        self.publish(names::TASK_CANCELLED, |t| {
+            t.payload_with(Some(counts), true)
+        });
+    }
+
+    /// A scope for one step of this task.
+    pub fn step(&self, id: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> StepScope {
+        StepScope {
+            task: self.clone(),
+            id: id.into(),
+            name: name.into(),
+            retry_limit: 1,
+            inputs: None,
+            filtered_inputs: OnceLock::new(),
+        }
+    }
+}
+
+/// One step of a task; start an attempt for each call of `process()`.
+#[derive(Debug)]
+pub struct StepScope {
+    task: TaskScope,
+    id: Arc<str>,
+    name: Arc<str>,
+    retry_limit: u32,
+    inputs: Option<serde_json::Value>,
+    filtered_inputs: OnceLock<Arc<serde_json::Value>>,
+}
+
+impl StepScope {
+    /// Sets how many attempts the step may make in all (default 1).
+    pub fn with_retry_limit(mut self, retry_limit: u32) -> Self {
+        self.retry_limit = retry_limit;
+        self
+    }
+
+    /// Attaches the step's inputs; payloads carry them after the parameter filter.
+    pub fn with_inputs(mut self, inputs: serde_json::Value) -> Self {
+        self.inputs = Some(inputs);
+        self.filtered_inputs = OnceLock::new();
+        self
+    }
+
+    /// The owning task.
+    pub fn task(&self) -> &TaskScope {
+        &self.task
+    }
+
+    /// The step's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The step's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many attempts the step may make.
+    pub fn retry_limit(&self) -> u32 {
+        self.retry_limit
+    }
+
+    fn filtered_inputs(&self) -> Option<Arc<serde_json::Value>> {
+        let raw = self.inputs.as_ref()?;
+        Some(
+            self.filtered_inputs
+                .get_or_init(|| Arc::new(self.task.inner.telemetry.filter().filtered(raw)))
+                .clone(),
+        )
+    }
+
+    /// A step payload for `attempt_number` with the identifying keys and filtered inputs.
+    pub fn payload(&self, attempt_number: u32) -> StepPayload {
+        let task = &self.task.inner;
+        let mut p = StepPayload::new(
+            task.id.clone(),
+            task.name.clone(),
+            self.id.clone(),
+            self.name.clone(),
+        );
+        p.attempt_number = attempt_number;
+        p.retry_limit = self.retry_limit;
+        p.inputs = self.filtered_inputs();
+        p
+    }
+
+    /// Publishes `event` with a payload built from this step, only if telemetry is on and someone
+    /// listens.
+    pub fn publish<P: Into<Payload>>(
+        &self,
+        event: EventName,
+        build: impl FnOnce(&StepScope) -> P,
+    ) -> bool {
+        is_enabled()
+            && self
+                .task
+                .inner
+                .telemetry
+                .publisher()
+                .publish_with(event, || build(self))
+    }
+
+    /// Starts attempt `attempt_number` (from 1): publishes `step.before_handle` and starts the
+    /// monotonic clock. Finish it with [`StepAttempt::complete`], [`StepAttempt::fail`] or
+    /// [`StepAttempt::finish`].
+    #[inline]
+    pub fn attempt(&self, attempt_number: u32) -> StepAttempt<'_> {
+        if !is_enabled() {
+            return StepAttempt {
+                scope: self,
+                attempt_number,
+                started: None,
+            };
+        }
+        self.begin(attempt_number)
+    }
+
+    #[inline(never)]
+    fn begin(&self, attempt_number: u32) -> StepAttempt<'_> {
+        let started = Instant::now();
+        self.task
+            .inner
+            .telemetry
+            .publisher()
+            .publish_with(names::STEP_BEFORE_HANDLE, || {
+                let mut p = self.payload(attempt_number);
+                p.started_at = Some(Timestamp::now());
+                p
+            });
+        StepAttempt {
+            scope: self,
+            attempt_number,
+            started: Some(started),
+        }
+    }
+}
+
+/// One call of a step's `process()`, from start to outcome.
+///
+/// Dropping an attempt without an outcome reports it: during a panic as `step.failed` with error
+/// class `panic`; otherwise (a cancelled future) as `step.cancelled`.
+#[derive(Debug)]
+#[must_use = "finish the attempt with complete(), fail() or finish()"]
+pub struct StepAttempt<'s> {
+    scope: &'s StepScope,
+    attempt_number: u32,
+    /// `None` when telemetry was off at the start, or once an outcome was reported.
+    started: Option<Instant>,
+}
+
+impl StepAttempt<'_> {
+    /// Which attempt this is.
+    pub fn attempt_number(&self) -> u32 {
+        self.attempt_number
+    }
+
+    /// Reports success: publishes `step.completed` with the duration and the filtered results.
+    #[inline]
+    pub fn complete<T: Serialize + ?Sized>(mut self, result: &T) {
+        if let Some(started) = self.started.take() {
+            self.report_success(started.elapsed(), result);
+        }
+    }
+
+    /// Reports failure with an error value: publishes `step.failed`.
+    #[inline]
+    pub fn fail<E: std::error::Error + ?Sized>(mut self, error: &E) {
+        if let Some(started) = self.started.take() {
+            self.report_failure(started.elapsed(), &Failure::from_error(error));
+        }
+    }
+
+    /// Reports failure with an explicit [`Failure`]: publishes `step.failed`.
+    pub fn fail_with(mut self, failure: &Failure) {
+        if let Some(started) = self.started.take() {
+            self.report_failure(started.elapsed(), failure);
+        }
+    }
+
+    /// Reports whichever outcome `result` holds.
+    #[inline]
+    pub fn finish<T: Serialize, E: std::error::Error>(self, result: &Result<T, E>) {
+        match result {
+            Ok(value) => self.complete(value),
+            Err(error) => self.fail(error),
+        }
+    }
+
+    fn report_success<T: Serialize + ?Sized>(&self, elapsed: Duration, result: &T) {
+        let scope = self.scope;
+        scope
+            .task
+            .inner
+            .telemetry
+            .publisher()
+            .publish_with(names::STEP_COMPLETED, || {
+                let mut p = self.timed_payload(elapsed);
+                p.step_results = match serde_json::to_value(result) {
+                    Ok(v) => Some(Arc::new(scope.task.inner.telemetry.filter().filtered(&v))),
+                    Err(_) => None,
+                };
+                p
+            });
+    }
+
+    #[cold]
+    fn report_failure(&self, elapsed: Duration, failure: &Failure) {
+        let scope = self.scope;
+        scope
+            .task
+            .inner
+            .telemetry
+            .publisher()
+            .publish_with(names::STEP_FAILED, || {
+                let task = &scope.task.inner;
+                let mut p = ErrorPayload::for_task(
+                    task.id.clone(),
+                    task.name.clone(),
+                    failure.message.clone(),
+                    failure.class.clone(),
+                );
+                let completed_at = Timestamp::now();
+                p.step_id = Some(scope.id.clone());
+                p.step_name = Some(scope.name.clone());
+                p.backtrace = failure.backtrace.clone();
+                p.attempt_number = Some(self.attempt_number);
+                p.retry_limit = Some(scope.retry_limit);
+                p.started_at = Some(started_at(completed_at, elapsed));
+                p.completed_at = Some(completed_at);
+                p.execution_duration = Some(elapsed.as_secs_f64());
+                p.inputs = scope.filtered_inputs();
+                p
+            });
+    }
+
+    fn timed_payload(&self, elapsed: Duration) -> StepPayload {
+        let completed_at = Timestamp::now();
+        let mut p = self.scope.payload(self.attempt_number);
+        p.started_at = Some(started_at(completed_at, elapsed));
+        p.completed_at = Some(completed_at);
+        p.execution_duration = Some(elapsed.as_secs_f64());
+        p
+    }
+}
+
+/// The attempt's start on the wall clock, derived at the end so that starting an attempt reads
+/// only the monotonic clock.
+fn started_at(completed_at: Timestamp, elapsed: Duration) -> Timestamp {
+    Timestamp::from(
+        completed_at
+            .as_system_time()
+            .checked_sub(elapsed)
+            .unwrap_or(completed_at.as_system_time()),
+    )
+}
+
+impl Drop for StepAttempt<'_> {
+    fn drop(&mut self) {
+        let Some(started) = self.started.take() else {
+            return;
+        };
+        let elapsed = started.elapsed();
+        if std::thread::panicking() {
+            let backtrace = std::backtrace::Backtrace::capture();
+            let mut failure = Failure::new("process() panicked", "panic");
+            if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+                failure = failure.with_backtrace(backtrace.to_string());
+            }
+            self.report_failure(elapsed, &failure);
+        } else {
+            self.scope
+                .task
+                .inner
+                .telemetry
+                .publisher()
+                .publish_with(names::STEP_CANCELLED, || self.timed_payload(elapsed));
+        }
+    }
+}

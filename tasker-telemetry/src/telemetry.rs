@@ -1,0 +1,147 @@
+//! The telemetry handle (configuration, filter and publisher together) and the global on/off
+//! switch.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::catalog;
+use crate::config::TelemetryConfig;
+use crate::error::Error;
+use crate::event::EventName;
+use crate::filter::ParameterFilter;
+use crate::publisher::Publisher;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+static GLOBAL: OnceLock<Telemetry> = OnceLock::new();
+
+/// Whether instrumentation is on. One relaxed atomic load: this is the whole cost of a
+/// `#[step_handler]` call when telemetry is off.
+#[inline(always)]
+pub fn is_enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Switches all instrumentation in the process on or off at run time.
+///
+/// ```
+/// tasker_telemetry::set_enabled(false);
+/// assert!(!tasker_telemetry::is_enabled());
+/// tasker_telemetry::set_enabled(true);
+/// ```
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+struct Inner {
+    config: TelemetryConfig,
+    filter: ParameterFilter,
+    publisher: Publisher,
+}
+
+/// Configuration, parameter filter and publisher: everything a scope needs to report.
+///
+/// Cheap to clone. Most programs use the process-wide instance set up by [`init`](crate::init)
+/// ([`Telemetry::global`]); tests and embedded hosts can build their own.
+///
+/// ```
+/// use tasker_telemetry::{Telemetry, TelemetryConfig};
+///
+/// let config = TelemetryConfig::builder().service_name("checkout").build()?;
+/// let telemetry = Telemetry::new(config)?;
+/// assert_eq!(telemetry.config().service_name, "checkout");
+/// # Ok::<(), tasker_telemetry::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("service_name", &self.inner.config.service_name)
+            .field("publisher", &self.inner.publisher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// Validates `config` and builds the filter and publisher it describes.
+    ///
+    /// Names in `filtered_events` must be catalog events or patterns matching at least one.
+    pub fn new(config: TelemetryConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let filter = config.parameter_filter()?;
+        let publisher = Publisher::new();
+        for pattern in &config.filtered_events {
+            let matched: Vec<EventName> = if pattern.contains('*') {
+                catalog::matching(pattern)
+            } else {
+                EventName::lookup(pattern).into_iter().collect()
+            };
+            if matched.is_empty() {
+                return Err(Error::UnknownFilteredEvent {
+                    name: pattern.clone(),
+                    suggestion: catalog::suggest(pattern),
+                });
+            }
+            for event in matched {
+                publisher.set_muted(event, true);
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                filter,
+                publisher,
+            }),
+        })
+    }
+
+    /// The process-wide instance: the one [`init`](crate::init) installed, or Tasker's defaults
+    /// if `init` was never called.
+    pub fn global() -> &'static Telemetry {
+        GLOBAL.get_or_init(Telemetry::fallback)
+    }
+
+    fn fallback() -> Telemetry {
+        let config = TelemetryConfig::default();
+        let filter = ParameterFilter::tasker_default();
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                filter,
+                publisher: Publisher::new(),
+            }),
+        }
+    }
+
+    /// Installs `self` as the process-wide instance; fails if one is already in place.
+    pub(crate) fn install_global(self) -> Result<&'static Telemetry, Error> {
+        let mut installed = false;
+        let global = GLOBAL.get_or_init(|| {
+            installed = true;
+            self
+        });
+        if installed {
+            Ok(global)
+        } else {
+            Err(Error::AlreadyInitialized)
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &TelemetryConfig {
+        &self.inner.config
+    }
+
+    /// The sensitive-data filter every sink applies.
+    pub fn filter(&self) -> &ParameterFilter {
+        &self.inner.filter
+    }
+
+    /// The event publisher.
+    pub fn publisher(&self) -> &Publisher {
+        &self.inner.publisher
+    }
+}

@@ -1,0 +1,172 @@
+//! Task and step scopes publish the lifecycle with full payloads, filtered.
+
+use std::sync::{Arc, Mutex};
+
+use tasker_telemetry::event::names;
+use tasker_telemetry::payload::{Payload, Value};
+use tasker_telemetry::scope::{Failure, StepCounts};
+use tasker_telemetry::{Event, TaskScope, Telemetry, subscriber};
+
+fn recorder(telemetry: &Telemetry, events: &[&str]) -> Arc<Mutex<Vec<Event>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    telemetry
+        .publisher()
+        .subscribe(
+            events,
+            subscriber::from_fn("recorder", move |e| sink.lock().unwrap().push(e.clone())),
+        )
+        .unwrap();
+    seen
+}
+
+#[derive(Debug)]
+struct GatewayTimeout;
+impl std::fmt::Display for GatewayTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("gateway timed out")
+    }
+}
+impl std::error::Error for GatewayTimeout {}
+
+#[test]
+fn step_attempts_publish_before_handle_then_outcome() {
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let seen = recorder(&telemetry, &["step.*", "task.*"]);
+    let task = TaskScope::new(&telemetry, "42", "order_processing")
+        .with_context(serde_json::json!({"cart_id": 7, "customer": {"email": "a@b.c"}}));
+    task.start();
+    let step = task
+        .step("42-2", "process_payment")
+        .with_retry_limit(3)
+        .with_inputs(serde_json::json!({"amount": 10, "card_token": "tok_live"}));
+
+    let first = step.attempt(1);
+    let result: Result<u32, GatewayTimeout> = Err(GatewayTimeout);
+    first.finish(&result);
+    let second = step.attempt(2);
+    second.complete(&serde_json::json!({"charge_id": "ch_1", "api_key": "sk_live"}));
+    task.complete(StepCounts {
+        total: 1,
+        completed: 1,
+        failed: 0,
+        pending: 0,
+    });
+
+    let events = seen.lock().unwrap().clone();
+    let order: Vec<&str> = events.iter().map(|e| e.name().as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "task.start_requested",
+            "step.before_handle",
+            "step.failed",
+            "step.before_handle",
+            "step.completed",
+            "task.completed"
+        ]
+    );
+
+    let failed = &events[2];
+    assert_eq!(
+        failed.get("error_message").and_then(|v| v.as_str()),
+        Some("gateway timed out")
+    );
+    assert!(
+        failed
+            .get("error_class")
+            .and_then(|v| v.as_str())
+            .unwrap()
+            .ends_with("GatewayTimeout")
+    );
+    assert_eq!(failed.get("attempt_number"), Some(Value::U64(1)));
+    assert_eq!(failed.get("retry_limit"), Some(Value::U64(3)));
+    assert!(
+        failed
+            .get("execution_duration")
+            .and_then(|v| v.as_f64())
+            .is_some()
+    );
+    let inputs = failed.get("inputs").unwrap();
+    assert_eq!(
+        inputs,
+        Value::Json(&serde_json::json!({"amount": 10, "card_token": "[FILTERED]"}))
+    );
+
+    let completed = &events[4];
+    assert_eq!(completed.get("attempt_number"), Some(Value::U64(2)));
+    let Payload::Step(p) = completed.payload() else {
+        panic!("step payload expected")
+    };
+    assert_eq!(
+        p.step_results.as_deref(),
+        Some(&serde_json::json!({"charge_id": "ch_1", "api_key": "[FILTERED]"}))
+    );
+    assert!(p.started_at.unwrap() <= p.completed_at.unwrap());
+
+    let done = &events[5];
+    assert_eq!(done.get("total_steps"), Some(Value::U64(1)));
+    let json = serde_json::to_value(done).unwrap();
+    assert_eq!(json["event_type"], "task.completed");
+    assert_eq!(json["context"]["customer"]["email"], "[FILTERED]");
+    assert!(json["timestamp"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn task_failure_and_cancel_publish_their_events() {
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let seen = recorder(&telemetry, &["task.failed", "task.cancelled"]);
+    let task = TaskScope::new(&telemetry, "7", "t");
+    task.fail(
+        &Failure::new("step charge failed for good", "StepFailed"),
+        StepCounts::default(),
+    );
+    task.cancel(StepCounts {
+        total: 3,
+        completed: 1,
+        failed: 0,
+        pending: 2,
+    });
+    let events = seen.lock().unwrap().clone();
+    assert_eq!(
+        events[0].get("error_class").and_then(|v| v.as_str()),
+        Some("StepFailed")
+    );
+    assert_eq!(events[1].get("pending_steps"), Some(Value::U64(2)));
+}
+
+#[test]
+fn a_panic_inside_process_is_reported_as_failed_with_class_panic() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let seen = recorder(&telemetry, &["step.failed"]);
+    let task = TaskScope::new(&telemetry, "1", "t");
+    let step = task.step("1-1", "explodes");
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _attempt = step.attempt(1);
+        panic!("boom");
+    }));
+    let _ = std::panic::take_hook();
+    assert!(outcome.is_err(), "the panic is not swallowed");
+    let events = seen.lock().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].get("error_class").and_then(|v| v.as_str()),
+        Some("panic")
+    );
+}
+
+#[test]
+fn an_abandoned_attempt_is_reported_as_cancelled() {
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let seen = recorder(
+        &telemetry,
+        &["step.cancelled", "step.completed", "step.failed"],
+    );
+    let task = TaskScope::new(&telemetry, "1", "t");
+    let step = task.step("1-1", "slow");
+    drop(step.attempt(1));
+    let events = seen.lock().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].name(), names::STEP_CANCELLED);
+}
