@@ -139,7 +139,9 @@ struct Inner {
 ///
 /// // The closure building the payload only runs because someone listens.
 /// publisher.publish_with(names::TASK_COMPLETED, || TaskPayload::new("42", "checkout"));
-/// publisher.publish_with(names::STEP_COMPLETED, || unreachable!("nobody listens to step.completed"));
+/// publisher.publish_with(names::STEP_COMPLETED, || -> TaskPayload {
+///     unreachable!("nobody listens to step.completed")
+/// });
 /// assert_eq!(seen.load(Ordering::Relaxed), 1);
 /// # Ok::<(), tasker_telemetry::publisher::SubscribeError>(())
 /// ```

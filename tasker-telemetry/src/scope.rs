@@ -530,11 +530,18 @@ fn started_at(completed_at: Timestamp, elapsed: Duration) -> Timestamp {
 }
 
 impl Drop for StepAttempt<'_> {
+    #[inline]
     fn drop(&mut self) {
-        let Some(started) = self.started.take() else {
-            return;
-        };
-        let elapsed = started.elapsed();
+        if let Some(started) = self.started.take() {
+            self.report_abandoned(started.elapsed());
+        }
+    }
+}
+
+impl StepAttempt<'_> {
+    #[cold]
+    #[inline(never)]
+    fn report_abandoned(&self, elapsed: Duration) {
         if std::thread::panicking() {
             let backtrace = std::backtrace::Backtrace::capture();
             let mut failure = Failure::new("process() panicked", "panic");
@@ -543,12 +550,8 @@ impl Drop for StepAttempt<'_> {
             }
             self.report_failure(elapsed, &failure);
         } else {
-            self.scope
-                .task
-                .inner
-                .telemetry
-                .publisher()
-                .publish_with(names::STEP_CANCELLED, || self.timed_payload(elapsed));
+            let publisher = self.scope.task.inner.telemetry.publisher();
+            publisher.publish_with(names::STEP_CANCELLED, || self.timed_payload(elapsed));
         }
     }
 }
