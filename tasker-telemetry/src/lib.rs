@@ -55,6 +55,11 @@ pub use subscriber::Subscriber;
 pub use telemetry::{Telemetry, is_enabled, set_enabled};
 pub use timestamp::Timestamp;
 
+/// The README's examples, compiled and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// What the macros' generated code needs. Not a public API: names here may change in any release.
 #[doc(hidden)]
 pub mod __private {

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, then runs them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Tools the tests need beyond the pinned Rust toolchain. (Later milestones add the Debian
+# `prometheus` package and an OTLP receiver here.)
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "scripts/test.sh: cargo is not on PATH; install Rust 1.95.0 (rustup) first" >&2
+  exit 1
+fi
+
+cargo test --workspace
+
+# The examples are part of the suite: they must run, not only compile.
+cargo run --quiet --example quickstart >/dev/null
+cargo run --quiet --example catalog >/dev/null
+cargo run --quiet --example catalog -- --json >/dev/null
+echo "scripts/test.sh: examples ran"
