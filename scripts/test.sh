@@ -10,10 +10,16 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace 2>&1 | tee "$log"
 
 # The examples are part of the suite: they must run, not only compile.
 cargo run --quiet --example quickstart >/dev/null
 cargo run --quiet --example catalog >/dev/null
 cargo run --quiet --example catalog -- --json >/dev/null
 echo "scripts/test.sh: examples ran"
+
+# One closing line for the whole suite (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
