@@ -119,7 +119,12 @@ fn task_failure_and_cancel_publish_their_events() {
     let task = TaskScope::new(&telemetry, "7", "t");
     task.fail(
         &Failure::new("step charge failed for good", "StepFailed"),
-        StepCounts::default(),
+        StepCounts {
+            total: 3,
+            completed: 1,
+            failed: 1,
+            pending: 1,
+        },
     );
     task.cancel(StepCounts {
         total: 3,
@@ -128,6 +133,8 @@ fn task_failure_and_cancel_publish_their_events() {
         pending: 2,
     });
     let events = seen.lock().unwrap().clone();
+    assert_eq!(events[0].get("failed_steps"), Some(Value::U64(1)));
+    assert_eq!(events[0].get("total_steps"), Some(Value::U64(3)));
     assert_eq!(
         events[0].get("error_class").and_then(|v| v.as_str()),
         Some("StepFailed")

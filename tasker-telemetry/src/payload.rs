@@ -442,6 +442,22 @@ payload_struct! {
         #[ty = "json"]
         #[serde(skip_serializing_if = "Option::is_none")]
         pub inputs: Option<Arc<serde_json::Value>>,
+        /// Steps in the task (task-level failures).
+        #[ty = "integer"]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub total_steps: Option<u64>,
+        /// Steps completed before the failure (task-level failures).
+        #[ty = "integer"]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub completed_steps: Option<u64>,
+        /// Steps that failed for good (task-level failures).
+        #[ty = "integer"]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub failed_steps: Option<u64>,
+        /// Steps never run (task-level failures).
+        #[ty = "integer"]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub pending_steps: Option<u64>,
     }
 }
 
@@ -467,6 +483,10 @@ impl ErrorPayload {
             completed_at: None,
             execution_duration: None,
             inputs: None,
+            total_steps: None,
+            completed_steps: None,
+            failed_steps: None,
+            pending_steps: None,
         }
     }
 

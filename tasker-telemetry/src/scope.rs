@@ -254,20 +254,30 @@ impl TaskScope {
 
     /// Publishes `task.failed` with the error and the task's duration.
     pub fn fail(&self, failure: &Failure, counts: StepCounts) {
-        let _ = counts;
         self.publish(names::TASK_FAILED, |t| {
-            let mut p = ErrorPayload::for_task(
-                t.inner.id.clone(),
-                t.inner.name.clone(),
-                failure.message.clone(),
-                failure.class.clone(),
-            );
-            p.backtrace = failure.backtrace.clone();
+            let completed_at = Timestamp::now();
+            let mut p = t.error_payload(failure, completed_at);
             p.started_at = Some(t.inner.started_at);
-            p.completed_at = Some(Timestamp::now());
             p.execution_duration = Some(t.elapsed().as_secs_f64());
+            p.total_steps = Some(counts.total);
+            p.completed_steps = Some(counts.completed);
+            p.failed_steps = Some(counts.failed);
+            p.pending_steps = Some(counts.pending);
             p
         });
+    }
+
+    /// A failure payload for this task, ending at `completed_at`.
+    fn error_payload(&self, failure: &Failure, completed_at: Timestamp) -> ErrorPayload {
+        let mut p = ErrorPayload::for_task(
+            self.inner.id.clone(),
+            self.inner.name.clone(),
+            failure.message.clone(),
+            failure.class.clone(),
+        );
+        p.backtrace = failure.backtrace.clone();
+        p.completed_at = Some(completed_at);
+        p
     }
 
     /// Publishes `task.cancelled` with the step counts.
@@ -487,21 +497,13 @@ impl StepAttempt<'_> {
             .telemetry
             .publisher()
             .publish_with(names::STEP_FAILED, || {
-                let task = &scope.task.inner;
-                let mut p = ErrorPayload::for_task(
-                    task.id.clone(),
-                    task.name.clone(),
-                    failure.message.clone(),
-                    failure.class.clone(),
-                );
                 let completed_at = Timestamp::now();
+                let mut p = scope.task.error_payload(failure, completed_at);
                 p.step_id = Some(scope.id.clone());
                 p.step_name = Some(scope.name.clone());
-                p.backtrace = failure.backtrace.clone();
                 p.attempt_number = Some(self.attempt_number);
                 p.retry_limit = Some(scope.retry_limit);
                 p.started_at = Some(started_at(completed_at, elapsed));
-                p.completed_at = Some(completed_at);
                 p.execution_duration = Some(elapsed.as_secs_f64());
                 p.inputs = scope.filtered_inputs();
                 p
