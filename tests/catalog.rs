@@ -25,6 +25,7 @@ inventory::submit! {
         events: &["step.failed", "task.*"],
         file: file!(),
         line: line!(),
+        constructor: None,
     }
 }
 

@@ -1,8 +1,16 @@
 //! Procedural macros for [`tasker-telemetry`](https://docs.rs/tasker-telemetry).
 //!
 //! Do not depend on this crate directly: `tasker-telemetry` re-exports every macro, and the
-//! generated code names only `::tasker_telemetry::__private` paths.
-//!
-//! The attribute macros (`#[step_handler]`, `#[subscribe_to]`, custom event declarations) are
-//! delivered by the macros milestone; this crate is already a workspace member so that the
-//! runtime can re-export them without a breaking change.
+//! generated code names only `::tasker_telemetry::__private` paths (or `crate = path`'s).
+
+mod catalog_names;
+mod subscribe_to;
+
+use proc_macro::TokenStream;
+
+/// Turns an inherent `impl` block into a subscriber of the named events. See
+/// `tasker_telemetry::subscribe_to` for the documentation.
+#[proc_macro_attribute]
+pub fn subscribe_to(args: TokenStream, input: TokenStream) -> TokenStream {
+    subscribe_to::expand(args.into(), input.into()).into()
+}

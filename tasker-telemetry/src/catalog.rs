@@ -79,7 +79,7 @@ pub struct HandlerDescriptor {
 }
 
 /// A subscriber, registered by `#[subscribe_to]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct SubscriberDescriptor {
     /// The subscriber's name.
     pub name: &'static str,
@@ -91,6 +91,12 @@ pub struct SubscriberDescriptor {
     pub file: &'static str,
     /// Source line of the declaration.
     pub line: u32,
+    /// Builds an instance to subscribe, for [`Publisher::subscribe_registered`]; `None` when the
+    /// subscriber is wired by hand.
+    ///
+    /// [`Publisher::subscribe_registered`]: crate::Publisher::subscribe_registered
+    #[serde(skip)]
+    pub constructor: Option<fn() -> std::sync::Arc<dyn crate::Subscriber>>,
 }
 
 /// A custom event declared in code and collected at link time (the macros emit these).

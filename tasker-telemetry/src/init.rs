@@ -34,10 +34,13 @@ pub fn init() -> Result<TelemetryGuard, Error> {
 }
 
 /// Sets up process-wide telemetry from `config` (apply [`TelemetryConfig::with_env`] first if the
-/// environment should override it).
+/// environment should override it), and subscribes every `#[subscribe_to]` subscriber the program
+/// links.
 pub fn init_with(config: TelemetryConfig) -> Result<TelemetryGuard, Error> {
     let enabled = config.enabled;
-    let telemetry = Telemetry::new(config)?.install_global()?;
+    let telemetry = Telemetry::new(config)?;
+    telemetry.publisher().subscribe_registered()?;
+    let telemetry = telemetry.install_global()?;
     set_enabled(enabled);
     Ok(TelemetryGuard { telemetry })
 }

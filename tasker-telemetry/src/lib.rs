@@ -55,6 +55,53 @@ pub use subscriber::Subscriber;
 pub use telemetry::{Telemetry, is_enabled, set_enabled};
 pub use timestamp::Timestamp;
 
+/// Makes an inherent `impl` block a [`Subscriber`] of the named events, and registers it.
+///
+/// Each event maps to a method `handle_<event with '.' as '_'>` taking `(&self, event: &Event)`:
+/// `"task.completed"` to `handle_task_completed`, `"observability.step.max_retries_reached"` to
+/// `handle_observability_step_max_retries_reached`. Namespace patterns name their method
+/// explicitly: `"step.*" => handle_step_event`. An event matched both by name and by a pattern
+/// goes to its named handler only; patterns are tried in the order written.
+///
+/// Checked at compile time, with the error on your token: a name in a built-in namespace that is
+/// not in the catalog (with the nearest valid name suggested), a missing handler method, a
+/// duplicate, an empty list, an argument that is not a string. A custom event name (outside the
+/// built-in namespaces) is checked when the subscriber is subscribed: an unknown one is an error
+/// naming it, never silently ignored.
+///
+/// Registration: the subscriber is listed in the [catalog](crate::catalog::subscribers) and
+/// [`Publisher::subscribe_registered`] (called by [`init`]) subscribes a `Default` instance of it.
+/// Write `register = false` to wire it by hand (required for generic subscribers); write
+/// `crate = path` when `tasker_telemetry` is reached through a re-export.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use tasker_telemetry::{subscribe_to, Event, Publisher};
+///
+/// #[derive(Default)]
+/// struct Pager {
+///     pages: AtomicU64,
+///     retries: AtomicU64,
+/// }
+///
+/// #[subscribe_to("task.failed", "observability.step.*" => handle_step_observation)]
+/// impl Pager {
+///     fn handle_task_failed(&self, _event: &Event) {
+///         self.pages.fetch_add(1, Ordering::Relaxed);
+///     }
+///
+///     fn handle_step_observation(&self, _event: &Event) {
+///         self.retries.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+///
+/// let publisher = Publisher::new();
+/// publisher.subscribe_registered()?;
+/// assert!(tasker_telemetry::catalog::subscribers().iter().any(|s| s.name == "Pager"));
+/// # Ok::<(), tasker_telemetry::publisher::SubscribeError>(())
+/// ```
+pub use tasker_telemetry_macros::subscribe_to;
+
 /// The README's examples, compiled and run as doc-tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
@@ -63,5 +110,35 @@ pub struct ReadmeDoctests;
 /// What the macros' generated code needs. Not a public API: names here may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::catalog::{CustomEventDeclaration, HandlerDescriptor, SubscriberDescriptor};
+    pub use crate::event::{Event, EventName, names};
+    pub use crate::subscriber::Subscriber;
     pub use inventory;
+    pub use std::sync::Arc;
+
+    /// Whether `name` matches a `namespace.*` pattern (patterns are validated by the macro).
+    #[inline]
+    pub fn pattern_matches(pattern: &str, name: EventName) -> bool {
+        crate::catalog::pattern_matches(pattern, name.as_str())
+    }
+
+    /// Whether the event has this (custom) name.
+    #[inline]
+    pub fn is_named(event: &Event, name: &str) -> bool {
+        event.name().as_str() == name
+    }
+
+    /// A subscriber type `#[subscribe_to]` can register: it builds itself with `Default`.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` must implement `Default` to be registered by #[subscribe_to]",
+        label = "this subscriber cannot be built by `Publisher::subscribe_registered`",
+        note = "derive or implement `Default`, or write #[subscribe_to(..., register = false)] and subscribe an instance yourself"
+    )]
+    pub trait RegisteredSubscriber: Subscriber + Default {}
+    impl<T: Subscriber + Default> RegisteredSubscriber for T {}
+
+    /// Builds a registered subscriber.
+    pub fn construct<T: RegisteredSubscriber>() -> Arc<dyn Subscriber> {
+        Arc::new(T::default())
+    }
 }

@@ -263,6 +263,30 @@ impl Publisher {
         })
     }
 
+    /// Subscribes every subscriber registered with `#[subscribe_to]` in the linked program (those
+    /// with a constructor), synchronously. [`init`](crate::init) calls this for the process-wide
+    /// publisher.
+    ///
+    /// All or nothing: if one registration names an event the catalog does not know, none is
+    /// subscribed and the error names it.
+    pub fn subscribe_registered(&self) -> Result<Vec<SubscriptionHandle>, SubscribeError> {
+        let registered: Vec<_> = catalog::subscribers()
+            .into_iter()
+            .filter_map(|d| d.constructor.map(|make| (d, make)))
+            .collect();
+        for (descriptor, _) in &registered {
+            for pattern in descriptor.events {
+                resolve(pattern)?;
+            }
+        }
+        registered
+            .into_iter()
+            .map(|(descriptor, make)| {
+                self.subscribe_arc(descriptor.events, make(), Delivery::Synchronous)
+            })
+            .collect()
+    }
+
     /// Whether anyone listens to `event` (one atomic load).
     #[inline]
     pub fn has_subscribers(&self, event: EventName) -> bool {

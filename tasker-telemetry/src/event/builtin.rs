@@ -170,18 +170,18 @@ builtin_events! {
     OBSERVABILITY_STEP_MAX_RETRIES_REACHED = "observability.step.max_retries_reached", Observability, Error, published(RUNNER),
         "A step used up its retry limit.";
 
-    TELEMETRY_CACHE_SYNCED = "tasker.telemetry.cache_synced", Telemetry, Fields,
+    TASKER_TELEMETRY_CACHE_SYNCED = "tasker.telemetry.cache_synced", Telemetry, Fields,
         reserved("Tasker syncs metrics through a shared Rails cache; each process here exposes its own registry to Prometheus"),
         "Metrics were synced to a shared cache.";
-    TELEMETRY_EXPORT_REQUESTED = "tasker.telemetry.export_requested", Telemetry, Fields, published(EXPORT),
+    TASKER_TELEMETRY_EXPORT_REQUESTED = "tasker.telemetry.export_requested", Telemetry, Fields, published(EXPORT),
         "A metrics export was requested.";
-    TELEMETRY_EXPORT_COMPLETED = "tasker.telemetry.export_completed", Telemetry, Fields, published(EXPORT),
+    TASKER_TELEMETRY_EXPORT_COMPLETED = "tasker.telemetry.export_completed", Telemetry, Fields, published(EXPORT),
         "A metrics export finished.";
-    TELEMETRY_EXPORT_FAILED = "tasker.telemetry.export_failed", Telemetry, Fields, published(EXPORT),
+    TASKER_TELEMETRY_EXPORT_FAILED = "tasker.telemetry.export_failed", Telemetry, Fields, published(EXPORT),
         "A metrics export failed.";
-    TELEMETRY_PLUGIN_REGISTERED = "tasker.telemetry.plugin_registered", Telemetry, Fields, published(EXPORT),
+    TASKER_TELEMETRY_PLUGIN_REGISTERED = "tasker.telemetry.plugin_registered", Telemetry, Fields, published(EXPORT),
         "An exporter plugin was registered.";
-    TELEMETRY_PLUGIN_UNREGISTERED = "tasker.telemetry.plugin_unregistered", Telemetry, Fields, published(EXPORT),
+    TASKER_TELEMETRY_PLUGIN_UNREGISTERED = "tasker.telemetry.plugin_unregistered", Telemetry, Fields, published(EXPORT),
         "An exporter plugin was unregistered.";
 
     PERFORMANCE_SLOW_OPERATION = "performance.slow_operation", Performance, Performance, published(MONITOR),

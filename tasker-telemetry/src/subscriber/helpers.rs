@@ -547,7 +547,7 @@ mod tests {
         assert_eq!(integer(&e, "missing", 9), 9);
         let mut f = crate::payload::Fields::new();
         f.insert("count", "12").insert("nan", f64::NAN);
-        let e = Event::new(names::TELEMETRY_EXPORT_COMPLETED, f);
+        let e = Event::new(names::TASKER_TELEMETRY_EXPORT_COMPLETED, f);
         assert_eq!(number(&e, "count", 0.0), 12.0, "numeric text parses");
         assert_eq!(number(&e, "nan", 3.0), 3.0);
     }

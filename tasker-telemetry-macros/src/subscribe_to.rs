@@ -1,0 +1,38 @@
+//! `#[subscribe_to(...)]`: parse the arguments, validate them against the catalog and the impl
+//! block, expand to a `Subscriber` implementation and a catalog registration.
+
+mod expand;
+mod parse;
+mod validate;
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+
+pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item: syn::Item = match syn::parse2(input.clone()) {
+        Ok(item) => item,
+        Err(e) => return with_errors(input, e),
+    };
+    let syn::Item::Impl(block) = item else {
+        let e = syn::Error::new_spanned(
+            &item,
+            "#[subscribe_to] goes on an inherent impl block: `#[subscribe_to(\"task.completed\")] impl MySubscriber { fn handle_task_completed(&self, event: &Event) { .. } }`",
+        );
+        return with_errors(input, e);
+    };
+    let args = match syn::parse2::<parse::Args>(args) {
+        Ok(args) => args,
+        Err(e) => return with_errors(block.into_token_stream(), e),
+    };
+    match validate::validate(args, &block) {
+        Ok(plan) => expand::expand(&block, &plan),
+        Err(e) => with_errors(block.into_token_stream(), e),
+    }
+}
+
+/// The user's item unchanged plus the errors, so that one mistake yields one error and no
+/// cascade about a missing item.
+fn with_errors(item: TokenStream, error: syn::Error) -> TokenStream {
+    let errors = error.to_compile_error();
+    quote::quote! { #item #errors }
+}

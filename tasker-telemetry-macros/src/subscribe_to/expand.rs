@@ -1,0 +1,73 @@
+//! The generated `Subscriber` implementation and catalog registration.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::ItemImpl;
+
+use super::validate::{Matcher, Plan};
+
+pub(crate) fn expand(block: &ItemImpl, plan: &Plan) -> TokenStream {
+    let krate = &plan.krate;
+    let self_ty = &block.self_ty;
+    let (impl_generics, _, where_clause) = block.generics.split_for_impl();
+
+    // Exact names first, then patterns in the order written: an event matched by both goes to
+    // its exact handler only.
+    let exact = plan
+        .routes
+        .iter()
+        .filter(|r| !matches!(r.matcher, Matcher::Pattern));
+    let patterns = plan
+        .routes
+        .iter()
+        .filter(|r| matches!(r.matcher, Matcher::Pattern));
+    let arms = exact.chain(patterns).map(|route| {
+        let method = &route.method;
+        let lit = &route.event;
+        let test = match &route.matcher {
+            Matcher::Builtin(constant) => quote!(name == #krate::__private::names::#constant),
+            Matcher::Custom => quote!(#krate::__private::is_named(event, #lit)),
+            Matcher::Pattern => quote!(#krate::__private::pattern_matches(#lit, name)),
+        };
+        // Spanned at the user's string so a handler with the wrong signature is reported there.
+        let call = quote_spanned!(lit.span()=> self.#method(event));
+        quote! {
+            if #test {
+                #call;
+                return;
+            }
+        }
+    });
+
+    let registration = plan.register.then(|| {
+        let events = plan.routes.iter().map(|r| &r.event);
+        let type_name = quote!(#self_ty).to_string().replace(' ', "");
+        quote! {
+            #krate::__private::inventory::submit! {
+                #krate::__private::SubscriberDescriptor {
+                    name: #type_name,
+                    type_path: ::core::concat!(::core::module_path!(), "::", #type_name),
+                    events: &[#(#events),*],
+                    file: ::core::file!(),
+                    line: ::core::line!(),
+                    constructor: ::core::option::Option::Some(#krate::__private::construct::<#self_ty>),
+                }
+            }
+        }
+    });
+
+    quote! {
+        #block
+
+        #[automatically_derived]
+        impl #impl_generics #krate::__private::Subscriber for #self_ty #where_clause {
+            fn on_event(&self, event: &#krate::__private::Event) {
+                let name = #krate::__private::Event::name(event);
+                #(#arms)*
+                let _ = name;
+            }
+        }
+
+        #registration
+    }
+}
