@@ -29,11 +29,15 @@ pub(crate) fn expand(block: &ItemImpl, plan: &Plan) -> TokenStream {
             Matcher::Custom => quote!(#krate::__private::is_named(event, #lit)),
             Matcher::Pattern => quote!(#krate::__private::pattern_matches(#lit, name)),
         };
-        // Spanned at the user's string so a handler with the wrong signature is reported there.
-        let call = quote_spanned!(lit.span()=> self.#method(event));
+        // Coerced to the handler signature at the user's `fn` name: a wrong signature is one
+        // error there, and the call below cannot fail on its own.
+        let handler = quote_spanned! {method.span()=>
+            let handler: fn(&Self, &#krate::__private::Event) = Self::#method;
+        };
         quote! {
             if #test {
-                #call;
+                #handler
+                handler(self, event);
                 return;
             }
         }

@@ -21,6 +21,7 @@ pub(crate) enum Matcher {
 pub(crate) struct Route {
     pub(crate) event: LitStr,
     pub(crate) matcher: Matcher,
+    /// The handler as the user defined it (its span is the user's `fn` name).
     pub(crate) method: Ident,
 }
 
@@ -62,11 +63,11 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
         None => !generic,
     };
 
-    let methods: HashSet<String> = block
+    let methods: Vec<&Ident> = block
         .items
         .iter()
         .filter_map(|item| match item {
-            ImplItem::Fn(f) => Some(f.sig.ident.to_string()),
+            ImplItem::Fn(f) => Some(&f.sig.ident),
             _ => None,
         })
         .collect();
@@ -109,7 +110,7 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
                 event.span(),
             ),
         };
-        if !methods.contains(&method.to_string()) {
+        let Some(defined) = methods.iter().find(|m| **m == &method) else {
             push(syn::Error::new(
                 method.span(),
                 format!(
@@ -117,11 +118,11 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
                 ),
             ));
             continue;
-        }
+        };
         routes.push(Route {
             event,
             matcher,
-            method,
+            method: (*defined).clone(),
         });
     }
 

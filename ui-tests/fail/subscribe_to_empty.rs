@@ -1,0 +1,9 @@
+use tasker_telemetry::subscribe_to;
+
+#[derive(Default)]
+struct Pager;
+
+#[subscribe_to()]
+impl Pager {}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use tasker_telemetry::{subscribe_to, Event};
+
+#[derive(Default)]
+struct Pager;
+
+#[subscribe_to("step.*")]
+impl Pager {
+    fn handle_step(&self, _event: &Event) {}
+}
+
+fn main() {}

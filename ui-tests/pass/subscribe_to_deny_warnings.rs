@@ -1,0 +1,23 @@
+// The expansion adds no warning to user code.
+#![deny(warnings)]
+
+use tasker_telemetry::{subscribe_to, Event};
+
+/// A documented subscriber.
+#[derive(Default)]
+pub struct Quiet;
+
+#[subscribe_to("task.completed", "observability.step.max_retries_reached")]
+impl Quiet {
+    /// Handles completions.
+    #[inline]
+    pub fn handle_task_completed(&self, _event: &Event) {}
+
+    /// Handles exhausted retries.
+    pub fn handle_observability_step_max_retries_reached(&self, _event: &Event) {}
+}
+
+fn main() {
+    let publisher = tasker_telemetry::Publisher::new();
+    assert_eq!(publisher.subscribe_registered().unwrap().len(), 1);
+}
