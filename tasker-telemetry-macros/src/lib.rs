@@ -4,6 +4,7 @@
 //! generated code names only `::tasker_telemetry::__private` paths (or `crate = path`'s).
 
 mod catalog_names;
+mod derive_event;
 mod subscribe_to;
 
 use proc_macro::TokenStream;
@@ -13,4 +14,10 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn subscribe_to(args: TokenStream, input: TokenStream) -> TokenStream {
     subscribe_to::expand(args.into(), input.into()).into()
+}
+
+/// Derives `EventPayload` for a custom event's payload struct. See `tasker_telemetry::Event`.
+#[proc_macro_derive(Event, attributes(event))]
+pub fn derive_event(input: TokenStream) -> TokenStream {
+    derive_event::expand(input.into()).into()
 }

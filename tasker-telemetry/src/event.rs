@@ -203,3 +203,37 @@ impl Serialize for Event {
         .serialize(serializer)
     }
 }
+
+/// A custom event's typed payload, implemented by `#[derive(Event)]`.
+///
+/// The derive checks the naming rules at compile time and registers the event, with its fields,
+/// in the catalog; [`Telemetry::publish_event`](crate::Telemetry::publish_event) publishes a
+/// value, serialising it (through the parameter filter) only when someone listens.
+///
+/// ```
+/// use tasker_telemetry::event::EventPayload;
+/// use tasker_telemetry::Event;
+///
+/// /// A payment went through.
+/// #[derive(serde::Serialize, Event)]
+/// #[event(name = "order.payment_processed")]
+/// struct PaymentProcessed {
+///     /// The order paid for.
+///     order_id: u64,
+///     /// The amount, in cents.
+///     amount_cents: u64,
+/// }
+///
+/// assert_eq!(PaymentProcessed::NAME, "order.payment_processed");
+/// let declared = tasker_telemetry::catalog::event("order.payment_processed").unwrap();
+/// assert_eq!(declared.description, "A payment went through.");
+/// assert_eq!(declared.fields[1].name, "amount_cents");
+/// ```
+pub trait EventPayload: Serialize {
+    /// The event's name.
+    const NAME: &'static str;
+
+    /// The event's catalog entry, resolved once and cached (`None` only if the declaration was
+    /// refused: see [`catalog::declaration_errors`](crate::catalog::declaration_errors)).
+    fn event_name() -> Option<EventName>;
+}

@@ -46,7 +46,7 @@ mod timestamp;
 
 pub use config::{ConfigError, TelemetryConfig};
 pub use error::Error;
-pub use event::{Event, EventName};
+pub use event::{Event, EventName, EventPayload};
 pub use filter::{FilterError, ParameterFilter};
 pub use init::{TelemetryGuard, init, init_with};
 pub use publisher::Publisher;
@@ -102,6 +102,17 @@ pub use timestamp::Timestamp;
 /// ```
 pub use tasker_telemetry_macros::subscribe_to;
 
+/// Derives [`EventPayload`] for a custom event's payload struct and registers the event.
+///
+/// `#[event(name = "namespace.event", description = "...")]` names it; the description defaults
+/// to the struct's doc comment, and each field's doc comment describes that field in the catalog.
+/// The naming rules are checked at compile time, at your string: the name contains a dot, and its
+/// namespace is not reserved (`task`, `step`, `workflow`, `observability`, `test`, `tasker`). A
+/// collision with another custom event is reported by
+/// [`catalog::declaration_errors`](crate::catalog::declaration_errors). Subscribe to it by path:
+/// `#[subscribe_to(PaymentProcessed)]` calls `handle_payment_processed`.
+pub use tasker_telemetry_macros::Event;
+
 /// The README's examples, compiled and run as doc-tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
@@ -111,10 +122,12 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::catalog::{CustomEventDeclaration, HandlerDescriptor, SubscriberDescriptor};
-    pub use crate::event::{Event, EventName, names};
+    pub use crate::event::{Event, EventName, EventPayload, names};
+    pub use crate::payload::FieldDescriptor;
     pub use crate::subscriber::Subscriber;
     pub use inventory;
     pub use std::sync::Arc;
+    pub use std::sync::OnceLock;
 
     /// Whether `name` matches a `namespace.*` pattern (patterns are validated by the macro).
     #[inline]

@@ -7,8 +7,9 @@ use std::sync::{Arc, OnceLock};
 use crate::catalog;
 use crate::config::TelemetryConfig;
 use crate::error::Error;
-use crate::event::EventName;
+use crate::event::{EventName, EventPayload};
 use crate::filter::ParameterFilter;
+use crate::payload::Fields;
 use crate::publisher::Publisher;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
@@ -143,5 +144,31 @@ impl Telemetry {
     /// The event publisher.
     pub fn publisher(&self) -> &Publisher {
         &self.inner.publisher
+    }
+
+    /// Publishes a custom event from its typed payload (see [`EventPayload`]). The payload is
+    /// serialised, and its fields filtered, only when someone listens and telemetry is on.
+    /// Returns whether anyone received it.
+    pub fn publish_event<E: EventPayload>(&self, payload: &E) -> bool {
+        let Some(name) = E::event_name() else {
+            return false;
+        };
+        if !is_enabled() {
+            return false;
+        }
+        self.inner.publisher.publish_with(name, || {
+            let mut value = serde_json::to_value(payload)
+                .unwrap_or_else(|e| serde_json::json!({ "serialization_error": e.to_string() }));
+            self.inner.filter.filter_in_place(&mut value);
+            match value {
+                serde_json::Value::Object(map) => Fields::from(map),
+                // A payload that is not a struct of fields still reaches subscribers, whole.
+                other => {
+                    let mut fields = Fields::new();
+                    fields.insert("value", other);
+                    fields
+                }
+            }
+        })
     }
 }

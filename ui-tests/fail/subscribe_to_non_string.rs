@@ -3,7 +3,7 @@ use tasker_telemetry::{subscribe_to, Event};
 #[derive(Default)]
 struct Pager;
 
-#[subscribe_to(task_completed)]
+#[subscribe_to(42)]
 impl Pager {
     fn handle_task_completed(&self, _event: &Event) {}
 }

@@ -26,7 +26,7 @@ pub(crate) fn expand(block: &ItemImpl, plan: &Plan) -> TokenStream {
         let lit = &route.event;
         let test = match &route.matcher {
             Matcher::Builtin(constant) => quote!(name == #krate::__private::names::#constant),
-            Matcher::Custom => quote!(#krate::__private::is_named(event, #lit)),
+            Matcher::Custom | Matcher::Typed => quote!(#krate::__private::is_named(event, #lit)),
             Matcher::Pattern => quote!(#krate::__private::pattern_matches(#lit, name)),
         };
         // Coerced to the handler signature at the user's `fn` name: a wrong signature is one

@@ -3,9 +3,17 @@
 use syn::parse::{Parse, ParseStream};
 use syn::{Ident, LitBool, LitStr, Token};
 
-/// One subscribed event: a name or pattern, and the method that handles it when given explicitly.
+/// What a subscription names.
+pub(crate) enum Target {
+    /// An event name or pattern, as a string.
+    Name(LitStr),
+    /// A custom event's payload type (`#[derive(Event)]`), by path.
+    Type(syn::Path),
+}
+
+/// One subscribed event, and the method that handles it when given explicitly.
 pub(crate) struct Subscription {
-    pub(crate) event: LitStr,
+    pub(crate) target: Target,
     pub(crate) method: Option<Ident>,
 }
 
@@ -15,7 +23,7 @@ pub(crate) struct Args {
     pub(crate) register: Option<LitBool>,
 }
 
-const EXPECTED: &str = "expected an event name string (\"task.completed\"), a pattern with its handler (\"step.*\" => handle_step_event), `register = false` or `crate = path`";
+const EXPECTED: &str = "expected an event name string (\"task.completed\"), a pattern with its handler (\"step.*\" => handle_step_event), a custom event type (PaymentProcessed), `register = false` or `crate = path`";
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
@@ -34,20 +42,29 @@ impl Parse for Args {
                 args.krate = Some(input.call(syn::Path::parse_mod_style)?);
             } else if input.peek(LitStr) {
                 let event: LitStr = input.parse()?;
-                let method = if input.peek(Token![=>]) {
-                    input.parse::<Token![=>]>()?;
-                    Some(input.parse::<Ident>()?)
+                let method = parse_method(input)?;
+                args.subscriptions.push(Subscription {
+                    target: Target::Name(event),
+                    method,
+                });
+            } else if input.peek(Ident) || input.peek(Token![::]) {
+                let path = input.call(syn::Path::parse_mod_style)?;
+                let assignment = input.peek(Token![=]) && !input.peek(Token![=>]);
+                if path.is_ident("register") && assignment {
+                    input.parse::<Token![=]>()?;
+                    if args.register.is_some() {
+                        return Err(syn::Error::new_spanned(path, "`register` is given twice"));
+                    }
+                    args.register = Some(input.parse()?);
+                } else if assignment {
+                    return Err(syn::Error::new_spanned(path, EXPECTED));
                 } else {
-                    None
-                };
-                args.subscriptions.push(Subscription { event, method });
-            } else if input.peek(Ident) && input.fork().parse::<Ident>()? == "register" {
-                let key: Ident = input.parse()?;
-                input.parse::<Token![=]>()?;
-                if args.register.is_some() {
-                    return Err(syn::Error::new_spanned(key, "`register` is given twice"));
+                    let method = parse_method(input)?;
+                    args.subscriptions.push(Subscription {
+                        target: Target::Type(path),
+                        method,
+                    });
                 }
-                args.register = Some(input.parse()?);
             } else {
                 return Err(input.error(EXPECTED));
             }
@@ -56,5 +73,14 @@ impl Parse for Args {
             }
         }
         Ok(args)
+    }
+}
+
+fn parse_method(input: ParseStream<'_>) -> syn::Result<Option<Ident>> {
+    if input.peek(Token![=>]) {
+        input.parse::<Token![=>]>()?;
+        Ok(Some(input.parse()?))
+    } else {
+        Ok(None)
     }
 }

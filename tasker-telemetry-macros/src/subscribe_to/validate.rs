@@ -2,10 +2,12 @@
 
 use std::collections::HashSet;
 
-use proc_macro2::Span;
-use syn::{Ident, ImplItem, ItemImpl, LitStr};
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote};
+use syn::spanned::Spanned;
+use syn::{Ident, ImplItem, ItemImpl};
 
-use super::parse::{Args, Subscription};
+use super::parse::{Args, Subscription, Target};
 use crate::catalog_names;
 
 /// How an event is matched at dispatch.
@@ -16,10 +18,13 @@ pub(crate) enum Matcher {
     Custom,
     /// A `namespace.*` or `*` pattern.
     Pattern,
+    /// A custom event's payload type: compared by its `EventPayload::NAME`.
+    Typed,
 }
 
 pub(crate) struct Route {
-    pub(crate) event: LitStr,
+    /// An expression for the event's name (`"task.completed"`, `<T as EventPayload>::NAME`).
+    pub(crate) event: TokenStream,
     pub(crate) matcher: Matcher,
     /// The handler as the user defined it (its span is the user's `fn` name).
     pub(crate) method: Ident,
@@ -72,9 +77,48 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
         })
         .collect();
 
+    let krate: syn::Path = args
+        .krate
+        .unwrap_or_else(|| syn::parse_quote!(::tasker_telemetry));
     let mut seen = HashSet::new();
     let mut routes = Vec::new();
-    for Subscription { event, method } in args.subscriptions {
+    for Subscription { target, method } in args.subscriptions {
+        let event = match target {
+            Target::Name(lit) => lit,
+            Target::Type(path) => {
+                let shown = path.to_token_stream().to_string().replace(' ', "");
+                if !seen.insert(shown.clone()) {
+                    push(syn::Error::new_spanned(
+                        &path,
+                        format!("`{shown}` is subscribed twice; list each event once"),
+                    ));
+                    continue;
+                }
+                let method = method.unwrap_or_else(|| {
+                    let last = path
+                        .segments
+                        .last()
+                        .map(|s| s.ident.to_string())
+                        .unwrap_or_default();
+                    Ident::new(&format!("handle_{}", snake_case(&last)), path.span())
+                });
+                let Some(defined) = methods.iter().find(|m| **m == &method) else {
+                    push(syn::Error::new(
+                        method.span(),
+                        format!(
+                            "`{shown}` is handled by a method `{method}` that this impl block does not define; add `fn {method}(&self, event: &tasker_telemetry::Event)`"
+                        ),
+                    ));
+                    continue;
+                };
+                routes.push(Route {
+                    event: quote!(<#path as #krate::__private::EventPayload>::NAME),
+                    matcher: Matcher::Typed,
+                    method: (*defined).clone(),
+                });
+                continue;
+            }
+        };
         let name = event.value();
         if !seen.insert(name.clone()) {
             push(syn::Error::new_spanned(
@@ -120,7 +164,7 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
             continue;
         };
         routes.push(Route {
-            event,
+            event: event.to_token_stream(),
             matcher,
             method: (*defined).clone(),
         });
@@ -130,9 +174,7 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
         Some(e) => Err(e),
         None => Ok(Plan {
             routes,
-            krate: args
-                .krate
-                .unwrap_or_else(|| syn::parse_quote!(::tasker_telemetry)),
+            krate,
             register,
         }),
     }
@@ -180,4 +222,20 @@ fn valid_name(name: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     })
+}
+
+/// `PaymentProcessed` to `payment_processed`.
+fn snake_case(ident: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in ident.trim_start_matches("r#").chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -1,0 +1,211 @@
+//! `#[derive(Event)]`: a custom event's payload struct. Parse the `#[event(...)]` attribute and
+//! doc comments, check the naming rules, expand to `EventPayload` and a catalog declaration.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{Data, DeriveInput, Fields, LitStr};
+
+use crate::catalog_names;
+
+/// Namespaces custom events may not use (the runtime's `catalog::RESERVED_NAMESPACES`).
+const RESERVED: &[&str] = &[
+    "task",
+    "step",
+    "workflow",
+    "observability",
+    "test",
+    "tasker",
+];
+
+struct Attrs {
+    name: Option<LitStr>,
+    description: Option<LitStr>,
+    krate: Option<syn::Path>,
+}
+
+pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    let input: DeriveInput = match syn::parse2(input) {
+        Ok(i) => i,
+        Err(e) => return e.to_compile_error(),
+    };
+    match derive(&input) {
+        Ok(tokens) => tokens,
+        Err(e) => e.to_compile_error(),
+    }
+}
+
+fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let mut errors: Option<syn::Error> = None;
+    let mut push = |e: syn::Error| match &mut errors {
+        Some(all) => all.combine(e),
+        None => errors = Some(e),
+    };
+
+    let attrs = parse_attrs(input)?;
+    let fields = match &input.data {
+        Data::Struct(s) => match &s.fields {
+            Fields::Named(named) => named.named.iter().collect::<Vec<_>>(),
+            Fields::Unit => Vec::new(),
+            Fields::Unnamed(_) => {
+                push(syn::Error::new_spanned(
+                    &input.ident,
+                    "#[derive(Event)] needs named fields (they become the event's payload keys)",
+                ));
+                Vec::new()
+            }
+        },
+        _ => {
+            push(syn::Error::new_spanned(
+                &input.ident,
+                "#[derive(Event)] goes on a struct with named fields (the event's payload)",
+            ));
+            Vec::new()
+        }
+    };
+    if !input.generics.params.is_empty() {
+        push(syn::Error::new_spanned(
+            &input.generics,
+            "#[derive(Event)] needs a concrete struct: one event name has one payload type",
+        ));
+    }
+    let Some(name) = attrs.name else {
+        return Err(syn::Error::new_spanned(
+            &input.ident,
+            "a custom event needs a name: add #[event(name = \"namespace.event\")]",
+        ));
+    };
+    if let Err(message) = check_name(&name.value()) {
+        push(syn::Error::new_spanned(&name, message));
+    }
+    let description = match attrs.description {
+        Some(d) => d.value(),
+        None => doc_text(&input.attrs),
+    };
+    if description.is_empty() {
+        push(syn::Error::new_spanned(
+            &input.ident,
+            "describe the event: a doc comment on the struct, or #[event(description = \"...\")]",
+        ));
+    }
+    if let Some(e) = errors {
+        return Err(e);
+    }
+
+    let krate = attrs
+        .krate
+        .unwrap_or_else(|| syn::parse_quote!(::tasker_telemetry));
+    let ident = &input.ident;
+    let field_descriptors = fields.iter().filter_map(|f| {
+        let key = f.ident.as_ref()?.to_string();
+        let key = key.strip_prefix("r#").unwrap_or(&key).to_owned();
+        let ty = &f.ty;
+        let ty = quote!(#ty).to_string().replace(' ', "");
+        let doc = doc_text(&f.attrs);
+        Some(quote!(#krate::__private::FieldDescriptor::new(#key, #ty, #doc)))
+    });
+    Ok(quote! {
+        #[automatically_derived]
+        impl #krate::__private::EventPayload for #ident {
+            const NAME: &'static str = #name;
+
+            fn event_name() -> ::core::option::Option<#krate::__private::EventName> {
+                static NAME: #krate::__private::OnceLock<::core::option::Option<#krate::__private::EventName>> =
+                    #krate::__private::OnceLock::new();
+                *NAME.get_or_init(|| #krate::__private::EventName::lookup(#name))
+            }
+        }
+
+        #krate::__private::inventory::submit! {
+            #krate::__private::CustomEventDeclaration {
+                name: #name,
+                description: #description,
+                fields: &[#(#field_descriptors),*],
+                file: ::core::file!(),
+                line: ::core::line!(),
+            }
+        }
+    })
+}
+
+fn parse_attrs(input: &DeriveInput) -> syn::Result<Attrs> {
+    let mut attrs = Attrs {
+        name: None,
+        description: None,
+        krate: None,
+    };
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
+        attr.parse_nested_meta(|meta| {
+            let slot_error = |what: &str| meta.error(format!("`{what}` is given twice"));
+            if meta.path.is_ident("name") {
+                if attrs.name.is_some() {
+                    return Err(slot_error("name"));
+                }
+                attrs.name = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("description") {
+                if attrs.description.is_some() {
+                    return Err(slot_error("description"));
+                }
+                attrs.description = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("crate") {
+                if attrs.krate.is_some() {
+                    return Err(slot_error("crate"));
+                }
+                attrs.krate = Some(meta.value()?.call(syn::Path::parse_mod_style)?);
+            } else {
+                return Err(meta.error("unknown argument; #[event] accepts `name = \"...\"`, `description = \"...\"` and `crate = path`"));
+            }
+            Ok(())
+        })?;
+    }
+    Ok(attrs)
+}
+
+/// The naming rules of custom events, as `catalog::register_event` applies them at run time.
+fn check_name(name: &str) -> Result<(), String> {
+    let Some((namespace, _)) = name.split_once('.') else {
+        return Err(format!(
+            "custom event name `{name}` must contain a dot, as in \"orders.fraud_flagged\""
+        ));
+    };
+    if !name.split('.').all(|s| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }) {
+        return Err(format!(
+            "custom event name `{name}` is malformed: dot-separated segments of A-Z, a-z, 0-9, '_' or '-'"
+        ));
+    }
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(namespace)) {
+        return Err(format!(
+            "custom event name `{name}` uses the reserved namespace `{namespace}`; reserved: {}",
+            RESERVED.join(", ")
+        ));
+    }
+    if catalog_names::is_builtin(name) {
+        return Err(format!(
+            "custom event name `{name}` collides with a built-in event"
+        ));
+    }
+    Ok(())
+}
+
+/// The doc comment's text, lines joined with spaces.
+fn doc_text(attrs: &[syn::Attribute]) -> String {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(nv) => match &nv.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => Some(s.value().trim().to_owned()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.join(" ")
+}

@@ -1,0 +1,9 @@
+use tasker_telemetry::Event;
+
+/// No name.
+#[derive(serde::Serialize, Event)]
+struct Nameless {
+    id: u64,
+}
+
+fn main() {}
