@@ -109,7 +109,7 @@ pub use tasker_telemetry_macros::subscribe_to;
 /// The naming rules are checked at compile time, at your string: the name contains a dot, and its
 /// namespace is not reserved (`task`, `step`, `workflow`, `observability`, `test`, `tasker`). A
 /// collision with another custom event is reported by
-/// [`catalog::declaration_errors`](crate::catalog::declaration_errors). Subscribe to it by path:
+/// [`catalog::declaration_errors`]. Subscribe to it by path:
 /// `#[subscribe_to(PaymentProcessed)]` calls `handle_payment_processed`.
 pub use tasker_telemetry_macros::Event;
 
