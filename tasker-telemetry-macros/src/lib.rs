@@ -5,9 +5,17 @@
 
 mod catalog_names;
 mod derive_event;
+mod step_handler;
 mod subscribe_to;
 
 use proc_macro::TokenStream;
+
+/// Makes a step handler from an impl block defining `process()`, or from a free function. See
+/// `tasker_telemetry::step_handler` for the documentation.
+#[proc_macro_attribute]
+pub fn step_handler(args: TokenStream, input: TokenStream) -> TokenStream {
+    step_handler::expand(args.into(), input.into()).into()
+}
 
 /// Turns an inherent `impl` block into a subscriber of the named events. See
 /// `tasker_telemetry::subscribe_to` for the documentation.

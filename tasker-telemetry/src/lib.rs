@@ -36,6 +36,7 @@ pub mod config;
 mod error;
 pub mod event;
 pub mod filter;
+pub mod handler;
 mod init;
 pub mod payload;
 pub mod publisher;
@@ -48,12 +49,66 @@ pub use config::{ConfigError, TelemetryConfig};
 pub use error::Error;
 pub use event::{Event, EventName, EventPayload};
 pub use filter::{FilterError, ParameterFilter};
+pub use handler::{Sequence, Step, StepError, StepHandler, Task};
 pub use init::{TelemetryGuard, init, init_with};
 pub use publisher::Publisher;
 pub use scope::{StepAttempt, StepScope, TaskScope};
 pub use subscriber::Subscriber;
 pub use telemetry::{Telemetry, is_enabled, set_enabled};
 pub use timestamp::Timestamp;
+
+/// Makes a step handler: you write `process()`, the framework owns `handle()`.
+///
+/// Two forms:
+/// - on the inherent `impl` block of a handler type that defines
+///   `fn process(&self, task: &Task, sequence: &Sequence, step: &Step) -> Result<T, E>` (sync or
+///   `async`, taking any of the three contexts in any order), it implements [`StepHandler`] for
+///   the type;
+/// - on a free function (`#[step_handler] async fn fetch_cart(task: &Task, step: &Step) ->
+///   Result<T, E>`), it also generates the handler type, named after the function (`FetchCart`).
+///
+/// `T` is `serde::Serialize` (the step's results); `E` is any `std::error::Error + 'static`, or
+/// [`StepError`]. The generated `handle()` publishes `step.before_handle`, runs `process()`, then
+/// publishes `step.completed` (duration and filtered results) or `step.failed` (message, the
+/// concrete error type's name as `error_class`, attempt number, retry limit). A panic in
+/// `process()` is published as `step.failed` with class `panic`, then resumed.
+///
+/// Arguments: `name = "..."` (default: the type's name in snake_case, or the function's name),
+/// `retry_limit = N` (the default limit of steps using this handler), `crate = path` (when
+/// `tasker_telemetry` is reached through a re-export). The handler is listed in the
+/// [catalog](crate::catalog::handlers) with its type, file and line.
+///
+/// ```
+/// use tasker_telemetry::{step_handler, Sequence, Step, StepHandler, Task, Telemetry};
+///
+/// #[derive(Debug)]
+/// struct OutOfStock(String);
+/// impl std::fmt::Display for OutOfStock {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         write!(f, "{} is out of stock", self.0)
+///     }
+/// }
+/// impl std::error::Error for OutOfStock {}
+///
+/// /// Checks every product of the cart.
+/// struct ValidateProducts;
+///
+/// #[step_handler(retry_limit = 3)]
+/// impl ValidateProducts {
+///     fn process(&self, task: &Task, _sequence: &Sequence, _step: &Step) -> Result<u64, OutOfStock> {
+///         let items = task.context()["items"].as_u64().unwrap_or(0);
+///         if items == 0 { Err(OutOfStock("everything".into())) } else { Ok(items) }
+///     }
+/// }
+///
+/// let task = Task::new(Telemetry::global(), "42", "order_processing", serde_json::json!({"items": 2}));
+/// let step = task.step("42-2", "validate_products");
+/// let output = ValidateProducts.handle(&task, &Default::default(), &step).now().unwrap();
+/// assert_eq!(output, Ok(serde_json::json!(2)));
+/// assert_eq!(ValidateProducts.name(), "validate_products");
+/// assert_eq!(ValidateProducts.retry_limit(), Some(3));
+/// ```
+pub use tasker_telemetry_macros::step_handler;
 
 /// Makes an inherent `impl` block a [`Subscriber`] of the named events, and registers it.
 ///
@@ -123,8 +178,12 @@ pub struct ReadmeDoctests;
 pub mod __private {
     pub use crate::catalog::{CustomEventDeclaration, HandlerDescriptor, SubscriberDescriptor};
     pub use crate::event::{Event, EventName, EventPayload, names};
+    pub use crate::handler::{
+        Handled, HandlerInfo, Sequence, Step, StepHandler, Task, instrument, instrument_async,
+    };
     pub use crate::payload::FieldDescriptor;
     pub use crate::subscriber::Subscriber;
+    pub use core::option::Option;
     pub use inventory;
     pub use std::sync::Arc;
     pub use std::sync::OnceLock;

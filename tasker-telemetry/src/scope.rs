@@ -184,6 +184,11 @@ impl TaskScope {
         self.inner.started.elapsed()
     }
 
+    /// The task's context as given (unfiltered), if any.
+    pub fn context(&self) -> Option<&serde_json::Value> {
+        self.inner.context.as_ref()
+    }
+
     /// The task's context after the parameter filter (filtered once, on first use).
     pub fn filtered_context(&self) -> Option<Arc<serde_json::Value>> {
         let raw = self.inner.context.as_ref()?;
@@ -293,7 +298,7 @@ impl TaskScope {
             task: self.clone(),
             id: id.into(),
             name: name.into(),
-            retry_limit: 1,
+            retry_limit: None,
             inputs: None,
             filtered_inputs: OnceLock::new(),
         }
@@ -306,15 +311,16 @@ pub struct StepScope {
     task: TaskScope,
     id: Arc<str>,
     name: Arc<str>,
-    retry_limit: u32,
+    retry_limit: Option<u32>,
     inputs: Option<serde_json::Value>,
     filtered_inputs: OnceLock<Arc<serde_json::Value>>,
 }
 
 impl StepScope {
-    /// Sets how many attempts the step may make in all (default 1).
+    /// Sets how many attempts the step may make in all (default: the handler's `retry_limit`,
+    /// else 1).
     pub fn with_retry_limit(mut self, retry_limit: u32) -> Self {
-        self.retry_limit = retry_limit;
+        self.retry_limit = Some(retry_limit);
         self
     }
 
@@ -323,6 +329,11 @@ impl StepScope {
         self.inputs = Some(inputs);
         self.filtered_inputs = OnceLock::new();
         self
+    }
+
+    /// The step's inputs as given (unfiltered), if any.
+    pub fn inputs(&self) -> Option<&serde_json::Value> {
+        self.inputs.as_ref()
     }
 
     /// The owning task.
@@ -340,8 +351,13 @@ impl StepScope {
         &self.name
     }
 
-    /// How many attempts the step may make.
+    /// How many attempts the step may make (1 unless set).
     pub fn retry_limit(&self) -> u32 {
+        self.retry_limit.unwrap_or(1)
+    }
+
+    /// The retry limit set on this step, if any (a handler's own limit applies otherwise).
+    pub fn explicit_retry_limit(&self) -> Option<u32> {
         self.retry_limit
     }
 
@@ -364,7 +380,7 @@ impl StepScope {
             self.name.clone(),
         );
         p.attempt_number = attempt_number;
-        p.retry_limit = self.retry_limit;
+        p.retry_limit = self.retry_limit();
         p.inputs = self.filtered_inputs();
         p
     }
@@ -390,18 +406,31 @@ impl StepScope {
     /// [`StepAttempt::finish`].
     #[inline]
     pub fn attempt(&self, attempt_number: u32) -> StepAttempt<'_> {
+        self.attempt_with_default_limit(attempt_number, 1)
+    }
+
+    /// Like [`attempt`](Self::attempt), with the retry limit to report when the step sets none
+    /// (a handler's declared `retry_limit`).
+    #[inline]
+    pub fn attempt_with_default_limit(
+        &self,
+        attempt_number: u32,
+        default_retry_limit: u32,
+    ) -> StepAttempt<'_> {
+        let retry_limit = self.retry_limit.unwrap_or(default_retry_limit);
         if !is_enabled() {
             return StepAttempt {
                 scope: self,
                 attempt_number,
+                retry_limit,
                 started: None,
             };
         }
-        self.begin(attempt_number)
+        self.begin(attempt_number, retry_limit)
     }
 
     #[inline(never)]
-    fn begin(&self, attempt_number: u32) -> StepAttempt<'_> {
+    fn begin(&self, attempt_number: u32, retry_limit: u32) -> StepAttempt<'_> {
         let started = Instant::now();
         self.task
             .inner
@@ -409,12 +438,14 @@ impl StepScope {
             .publisher()
             .publish_with(names::STEP_BEFORE_HANDLE, || {
                 let mut p = self.payload(attempt_number);
+                p.retry_limit = retry_limit;
                 p.started_at = Some(Timestamp::now());
                 p
             });
         StepAttempt {
             scope: self,
             attempt_number,
+            retry_limit,
             started: Some(started),
         }
     }
@@ -429,6 +460,7 @@ impl StepScope {
 pub struct StepAttempt<'s> {
     scope: &'s StepScope,
     attempt_number: u32,
+    retry_limit: u32,
     /// `None` when telemetry was off at the start, or once an outcome was reported.
     started: Option<Instant>,
 }
@@ -437,6 +469,11 @@ impl StepAttempt<'_> {
     /// Which attempt this is.
     pub fn attempt_number(&self) -> u32 {
         self.attempt_number
+    }
+
+    /// The retry limit this attempt reports.
+    pub fn retry_limit(&self) -> u32 {
+        self.retry_limit
     }
 
     /// Reports success: publishes `step.completed` with the duration and the filtered results.
@@ -502,7 +539,7 @@ impl StepAttempt<'_> {
                 p.step_id = Some(scope.id.clone());
                 p.step_name = Some(scope.name.clone());
                 p.attempt_number = Some(self.attempt_number);
-                p.retry_limit = Some(scope.retry_limit);
+                p.retry_limit = Some(self.retry_limit);
                 p.started_at = Some(started_at(completed_at, elapsed));
                 p.execution_duration = Some(elapsed.as_secs_f64());
                 p.inputs = scope.filtered_inputs();
@@ -513,6 +550,7 @@ impl StepAttempt<'_> {
     fn timed_payload(&self, elapsed: Duration) -> StepPayload {
         let completed_at = Timestamp::now();
         let mut p = self.scope.payload(self.attempt_number);
+        p.retry_limit = self.retry_limit;
         p.started_at = Some(started_at(completed_at, elapsed));
         p.completed_at = Some(completed_at);
         p.execution_duration = Some(elapsed.as_secs_f64());

@@ -1,0 +1,142 @@
+//! The generated `StepHandler` implementation (a short `handle()` calling the runtime's
+//! `instrument` / `instrument_async`) and the catalog registration.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::{Item, ItemFn, ItemImpl};
+
+use super::validate::{Context, Form, Plan};
+
+pub(crate) fn expand(item: &Item, plan: &Plan) -> TokenStream {
+    match (item, &plan.form) {
+        (Item::Impl(block), Form::Impl) => expand_impl(block, plan),
+        (Item::Fn(function), Form::Function { type_name }) => expand_fn(function, type_name, plan),
+        // validate() pairs each form with its item kind.
+        _ => quote!(#item),
+    }
+}
+
+fn expand_impl(block: &ItemImpl, plan: &Plan) -> TokenStream {
+    let self_ty = &block.self_ty;
+    let (impl_generics, _, where_clause) = block.generics.split_for_impl();
+    let call = quote!(self.process);
+    let handler = handler_impl(
+        plan,
+        quote!(#impl_generics),
+        quote!(#self_ty),
+        quote!(#where_clause),
+        call,
+    );
+    let registration = registration(plan, &quote!(#self_ty).to_string().replace(' ', ""));
+    quote! {
+        #block
+        #handler
+        #registration
+    }
+}
+
+fn expand_fn(function: &ItemFn, type_name: &syn::Ident, plan: &Plan) -> TokenStream {
+    let vis = &function.vis;
+    let fn_name = &function.sig.ident;
+    let doc = format!("The step handler `#[step_handler]` generated from [`{fn_name}`].");
+    let call = quote!(#fn_name);
+    let handler = handler_impl(
+        plan,
+        TokenStream::new(),
+        quote!(#type_name),
+        TokenStream::new(),
+        call,
+    );
+    let registration = registration(plan, &type_name.to_string());
+    quote! {
+        #function
+
+        #[doc = #doc]
+        #[derive(Debug, Clone, Copy, Default)]
+        #vis struct #type_name;
+
+        #handler
+        #registration
+    }
+}
+
+fn handler_impl(
+    plan: &Plan,
+    impl_generics: TokenStream,
+    self_ty: TokenStream,
+    where_clause: TokenStream,
+    process: TokenStream,
+) -> TokenStream {
+    let krate = &plan.krate;
+    let name = &plan.name;
+    let retry_limit = match plan.retry_limit {
+        Some(n) => quote!(#krate::__private::Option::Some(#n)),
+        None => quote!(#krate::__private::Option::None),
+    };
+    let args = plan.params.iter().map(|c| match c {
+        Context::Task => quote!(task),
+        Context::Sequence => quote!(sequence),
+        Context::Step => quote!(step),
+    });
+    let uses = |c: fn(&Context) -> bool| plan.params.iter().any(c);
+    let task = if uses(|c| matches!(c, Context::Task)) {
+        quote!(task)
+    } else {
+        quote!(_task)
+    };
+    let sequence = if uses(|c| matches!(c, Context::Sequence)) {
+        quote!(sequence)
+    } else {
+        quote!(_sequence)
+    };
+    // Spanned at the user's return type: a `T` that is not `Serialize` or an `E` that is not an
+    // error is reported there.
+    let body = if plan.is_async {
+        quote_spanned!(plan.output_span=> #krate::__private::instrument_async(&INFO, step, #process(#(#args),*)))
+    } else {
+        quote_spanned!(plan.output_span=> #krate::__private::instrument(&INFO, step, || #process(#(#args),*)))
+    };
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics #krate::__private::StepHandler for #self_ty #where_clause {
+            fn name(&self) -> &'static str {
+                #name
+            }
+
+            fn retry_limit(&self) -> #krate::__private::Option<u32> {
+                #retry_limit
+            }
+
+            fn handle<'tasker>(
+                &'tasker self,
+                #task: &'tasker #krate::__private::Task,
+                #sequence: &'tasker #krate::__private::Sequence,
+                step: &'tasker #krate::__private::Step,
+            ) -> #krate::__private::Handled<'tasker> {
+                const INFO: #krate::__private::HandlerInfo =
+                    #krate::__private::HandlerInfo { name: #name, retry_limit: #retry_limit };
+                #body
+            }
+        }
+    }
+}
+
+fn registration(plan: &Plan, type_name: &str) -> TokenStream {
+    let krate = &plan.krate;
+    let name = &plan.name;
+    let retry_limit = match plan.retry_limit {
+        Some(n) => quote!(#krate::__private::Option::Some(#n)),
+        None => quote!(#krate::__private::Option::None),
+    };
+    quote! {
+        #krate::__private::inventory::submit! {
+            #krate::__private::HandlerDescriptor {
+                name: #name,
+                type_path: ::core::concat!(::core::module_path!(), "::", #type_name),
+                retry_limit: #retry_limit,
+                file: ::core::file!(),
+                line: ::core::line!(),
+            }
+        }
+    }
+}
