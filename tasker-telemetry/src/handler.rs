@@ -341,6 +341,26 @@ pub trait StepHandler: Send + Sync + 'static {
     fn handle<'a>(&'a self, task: &'a Task, sequence: &'a Sequence, step: &'a Step) -> Handled<'a>;
 }
 
+/// What `process()` may return on success: anything `serde::Serialize` (it becomes the step's
+/// results). Exists to give a clear compile error; never implement it by hand.
+#[diagnostic::on_unimplemented(
+    message = "process() returns `{Self}` on success, which must implement `serde::Serialize` to become the step's results",
+    label = "`{Self}` is not `Serialize`",
+    note = "derive it: #[derive(serde::Serialize)]"
+)]
+pub trait StepResults: Serialize {}
+impl<T: Serialize + ?Sized> StepResults for T {}
+
+/// What `process()` may return on failure: any `std::error::Error + 'static` (or [`StepError`]).
+/// Exists to give a clear compile error; never implement it by hand.
+#[diagnostic::on_unimplemented(
+    message = "process() fails with `{Self}`, which must implement `std::error::Error` (or use tasker_telemetry::StepError)",
+    label = "`{Self}` is not an error type",
+    note = "implement std::error::Error for it (thiserror helps), or return StepError::new(message)"
+)]
+pub trait StepFailure: std::error::Error + 'static {}
+impl<E: std::error::Error + 'static> StepFailure for E {}
+
 /// What `#[step_handler]` knows about a handler at compile time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HandlerInfo {
@@ -397,8 +417,8 @@ pub fn instrument<T, E>(
     process: impl FnOnce() -> Result<T, E>,
 ) -> Handled<'static>
 where
-    T: Serialize,
-    E: std::error::Error + 'static,
+    T: StepResults,
+    E: StepFailure,
 {
     let attempt = step
         .scope()
@@ -417,8 +437,8 @@ pub fn instrument_async<'a, T, E>(
     process: impl Future<Output = Result<T, E>> + Send + 'a,
 ) -> Handled<'a>
 where
-    T: Serialize,
-    E: std::error::Error + 'static,
+    T: StepResults,
+    E: StepFailure,
 {
     Handled::pending(async move {
         let attempt = step

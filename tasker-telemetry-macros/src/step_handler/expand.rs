@@ -91,10 +91,13 @@ fn handler_impl(
     };
     // Spanned at the user's return type: a `T` that is not `Serialize` or an `E` that is not an
     // error is reported there.
+    let span = plan.output_span;
     let body = if plan.is_async {
-        quote_spanned!(plan.output_span=> #krate::__private::instrument_async(&INFO, step, #process(#(#args),*)))
+        let instrument = respan(quote!(#krate::__private::instrument_async), span);
+        quote_spanned!(span=> #instrument(&INFO, step, #process(#(#args),*)))
     } else {
-        quote_spanned!(plan.output_span=> #krate::__private::instrument(&INFO, step, || #process(#(#args),*)))
+        let instrument = respan(quote!(#krate::__private::instrument), span);
+        quote_spanned!(span=> #instrument(&INFO, step, || #process(#(#args),*)))
     };
     quote! {
         #[automatically_derived]
@@ -139,4 +142,21 @@ fn registration(plan: &Plan, type_name: &str) -> TokenStream {
             }
         }
     }
+}
+
+/// The same tokens, all at `span` (so an error about the call lands on the user's tokens).
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tt = proc_macro2::TokenTree::Group(group);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
 }

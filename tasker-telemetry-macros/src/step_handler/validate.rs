@@ -99,11 +99,13 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
                 ));
             }
             let mut process: Option<&ImplItemFn> = None;
+            let mut defines_handle = false;
             for f in block.items.iter().filter_map(|i| match i {
                 ImplItem::Fn(f) => Some(f),
                 _ => None,
             }) {
                 if f.sig.ident == "handle" {
+                    defines_handle = true;
                     errors.push(syn::Error::new_spanned(
                         &f.sig.ident,
                         "handle() is framework-owned: #[step_handler] generates it around process(); implement process() instead and rename this method",
@@ -114,6 +116,10 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
                 }
             }
             let Some(process) = process else {
+                // A `handle` in place of `process` is one mistake: report it once.
+                if defines_handle {
+                    return Err(errors.into_error());
+                }
                 errors.push(syn::Error::new_spanned(
                     &block.self_ty,
                     format!(

@@ -1,0 +1,12 @@
+use tasker_telemetry::{step_handler, Step};
+
+struct FetchCart;
+
+#[step_handler]
+impl FetchCart {
+    fn process(&self, _step: &Step) -> Result<u64, String> {
+        Ok(1)
+    }
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use tasker_telemetry::{step_handler, Step, StepError};
+
+struct FetchCart;
+
+#[step_handler]
+impl FetchCart {
+    fn process(&mut self, _step: &Step) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+fn main() {}

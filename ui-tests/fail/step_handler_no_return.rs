@@ -1,0 +1,10 @@
+use tasker_telemetry::{step_handler, Step};
+
+struct FetchCart;
+
+#[step_handler]
+impl FetchCart {
+    fn process(&self, _step: &Step) {}
+}
+
+fn main() {}

@@ -1,0 +1,15 @@
+// The expansion does not hide an unused handler from `dead_code`.
+#![deny(dead_code)]
+
+use tasker_telemetry::{step_handler, Step, StepError};
+
+struct FetchCart;
+
+#[step_handler]
+impl FetchCart {
+    fn process(&self, _step: &Step) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+fn main() {}
