@@ -5,6 +5,8 @@
 
 mod catalog_names;
 mod derive_event;
+#[cfg(test)]
+mod expansion_snapshots;
 mod step_handler;
 mod subscribe_to;
 

@@ -1,0 +1,36 @@
+impl ProcessPayment {
+    fn process(&self, task: &Task, step: &Step) -> Result<Charge, PaymentError> {
+        charge(task, step)
+    }
+}
+#[automatically_derived]
+impl ::tasker_telemetry::__private::StepHandler for ProcessPayment {
+    fn name(&self) -> &'static str {
+        "process_payment"
+    }
+    fn retry_limit(&self) -> ::tasker_telemetry::__private::Option<u32> {
+        ::tasker_telemetry::__private::Option::Some(3u32)
+    }
+    fn handle<'tasker>(
+        &'tasker self,
+        task: &'tasker ::tasker_telemetry::__private::Task,
+        _sequence: &'tasker ::tasker_telemetry::__private::Sequence,
+        step: &'tasker ::tasker_telemetry::__private::Step,
+    ) -> ::tasker_telemetry::__private::Handled<'tasker> {
+        const INFO: ::tasker_telemetry::__private::HandlerInfo = ::tasker_telemetry::__private::HandlerInfo {
+            name: "process_payment",
+            retry_limit: ::tasker_telemetry::__private::Option::Some(3u32),
+        };
+        ::tasker_telemetry::__private::instrument(
+            &INFO,
+            step,
+            || self.process(task, step),
+        )
+    }
+}
+::tasker_telemetry::__private::inventory::submit! {
+    ::tasker_telemetry::__private::HandlerDescriptor { name : "process_payment",
+    type_path : ::core::concat!(::core::module_path!(), "::", "ProcessPayment"),
+    retry_limit : ::tasker_telemetry::__private::Option::Some(3u32), file :
+    ::core::file!(), line : ::core::line!(), }
+}
