@@ -18,6 +18,8 @@ cargo test --workspace 2>&1 | tee "$log"
 cargo run --quiet --example quickstart >/dev/null
 cargo run --quiet --example catalog >/dev/null
 cargo run --quiet --example catalog -- --json >/dev/null
+cargo run --quiet --example custom_subscriber >/dev/null
+cargo run --quiet --example custom_events >/dev/null
 echo "scripts/test.sh: examples ran"
 
 # One closing line for the whole suite (cargo prints one per test binary).

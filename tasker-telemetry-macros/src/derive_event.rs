@@ -99,7 +99,7 @@ fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
         let key = f.ident.as_ref()?.to_string();
         let key = key.strip_prefix("r#").unwrap_or(&key).to_owned();
         let ty = &f.ty;
-        let ty = quote!(#ty).to_string().replace(' ', "");
+        let ty = crate::type_name::compact(&quote!(#ty));
         let doc = doc_text(&f.attrs);
         Some(quote!(#krate::__private::FieldDescriptor::new(#key, #ty, #doc)))
     });

@@ -9,6 +9,7 @@ mod derive_event;
 mod expansion_snapshots;
 mod step_handler;
 mod subscribe_to;
+mod type_name;
 
 use proc_macro::TokenStream;
 

@@ -27,7 +27,7 @@ fn expand_impl(block: &ItemImpl, plan: &Plan) -> TokenStream {
         quote!(#where_clause),
         call,
     );
-    let registration = registration(plan, &quote!(#self_ty).to_string().replace(' ', ""));
+    let registration = registration(plan, &crate::type_name::compact(&quote!(#self_ty)));
     quote! {
         #block
         #handler

@@ -45,7 +45,7 @@ pub(crate) fn expand(block: &ItemImpl, plan: &Plan) -> TokenStream {
 
     let registration = plan.register.then(|| {
         let events = plan.routes.iter().map(|r| &r.event);
-        let type_name = quote!(#self_ty).to_string().replace(' ', "");
+        let type_name = crate::type_name::compact(&quote!(#self_ty));
         quote! {
             #krate::__private::inventory::submit! {
                 #krate::__private::SubscriberDescriptor {

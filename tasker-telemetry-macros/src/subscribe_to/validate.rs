@@ -86,7 +86,7 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
         let event = match target {
             Target::Name(lit) => lit,
             Target::Type(path) => {
-                let shown = path.to_token_stream().to_string().replace(' ', "");
+                let shown = crate::type_name::compact(&path.to_token_stream());
                 if !seen.insert(shown.clone()) {
                     push(syn::Error::new_spanned(
                         &path,
