@@ -18,6 +18,12 @@ impl Quiet {
 }
 
 fn main() {
+    use tasker_telemetry::event::names;
+    use tasker_telemetry::payload::TaskPayload;
+
     let publisher = tasker_telemetry::Publisher::new();
-    assert_eq!(publisher.subscribe_registered().unwrap().len(), 1);
+    let wired = publisher.subscribe_registered().unwrap();
+    assert_eq!(wired.len(), 1);
+    publisher.publish_with(names::TASK_COMPLETED, || TaskPayload::new("1", "t"));
+    assert_eq!(wired[0].stats().delivered, 1);
 }
