@@ -63,7 +63,9 @@
 //! | `TASKER_METRICS_RETENTION_HOURS` | `metrics_retention_hours` | integer |
 //! | `TASKER_MAX_CONCURRENT_STEPS` | `max_concurrent_steps` | integer |
 //! | `TASKER_OTLP_ENDPOINT` | `otlp_endpoint` | `http://` or `https://` URL |
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `otlp_endpoint` | wins over `TASKER_OTLP_ENDPOINT` |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `otlp_endpoint` | wins over `TASKER_OTLP_ENDPOINT`; spans go to `<endpoint>/v1/traces` |
+//! | `TASKER_OTLP_TRACES_ENDPOINT` | `otlp_traces_endpoint` | the full traces URL, used verbatim |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | `otlp_traces_endpoint` | wins over `TASKER_OTLP_TRACES_ENDPOINT` and over `otlp_endpoint` |
 //! | `TASKER_TRACE_SAMPLING_RATIO` | `trace_sampling_ratio` | number in 0.0..=1.0 |
 //! | `OTEL_TRACES_SAMPLER_ARG` | `trace_sampling_ratio` | wins over `TASKER_TRACE_SAMPLING_RATIO` |
 
@@ -119,6 +121,8 @@ pub const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
     ("TASKER_MAX_CONCURRENT_STEPS", "max_concurrent_steps"),
     ("TASKER_OTLP_ENDPOINT", "otlp_endpoint"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"),
+    ("TASKER_OTLP_TRACES_ENDPOINT", "otlp_traces_endpoint"),
+    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otlp_traces_endpoint"),
     ("TASKER_TRACE_SAMPLING_RATIO", "trace_sampling_ratio"),
     ("OTEL_TRACES_SAMPLER_ARG", "trace_sampling_ratio"),
 ];
@@ -410,6 +414,10 @@ pub struct TelemetryConfig {
     /// OTLP collector endpoint; `None` keeps spans in process. Default `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otlp_endpoint: Option<String>,
+    /// The full OTLP traces URL, used verbatim; overrides `otlp_endpoint` + `/v1/traces`.
+    /// Default `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_traces_endpoint: Option<String>,
     /// Fraction of traces sampled, `0.0..=1.0`. Default `1.0`.
     pub trace_sampling_ratio: f64,
 }
@@ -444,6 +452,7 @@ impl Default for TelemetryConfig {
             metrics_retention_hours: 24,
             max_concurrent_steps: 3,
             otlp_endpoint: None,
+            otlp_traces_endpoint: None,
             trace_sampling_ratio: 1.0,
         }
     }
@@ -489,6 +498,7 @@ impl fmt::Debug for TelemetryConfig {
             .field("metrics_retention_hours", &self.metrics_retention_hours)
             .field("max_concurrent_steps", &self.max_concurrent_steps)
             .field("otlp_endpoint", &self.otlp_endpoint)
+            .field("otlp_traces_endpoint", &self.otlp_traces_endpoint)
             .field("trace_sampling_ratio", &self.trace_sampling_ratio)
             .finish()
     }
@@ -723,6 +733,7 @@ impl TelemetryConfig {
             "metrics_retention_hours" => self.metrics_retention_hours = integer()?,
             "max_concurrent_steps" => self.max_concurrent_steps = count()?,
             "otlp_endpoint" => self.otlp_endpoint = Some(text.to_owned()),
+            "otlp_traces_endpoint" => self.otlp_traces_endpoint = Some(text.to_owned()),
             "trace_sampling_ratio" => self.trace_sampling_ratio = number(EXPECTED_RATIO)?,
             // Every row of ENVIRONMENT_VARIABLES is matched above (a unit test applies each one).
             _ => return Ok(false),
@@ -751,6 +762,7 @@ impl TelemetryConfig {
         self.check_metrics_retention_hours()?;
         self.check_max_concurrent_steps()?;
         self.check_otlp_endpoint()?;
+        self.check_otlp_traces_endpoint()?;
         self.check_trace_sampling_ratio()
     }
 
@@ -947,7 +959,37 @@ impl TelemetryConfig {
     }
 
     fn check_otlp_endpoint(&self) -> Result<(), ConfigError> {
-        let Some(endpoint) = &self.otlp_endpoint else {
+        check_url("otlp_endpoint", self.otlp_endpoint.as_deref())
+    }
+
+    fn check_otlp_traces_endpoint(&self) -> Result<(), ConfigError> {
+        check_url("otlp_traces_endpoint", self.otlp_traces_endpoint.as_deref())
+    }
+
+    /// Where spans are exported: `otlp_traces_endpoint` verbatim, else `otlp_endpoint` with
+    /// `/v1/traces` appended (as the OTLP specification says), else `None` (spans stay in
+    /// process).
+    ///
+    /// ```
+    /// use tasker_telemetry::TelemetryConfig;
+    ///
+    /// let c = TelemetryConfig::builder().otlp_endpoint("http://collector:4318/").build()?;
+    /// assert_eq!(c.traces_endpoint().as_deref(), Some("http://collector:4318/v1/traces"));
+    /// # Ok::<(), tasker_telemetry::ConfigError>(())
+    /// ```
+    pub fn traces_endpoint(&self) -> Option<String> {
+        if let Some(url) = &self.otlp_traces_endpoint {
+            return Some(url.clone());
+        }
+        self.otlp_endpoint
+            .as_ref()
+            .map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
+    }
+}
+
+fn check_url(field: &'static str, endpoint: Option<&str>) -> Result<(), ConfigError> {
+    {
+        let Some(endpoint) = endpoint else {
             return Ok(());
         };
         let rest = strip_prefix_ignore_ascii_case(endpoint, "https://")
@@ -957,14 +999,16 @@ impl TelemetryConfig {
         });
         if !valid {
             return Err(ConfigError::invalid(
-                "otlp_endpoint",
-                endpoint.as_str(),
+                field,
+                endpoint,
                 "an http:// or https:// URL with a host, e.g. \"http://localhost:4318\"",
             ));
         }
         Ok(())
     }
+}
 
+impl TelemetryConfig {
     fn check_trace_sampling_ratio(&self) -> Result<(), ConfigError> {
         ratio("trace_sampling_ratio", self.trace_sampling_ratio)
     }
@@ -1180,6 +1224,8 @@ impl TelemetryConfigBuilder {
         max_concurrent_steps: usize => |v| v;
         /// Sets [`TelemetryConfig::otlp_endpoint`].
         otlp_endpoint: impl Into<String> => |v| Some(v.into());
+        /// Sets [`TelemetryConfig::otlp_traces_endpoint`].
+        otlp_traces_endpoint: impl Into<String> => |v| Some(v.into());
         /// Sets [`TelemetryConfig::trace_sampling_ratio`].
         trace_sampling_ratio: f64 => |v| v;
     }
@@ -1701,7 +1747,7 @@ mod tests {
                 | "max_stored_samples"
                 | "metrics_retention_hours"
                 | "max_concurrent_steps" => "7",
-                "otlp_endpoint" => "https://collector:4318",
+                "otlp_endpoint" | "otlp_traces_endpoint" => "https://collector:4318",
                 "metrics_endpoint" => "/m",
                 "log_level" => "debug",
                 "correlation_id_header" => "X-Request-ID",

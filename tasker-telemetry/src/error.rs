@@ -33,6 +33,17 @@ pub enum Error {
         /// The nearest catalog name, if one is close.
         suggestion: Option<&'static str>,
     },
+    /// The span export pipeline could not be built.
+    #[error("span export could not be set up: {message}")]
+    SpanExport {
+        /// What went wrong.
+        message: String,
+    },
+    /// `init` found a global `tracing` subscriber already installed.
+    #[error(
+        "a global tracing subscriber is already installed; add `SpanPipeline::layer()` to it instead of calling init()"
+    )]
+    SubscriberAlreadySet,
     /// `init` was called after the process-wide telemetry was already set up (or used).
     #[error(
         "telemetry is already initialised for this process; call init() once, before first use"

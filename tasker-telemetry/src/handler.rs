@@ -423,7 +423,11 @@ where
     let attempt = step
         .scope()
         .attempt_with_default_limit(step.attempt_number(), info.retry_limit.unwrap_or(1));
-    match catch_unwind(AssertUnwindSafe(process)) {
+    // Entered exactly around process(): spans and events inside become the step's children.
+    let outcome = attempt
+        .span()
+        .in_scope(|| catch_unwind(AssertUnwindSafe(process)));
+    match outcome {
         Ok(result) => Handled::ready(conclude(attempt, result)),
         Err(payload) => panicked(attempt, payload),
     }
@@ -444,6 +448,7 @@ where
         let attempt = step
             .scope()
             .attempt_with_default_limit(step.attempt_number(), info.retry_limit.unwrap_or(1));
+        let process = tracing::Instrument::instrument(process, attempt.span().clone());
         match (CatchUnwind { future: process }).await {
             Ok(result) => conclude(attempt, result),
             Err(payload) => panicked(attempt, payload),

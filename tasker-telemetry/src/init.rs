@@ -1,17 +1,21 @@
-//! One-call setup.
+//! One-call setup: the process-wide [`Telemetry`], and a `tracing` subscriber whose
+//! OpenTelemetry layer exports spans (to OTLP, or to the in-process store).
+
+use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::config::TelemetryConfig;
 use crate::error::Error;
+use crate::spans::{SpanExportReport, SpanPipeline};
 use crate::telemetry::{Telemetry, set_enabled};
 
-/// Keeps the process-wide telemetry running; dropping it flushes what the sinks buffer.
-///
-/// (Spans and metrics exporters join it in later releases; today it carries the installed
-/// [`Telemetry`].)
+/// Keeps process-wide telemetry running; dropping it flushes queued spans, waiting at most the
+/// export timeout (5 s). Call [`shutdown`](Self::shutdown) to get the export report as a value.
 #[derive(Debug)]
 #[must_use = "dropping the guard flushes and stops telemetry export"]
 pub struct TelemetryGuard {
     telemetry: &'static Telemetry,
+    spans: SpanPipeline,
+    shut_down: bool,
 }
 
 impl TelemetryGuard {
@@ -19,10 +23,41 @@ impl TelemetryGuard {
     pub fn telemetry(&self) -> &'static Telemetry {
         self.telemetry
     }
+
+    /// The span pipeline (its [`store`](SpanPipeline::store) holds the spans when no OTLP
+    /// endpoint is configured).
+    pub fn spans(&self) -> &SpanPipeline {
+        &self.spans
+    }
+
+    /// Flushes and stops span export within the export timeout, and reports what became of
+    /// every span (exported, failed, dropped, the last error).
+    pub fn shutdown(mut self) -> SpanExportReport {
+        self.shut_down = true;
+        self.spans.shutdown()
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if !self.shut_down {
+            let report = self.spans.shutdown();
+            if !report.is_clean() {
+                tracing::warn!(
+                    target: "tasker_telemetry::export",
+                    failed = report.failed,
+                    dropped = report.dropped,
+                    last_error = report.last_error.as_deref().unwrap_or(""),
+                    "telemetry shut down with spans not exported"
+                );
+            }
+        }
+    }
 }
 
 /// Sets up process-wide telemetry from Tasker's defaults and the environment
-/// (`OTEL_SERVICE_NAME`, `TASKER_*`, ...). Needs no network.
+/// (`OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT`, `TASKER_*`, ...). Needs no network: with
+/// no OTLP endpoint, spans stay in process.
 ///
 /// ```
 /// let guard = tasker_telemetry::init()?;
@@ -33,14 +68,28 @@ pub fn init() -> Result<TelemetryGuard, Error> {
     init_with(TelemetryConfig::default().with_env()?)
 }
 
-/// Sets up process-wide telemetry from `config` (apply [`TelemetryConfig::with_env`] first if the
-/// environment should override it), and subscribes every `#[subscribe_to]` subscriber the program
-/// links.
+/// Sets up process-wide telemetry from `config` (apply [`TelemetryConfig::with_env`] first if
+/// the environment should override it): installs a `tracing-subscriber` registry with the span
+/// pipeline's OpenTelemetry layer as the global subscriber, and subscribes every
+/// `#[subscribe_to]` subscriber the program links.
+///
+/// If your program installs its own `tracing` subscriber, do not call this: add
+/// [`SpanPipeline::layer`] to your subscriber and build a [`Telemetry`] yourself.
 pub fn init_with(config: TelemetryConfig) -> Result<TelemetryGuard, Error> {
+    if Telemetry::is_installed() {
+        return Err(Error::AlreadyInitialized);
+    }
     let enabled = config.enabled;
+    let spans = SpanPipeline::new(&config)?;
     let telemetry = Telemetry::new(config)?;
     telemetry.publisher().subscribe_registered()?;
+    let subscriber = tracing_subscriber::registry().with(spans.layer());
+    tracing::subscriber::set_global_default(subscriber).map_err(|_| Error::SubscriberAlreadySet)?;
     let telemetry = telemetry.install_global()?;
     set_enabled(enabled);
-    Ok(TelemetryGuard { telemetry })
+    Ok(TelemetryGuard {
+        telemetry,
+        spans,
+        shut_down: false,
+    })
 }

@@ -41,6 +41,7 @@ mod init;
 pub mod payload;
 pub mod publisher;
 pub mod scope;
+pub mod spans;
 pub mod subscriber;
 mod telemetry;
 mod timestamp;

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::event::{EventName, names};
 use crate::payload::{ErrorPayload, Payload, StepPayload, TaskPayload};
+use crate::spans::{self, Carrier, StepSpanFields, TaskSpan, TraceContext};
 use crate::telemetry::{Telemetry, is_enabled};
 use crate::timestamp::Timestamp;
 
@@ -93,6 +94,8 @@ struct TaskInner {
     filtered_context: OnceLock<Arc<serde_json::Value>>,
     started: Instant,
     started_at: Timestamp,
+    span: TaskSpan,
+    steps_sampled: OnceLock<bool>,
 }
 
 /// One task (one run of a workflow) being instrumented.
@@ -126,19 +129,96 @@ impl std::fmt::Debug for TaskScope {
 }
 
 impl TaskScope {
-    /// A scope for task `id` of workflow `name`. Publishes nothing by itself.
+    /// A scope for task `id` of workflow `name`, opening its `tasker.task.execution` span (the
+    /// root of a new trace). Publishes nothing by itself.
     pub fn new(telemetry: &Telemetry, id: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> Self {
+        let (id, name) = (id.into(), name.into());
+        let span = if is_enabled() {
+            spans::task_span(&id, &name, None)
+        } else {
+            TaskSpan::Off
+        };
+        Self::with_span(telemetry, id, name, span)
+    }
+
+    /// A scope for a task whose `tasker.task.execution` span lives in another process: the
+    /// steps run here join that trace as children of the task span. Publishes nothing by
+    /// itself.
+    ///
+    /// ```
+    /// use tasker_telemetry::spans::TraceContext;
+    /// use tasker_telemetry::{TaskScope, Telemetry};
+    ///
+    /// let ctx = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", None)?;
+    /// let task = TaskScope::remote(Telemetry::global(), "42", "order_processing", ctx.clone());
+    /// assert_eq!(task.trace_context(), Some(ctx));
+    /// # Ok::<(), tasker_telemetry::spans::TraceContextError>(())
+    /// ```
+    pub fn remote(
+        telemetry: &Telemetry,
+        id: impl Into<Arc<str>>,
+        name: impl Into<Arc<str>>,
+        parent: TraceContext,
+    ) -> Self {
+        let span = if is_enabled() {
+            TaskSpan::Remote(parent)
+        } else {
+            TaskSpan::Off
+        };
+        Self::with_span(telemetry, id.into(), name.into(), span)
+    }
+
+    fn with_span(telemetry: &Telemetry, id: Arc<str>, name: Arc<str>, span: TaskSpan) -> Self {
         Self {
             inner: Arc::new(TaskInner {
                 telemetry: telemetry.clone(),
-                id: id.into(),
-                name: name.into(),
+                id,
+                name,
                 context: None,
                 filtered_context: OnceLock::new(),
                 started: Instant::now(),
                 started_at: Timestamp::now(),
+                span,
+                steps_sampled: OnceLock::new(),
             }),
         }
+    }
+
+    /// Makes the task span a child of an upstream span (the caller's trace), instead of the
+    /// root of a new trace. Call it before the task's first step.
+    pub fn with_parent(self, parent: &TraceContext) -> Self {
+        if let TaskSpan::Local(span) = &self.inner.span {
+            use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+            // Fails only without an OpenTelemetry layer, where a parent means nothing.
+            let _ = span.set_parent(parent.to_otel_context());
+        }
+        self
+    }
+
+    /// The task's trace context (its span as the parent), to hand to steps that run in another
+    /// thread, task or process; `None` when telemetry is off or no OpenTelemetry layer runs.
+    pub fn trace_context(&self) -> Option<TraceContext> {
+        self.inner.span.trace_context()
+    }
+
+    /// Writes the task's `traceparent` / `tracestate` into a carrier (a header map, a message's
+    /// metadata).
+    pub fn inject(&self, carrier: &mut impl Carrier) {
+        if let Some(ctx) = self.trace_context() {
+            ctx.inject(carrier);
+        }
+    }
+
+    /// The task's `tasker.task.execution` span, when it lives in this process.
+    pub fn span(&self) -> Option<&tracing::Span> {
+        self.inner.span.span()
+    }
+
+    fn steps_sampled(&self) -> bool {
+        *self
+            .inner
+            .steps_sampled
+            .get_or_init(|| self.inner.span.sampled())
     }
 
     /// Attaches the task's context; payloads carry it after the parameter filter.
@@ -245,13 +325,21 @@ impl TaskScope {
         });
     }
 
-    /// Publishes `task.start_requested`.
+    /// Publishes `task.start_requested` (and adds `task.started` to the task span).
     pub fn start(&self) {
+        if let Some(span) = self.span() {
+            spans::record_event(span, "task.started");
+        }
         self.publish(names::TASK_START_REQUESTED, |t| t.payload_with(None, false));
     }
 
-    /// Publishes `task.completed` with the step counts and the task's duration.
+    /// Publishes `task.completed` with the step counts and the task's duration, and marks the
+    /// task span OK.
     pub fn complete(&self, counts: StepCounts) {
+        self.record_counts(counts);
+        if let Some(span) = self.span() {
+            spans::record_success(span, "task.completed", self.elapsed().as_secs_f64());
+        }
         self.publish(names::TASK_COMPLETED, |t| {
             t.payload_with(Some(counts), true)
         });
@@ -259,6 +347,16 @@ impl TaskScope {
 
     /// Publishes `task.failed` with the error and the task's duration.
     pub fn fail(&self, failure: &Failure, counts: StepCounts) {
+        self.record_counts(counts);
+        if let Some(span) = self.span() {
+            spans::record_failure(
+                span,
+                "task.failed",
+                self.elapsed().as_secs_f64(),
+                &failure.class,
+                &failure.message,
+            );
+        }
         self.publish(names::TASK_FAILED, |t| {
             let completed_at = Timestamp::now();
             let mut p = t.error_payload(failure, completed_at);
@@ -285,8 +383,20 @@ impl TaskScope {
         p
     }
 
+    fn record_counts(&self, counts: StepCounts) {
+        if let Some(span) = self.span() {
+            span.record("tasker.total_steps", counts.total);
+            span.record("tasker.completed_steps", counts.completed);
+            span.record("tasker.failed_steps", counts.failed);
+        }
+    }
+
     /// Publishes `task.cancelled` with the step counts.
     pub fn cancel(&self, counts: StepCounts) {
+        self.record_counts(counts);
+        if let Some(span) = self.span() {
+            spans::record_event(span, "task.cancelled");
+        }
         self.publish(names::TASK_CANCELLED, |t| {
             t.payload_with(Some(counts), true)
         });
@@ -424,6 +534,7 @@ impl StepScope {
                 attempt_number,
                 retry_limit,
                 started: None,
+                span: tracing::Span::none(),
             };
         }
         self.begin(attempt_number, retry_limit)
@@ -431,6 +542,22 @@ impl StepScope {
 
     #[inline(never)]
     fn begin(&self, attempt_number: u32, retry_limit: u32) -> StepAttempt<'_> {
+        let task = &self.task;
+        let span = if task.steps_sampled() {
+            spans::step_span(
+                &task.inner.span,
+                &StepSpanFields {
+                    task_id: &task.inner.id,
+                    task_name: &task.inner.name,
+                    step_id: &self.id,
+                    step_name: &self.name,
+                    attempt_number,
+                    retry_limit,
+                },
+            )
+        } else {
+            tracing::Span::none()
+        };
         let started = Instant::now();
         self.task
             .inner
@@ -447,6 +574,7 @@ impl StepScope {
             attempt_number,
             retry_limit,
             started: Some(started),
+            span,
         }
     }
 }
@@ -463,6 +591,8 @@ pub struct StepAttempt<'s> {
     retry_limit: u32,
     /// `None` when telemetry was off at the start, or once an outcome was reported.
     started: Option<Instant>,
+    /// The attempt's `tasker.step.execution` span (disabled when off or unsampled).
+    span: tracing::Span,
 }
 
 impl StepAttempt<'_> {
@@ -474,6 +604,12 @@ impl StepAttempt<'_> {
     /// The retry limit this attempt reports.
     pub fn retry_limit(&self) -> u32 {
         self.retry_limit
+    }
+
+    /// The attempt's `tasker.step.execution` span: enter it around `process()` so that spans
+    /// and events inside become its children.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// Reports success: publishes `step.completed` with the duration and the filtered results.
@@ -509,6 +645,7 @@ impl StepAttempt<'_> {
     }
 
     fn report_success<T: Serialize + ?Sized>(&self, elapsed: Duration, result: &T) {
+        spans::record_success(&self.span, "step.completed", elapsed.as_secs_f64());
         let scope = self.scope;
         scope
             .task
@@ -527,6 +664,13 @@ impl StepAttempt<'_> {
 
     #[cold]
     fn report_failure(&self, elapsed: Duration, failure: &Failure) {
+        spans::record_failure(
+            &self.span,
+            "step.failed",
+            elapsed.as_secs_f64(),
+            &failure.class,
+            &failure.message,
+        );
         let scope = self.scope;
         scope
             .task
@@ -590,6 +734,7 @@ impl StepAttempt<'_> {
             }
             self.report_failure(elapsed, &failure);
         } else {
+            spans::record_event(&self.span, "step.cancelled");
             let publisher = self.scope.task.inner.telemetry.publisher();
             publisher.publish_with(names::STEP_CANCELLED, || self.timed_payload(elapsed));
         }

@@ -117,6 +117,11 @@ impl Telemetry {
         }
     }
 
+    /// Whether a process-wide instance is in place (installed by `init`, or the fallback).
+    pub(crate) fn is_installed() -> bool {
+        GLOBAL.get().is_some()
+    }
+
     /// Installs `self` as the process-wide instance; fails if one is already in place.
     pub(crate) fn install_global(self) -> Result<&'static Telemetry, Error> {
         let mut installed = false;

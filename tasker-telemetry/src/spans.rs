@@ -1,0 +1,173 @@
+//! Spans: `tasker.task.execution` as the root of a task's trace, `tasker.step.execution` per step
+//! attempt beneath it, through `tracing` (so any `tracing` layer sees them) and
+//! `tracing-opentelemetry` (so any OTLP backend does); W3C trace-context propagation; the export
+//! pipeline that [`init`](crate::init) installs, or that you add to your own subscriber as a
+//! layer.
+
+mod context;
+#[cfg(feature = "otlp")]
+mod http_client;
+mod pipeline;
+mod store;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Status, TraceContextExt};
+use tracing::Span;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+pub use context::{
+    Carrier, TRACEPARENT, TRACESTATE, TraceContext, TraceContextError, rejected_traceparents,
+};
+pub use pipeline::{SpanExportReport, SpanPipeline};
+pub use store::{SpanStore, StoredSpan};
+
+/// The name of a task's root span.
+pub const TASK_SPAN: &str = "tasker.task.execution";
+/// The name of a step attempt's span.
+pub const STEP_SPAN: &str = "tasker.step.execution";
+/// The `tracing` target of every span and event this crate creates.
+pub const TARGET: &str = "tasker";
+
+/// The trace a task's spans belong to.
+#[derive(Debug, Clone)]
+pub(crate) enum TaskSpan {
+    /// The task's own root span, in this process.
+    Local(Span),
+    /// The task span lives in another process; steps here parent under it.
+    Remote(TraceContext),
+    /// Telemetry was off when the task started.
+    Off,
+}
+
+pub(crate) fn task_span(id: &str, name: &str, parent: Option<&TraceContext>) -> TaskSpan {
+    let span = tracing::info_span!(
+        target: TARGET,
+        parent: None,
+        "tasker.task.execution",
+        tasker.task_id = id,
+        tasker.task_name = name,
+        tasker.total_steps = Empty,
+        tasker.completed_steps = Empty,
+        tasker.failed_steps = Empty,
+        tasker.execution_duration = Empty,
+    );
+    if let Some(parent) = parent {
+        // Fails only when no OpenTelemetry layer is installed, where a parent means nothing.
+        let _ = span.set_parent(parent.to_otel_context());
+    }
+    TaskSpan::Local(span)
+}
+
+impl TaskSpan {
+    /// Whether steps of this task should get spans: not when the task's trace was sampled out
+    /// (then steps do no span work at all).
+    pub(crate) fn sampled(&self) -> bool {
+        match self {
+            TaskSpan::Local(span) => {
+                if span.is_disabled() {
+                    return false;
+                }
+                let otel = span.context();
+                let sc = otel.span().span_context().clone();
+                !sc.is_valid() || sc.is_sampled()
+            }
+            TaskSpan::Remote(ctx) => ctx.is_sampled(),
+            TaskSpan::Off => false,
+        }
+    }
+
+    pub(crate) fn trace_context(&self) -> Option<TraceContext> {
+        match self {
+            TaskSpan::Local(span) => {
+                TraceContext::from_span_context(span.context().span().span_context().clone())
+            }
+            TaskSpan::Remote(ctx) => Some(ctx.clone()),
+            TaskSpan::Off => None,
+        }
+    }
+
+    pub(crate) fn span(&self) -> Option<&Span> {
+        match self {
+            TaskSpan::Local(span) => Some(span),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) struct StepSpanFields<'a> {
+    pub(crate) task_id: &'a str,
+    pub(crate) task_name: &'a str,
+    pub(crate) step_id: &'a str,
+    pub(crate) step_name: &'a str,
+    pub(crate) attempt_number: u32,
+    pub(crate) retry_limit: u32,
+}
+
+pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> Span {
+    macro_rules! step_span {
+        ($parent:expr) => {
+            tracing::info_span!(
+                target: TARGET,
+                parent: $parent,
+                "tasker.step.execution",
+                tasker.task_id = f.task_id,
+                tasker.task_name = f.task_name,
+                tasker.step_id = f.step_id,
+                tasker.step_name = f.step_name,
+                tasker.attempt_number = f.attempt_number,
+                tasker.retry_limit = f.retry_limit,
+                tasker.execution_duration = Empty,
+            )
+        };
+    }
+    match task {
+        TaskSpan::Local(parent) => step_span!(parent),
+        TaskSpan::Remote(ctx) => {
+            let span = step_span!(None);
+            let _ = span.set_parent(ctx.to_otel_context());
+            span
+        }
+        TaskSpan::Off => Span::none(),
+    }
+}
+
+/// Adds a lifecycle event (`task.started`, ...) to a span.
+pub(crate) fn record_event(span: &Span, event: &'static str) {
+    if !span.is_disabled() {
+        span.add_event(event, Vec::new());
+    }
+}
+
+/// Records a successful end on a span: duration, `OK` status, and the lifecycle event.
+pub(crate) fn record_success(span: &Span, event: &'static str, duration_secs: f64) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("tasker.execution_duration", duration_secs);
+    span.set_status(Status::Ok);
+    span.add_event(event, Vec::new());
+}
+
+/// Records a failure on a span: duration, `ERROR` status with the message, and the lifecycle
+/// event carrying `exception.type` / `exception.message` (OpenTelemetry semantic conventions).
+pub(crate) fn record_failure(
+    span: &Span,
+    event: &'static str,
+    duration_secs: f64,
+    class: &str,
+    message: &str,
+) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("tasker.execution_duration", duration_secs);
+    span.set_status(Status::error(message.to_owned()));
+    span.add_event(
+        event,
+        vec![
+            KeyValue::new("exception.type", class.to_owned()),
+            KeyValue::new("exception.message", message.to_owned()),
+        ],
+    );
+}

@@ -1,0 +1,307 @@
+//! The span export pipeline: an OpenTelemetry tracer provider with a ratio sampler, a batch
+//! processor (its own thread, bounded queue) and an exporter (OTLP/HTTP, or the in-process
+//! [`SpanStore`]), wrapped so that every span ended, exported, failed or dropped is counted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, Span, SpanData,
+    SpanExporter, SpanProcessor,
+};
+use tracing_opentelemetry::OpenTelemetryLayer;
+
+use super::store::SpanStore;
+use crate::config::TelemetryConfig;
+use crate::error::Error;
+
+/// Spans the batch queue holds before new ones are dropped (and counted).
+const QUEUE_CAPACITY: usize = 4096;
+/// How long one export may take, and how long shutdown waits in all.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Spans kept by the in-process store.
+const STORE_CAPACITY: usize = 10_000;
+
+#[derive(Debug, Default)]
+struct Counters {
+    ended: AtomicU64,
+    exported: AtomicU64,
+    failed: AtomicU64,
+    failed_exports: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// What became of the spans the pipeline was given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SpanExportReport {
+    /// Sampled spans that ended and entered the pipeline.
+    pub ended: u64,
+    /// Spans the exporter delivered.
+    pub exported: u64,
+    /// Spans in batches the exporter failed to deliver (collector down, refused, 4xx / 5xx).
+    pub failed: u64,
+    /// Spans dropped before export (queue full, or still queued at shutdown):
+    /// `ended - exported - failed`.
+    pub dropped: u64,
+    /// Export calls that failed.
+    pub failed_exports: u64,
+    /// The most recent export error, if any.
+    pub last_error: Option<String>,
+    /// Where spans go: the OTLP traces URL, or `None` for the in-process store.
+    pub endpoint: Option<String>,
+}
+
+impl SpanExportReport {
+    /// Whether every span that ended was delivered.
+    pub fn is_clean(&self) -> bool {
+        self.failed == 0 && self.dropped == 0 && self.failed_exports == 0
+    }
+}
+
+/// Counts spans entering the batch processor.
+#[derive(Debug)]
+struct CountingProcessor {
+    inner: BatchSpanProcessor,
+    counters: Arc<Counters>,
+}
+
+impl SpanProcessor for CountingProcessor {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        self.counters.ended.fetch_add(1, Ordering::Relaxed);
+        self.inner.on_end(span);
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// Counts what the exporter delivered or failed to, and reports failures through `tracing`
+/// (target `tasker_telemetry::export`): export failures are never silent.
+#[derive(Debug)]
+struct CountingExporter<E> {
+    inner: E,
+    counters: Arc<Counters>,
+}
+
+impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len() as u64;
+        let result = self.inner.export(batch).await;
+        match &result {
+            Ok(()) => {
+                self.counters.exported.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.counters.failed.fetch_add(n, Ordering::Relaxed);
+                self.counters.failed_exports.fetch_add(1, Ordering::Relaxed);
+                let message = e.to_string();
+                tracing::warn!(
+                    target: "tasker_telemetry::export",
+                    spans = n,
+                    error = %message,
+                    "span export failed; the spans are dropped and counted"
+                );
+                if let Ok(mut last) = self.counters.last_error.lock() {
+                    *last = Some(message);
+                }
+            }
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The span half of telemetry: tracer provider, exporter and statistics.
+///
+/// [`init`](crate::init) builds one and installs its [`layer`](Self::layer) in a
+/// `tracing-subscriber` registry. If your program already runs a `tracing` subscriber, build the
+/// pipeline yourself and add the layer to your stack:
+///
+/// ```
+/// use tasker_telemetry::spans::SpanPipeline;
+/// use tasker_telemetry::TelemetryConfig;
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let pipeline = SpanPipeline::new(&TelemetryConfig::default())?;
+/// let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+/// tracing::subscriber::with_default(subscriber, || {
+///     // instrumented work
+/// });
+/// let report = pipeline.shutdown();
+/// assert!(report.is_clean());
+/// # Ok::<(), tasker_telemetry::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SpanPipeline {
+    provider: SdkTracerProvider,
+    counters: Arc<Counters>,
+    store: Option<SpanStore>,
+    endpoint: Option<String>,
+}
+
+impl SpanPipeline {
+    /// Builds the pipeline `config` describes: OTLP/HTTP export to
+    /// [`TelemetryConfig::traces_endpoint`] when one is set (cargo feature `otlp`, on by
+    /// default), the in-process [`SpanStore`] otherwise. Never touches the network to start.
+    pub fn new(config: &TelemetryConfig) -> Result<Self, Error> {
+        let counters = Arc::new(Counters::default());
+        let resource = Resource::builder_empty()
+            .with_attributes([
+                KeyValue::new("service.name", config.service_name.clone()),
+                KeyValue::new("service.version", config.service_version.clone()),
+                KeyValue::new("service.framework", "tasker"),
+            ])
+            .build();
+        let endpoint = config.traces_endpoint();
+        let mut store = None;
+        let processor = match &endpoint {
+            Some(url) => Self::otlp_processor(url, &counters)?,
+            None => {
+                let s = SpanStore::new(STORE_CAPACITY);
+                store = Some(s.clone());
+                batch(CountingExporter {
+                    inner: s,
+                    counters: counters.clone(),
+                })
+            }
+        };
+        let provider = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                config.trace_sampling_ratio,
+            ))))
+            .with_span_processor(CountingProcessor {
+                inner: processor,
+                counters: counters.clone(),
+            })
+            .build();
+        Ok(Self {
+            provider,
+            counters,
+            store,
+            endpoint,
+        })
+    }
+
+    #[cfg(feature = "otlp")]
+    fn otlp_processor(url: &str, counters: &Arc<Counters>) -> Result<BatchSpanProcessor, Error> {
+        use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_http_client(super::http_client::StdHttpClient {
+                timeout: EXPORT_TIMEOUT,
+            })
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(url)
+            .with_timeout(EXPORT_TIMEOUT)
+            .build()
+            .map_err(|e| Error::SpanExport {
+                message: e.to_string(),
+            })?;
+        Ok(batch(CountingExporter {
+            inner: exporter,
+            counters: counters.clone(),
+        }))
+    }
+
+    #[cfg(not(feature = "otlp"))]
+    fn otlp_processor(url: &str, _counters: &Arc<Counters>) -> Result<BatchSpanProcessor, Error> {
+        Err(Error::SpanExport {
+            message: format!(
+                "an OTLP endpoint ({url}) is configured but tasker-telemetry was built without its `otlp` feature"
+            ),
+        })
+    }
+
+    /// The `tracing` layer that turns spans into OpenTelemetry spans for this pipeline.
+    pub fn layer<S>(&self) -> OpenTelemetryLayer<S, SdkTracer>
+    where
+        S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    {
+        tracing_opentelemetry::layer()
+            .with_tracer(self.provider.tracer("tasker-telemetry"))
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+    }
+
+    /// The in-process store, when no OTLP endpoint is configured.
+    pub fn store(&self) -> Option<&SpanStore> {
+        self.store.as_ref()
+    }
+
+    /// Exports what is queued now, waiting at most the export timeout.
+    pub fn flush(&self) -> SpanExportReport {
+        let _ = self.provider.force_flush();
+        self.report()
+    }
+
+    /// What became of the spans so far.
+    pub fn report(&self) -> SpanExportReport {
+        let c = &self.counters;
+        let ended = c.ended.load(Ordering::Relaxed);
+        let exported = c.exported.load(Ordering::Relaxed);
+        let failed = c.failed.load(Ordering::Relaxed);
+        SpanExportReport {
+            ended,
+            exported,
+            failed,
+            dropped: ended.saturating_sub(exported + failed),
+            failed_exports: c.failed_exports.load(Ordering::Relaxed),
+            last_error: c.last_error.lock().ok().and_then(|l| l.clone()),
+            endpoint: self.endpoint.clone(),
+        }
+    }
+
+    /// Flushes and stops export, waiting at most the export timeout (5 s), and reports what
+    /// became of every span. Later spans are dropped.
+    pub fn shutdown(&self) -> SpanExportReport {
+        if let Err(e) = self.provider.shutdown_with_timeout(EXPORT_TIMEOUT)
+            && let Ok(mut last) = self.counters.last_error.lock()
+        {
+            last.get_or_insert_with(|| format!("shutdown: {e}"));
+        }
+        self.report()
+    }
+}
+
+fn batch<E: SpanExporter + 'static>(exporter: E) -> BatchSpanProcessor {
+    BatchSpanProcessor::builder(exporter)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(QUEUE_CAPACITY)
+                .with_max_export_batch_size(512)
+                .with_scheduled_delay(Duration::from_millis(500))
+                .build(),
+        )
+        .build()
+}
