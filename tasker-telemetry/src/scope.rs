@@ -385,9 +385,11 @@ impl TaskScope {
 
     fn record_counts(&self, counts: StepCounts) {
         if let Some(span) = self.span() {
-            span.record("tasker.total_steps", counts.total);
-            span.record("tasker.completed_steps", counts.completed);
-            span.record("tasker.failed_steps", counts.failed);
+            // i64: OpenTelemetry has no unsigned integers (a u64 would be exported as text).
+            let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            span.record("tasker.total_steps", int(counts.total));
+            span.record("tasker.completed_steps", int(counts.completed));
+            span.record("tasker.failed_steps", int(counts.failed));
         }
     }
 

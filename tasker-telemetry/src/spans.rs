@@ -115,8 +115,10 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> Span {
                 tasker.task_name = f.task_name,
                 tasker.step_id = f.step_id,
                 tasker.step_name = f.step_name,
-                tasker.attempt_number = f.attempt_number,
-                tasker.retry_limit = f.retry_limit,
+                // i64: OpenTelemetry has no unsigned integers, and tracing-opentelemetry
+                // would export a u32 / u64 as text.
+                tasker.attempt_number = i64::from(f.attempt_number),
+                tasker.retry_limit = i64::from(f.retry_limit),
                 tasker.execution_duration = Empty,
             )
         };

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +16,9 @@ use opentelemetry_http::{HttpClient, HttpError};
 #[derive(Debug, Clone)]
 pub(crate) struct StdHttpClient {
     pub(crate) timeout: Duration,
+    /// The last transport error in full: the OTLP exporter reports only "network error", and a
+    /// diagnostic should say which (refused, timed out, unresolvable).
+    pub(crate) last_error: Arc<Mutex<Option<String>>>,
 }
 
 impl StdHttpClient {
@@ -89,6 +93,13 @@ impl HttpClient for StdHttpClient {
         Self: 'async_trait,
         'life0: 'async_trait,
     {
-        Box::pin(async move { self.send_blocking(request) })
+        Box::pin(async move {
+            let uri = request.uri().to_string();
+            let result = self.send_blocking(request);
+            if let (Err(e), Ok(mut last)) = (&result, self.last_error.lock()) {
+                *last = Some(format!("{uri}: {e}"));
+            }
+            result
+        })
     }
 }

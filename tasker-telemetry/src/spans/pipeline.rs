@@ -34,6 +34,8 @@ struct Counters {
     failed: AtomicU64,
     failed_exports: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Filled by the HTTP client with the transport error behind an export failure.
+    transport_error: Arc<Mutex<Option<String>>>,
 }
 
 /// What became of the spans the pipeline was given.
@@ -112,7 +114,16 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
             Err(e) => {
                 self.counters.failed.fetch_add(n, Ordering::Relaxed);
                 self.counters.failed_exports.fetch_add(1, Ordering::Relaxed);
-                let message = e.to_string();
+                let transport = self
+                    .counters
+                    .transport_error
+                    .lock()
+                    .ok()
+                    .and_then(|mut t| t.take());
+                let message = match transport {
+                    Some(detail) => format!("{e} ({detail})"),
+                    None => e.to_string(),
+                };
                 tracing::warn!(
                     target: "tasker_telemetry::export",
                     spans = n,
@@ -219,6 +230,7 @@ impl SpanPipeline {
             .with_http()
             .with_http_client(super::http_client::StdHttpClient {
                 timeout: EXPORT_TIMEOUT,
+                last_error: counters.transport_error.clone(),
             })
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(url)
