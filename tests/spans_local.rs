@@ -1,0 +1,153 @@
+//! Spans without a collector: the in-process store and its task tree, sampling decided per task
+//! (an unsampled task's steps get no span at all), and steps run on another thread joining the
+//! task's trace.
+
+use std::sync::Arc;
+
+use tasker_telemetry::scope::StepCounts;
+use tasker_telemetry::spans::SpanPipeline;
+use tasker_telemetry::{
+    Sequence, Step, StepError, StepHandler, Task, Telemetry, TelemetryConfig, step_handler,
+};
+use tracing_subscriber::layer::SubscriberExt;
+
+struct Flaky;
+
+#[step_handler(retry_limit = 2)]
+impl Flaky {
+    fn process(&self, step: &Step) -> Result<u32, StepError> {
+        if step.attempt_number() == 1 {
+            Err(StepError::new("first attempt fails"))
+        } else {
+            Ok(step.attempt_number())
+        }
+    }
+}
+
+fn local(config: TelemetryConfig) -> (SpanPipeline, Telemetry) {
+    (
+        SpanPipeline::new(&config).unwrap(),
+        Telemetry::new(config).unwrap(),
+    )
+}
+
+#[test]
+fn without_an_endpoint_spans_stay_in_process_and_print_as_a_tree() {
+    let (pipeline, telemetry) = local(TelemetryConfig::default());
+    let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let task = Task::new(&telemetry, "t-tree", "checkout", serde_json::Value::Null);
+        let sequence = Sequence::new();
+        for attempt in 1..=2 {
+            let step = task.step("t-tree/flaky", "flaky").with_attempt(attempt);
+            let _ = Flaky.handle(&task, &sequence, &step).now();
+        }
+        task.scope().complete(StepCounts {
+            total: 1,
+            completed: 1,
+            ..Default::default()
+        });
+    });
+    let report = pipeline.shutdown();
+    assert_eq!(
+        (report.exported, report.endpoint.clone()),
+        (3, None),
+        "{report:?}"
+    );
+    let store = pipeline.store().expect("no endpoint: in-process store");
+    let tree = store.task_tree("t-tree");
+    let lines: Vec<&str> = tree.lines().collect();
+    assert_eq!(lines.len(), 3, "{tree}");
+    assert!(
+        lines[0].starts_with("tasker.task.execution checkout ") && lines[0].ends_with(" ok"),
+        "{tree}"
+    );
+    assert!(
+        lines[1].starts_with("  tasker.step.execution flaky attempt 1 "),
+        "{tree}"
+    );
+    assert!(lines[1].ends_with("error: first attempt fails"), "{tree}");
+    assert!(
+        lines[2].starts_with("  tasker.step.execution flaky attempt 2 ")
+            && lines[2].ends_with(" ok"),
+        "{tree}"
+    );
+    assert!(store.task_tree("no-such-task").is_empty());
+}
+
+#[test]
+fn an_unsampled_task_creates_no_step_spans() {
+    let config = TelemetryConfig::builder()
+        .trace_sampling_ratio(0.0)
+        .build()
+        .unwrap();
+    let (pipeline, telemetry) = local(config);
+    let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let task = Task::new(
+            &telemetry,
+            "t-unsampled",
+            "checkout",
+            serde_json::Value::Null,
+        );
+        let step = task.step("t-unsampled/flaky", "flaky").with_attempt(2);
+        let attempt = step.scope().attempt(2);
+        assert!(
+            attempt.span().is_disabled(),
+            "no span work for an unsampled task's step"
+        );
+        attempt.complete(&1);
+        assert_eq!(
+            Flaky.handle(&task, &Sequence::new(), &step).now().unwrap(),
+            Ok(serde_json::json!(2))
+        );
+    });
+    let report = pipeline.shutdown();
+    assert_eq!(report.ended, 0, "nothing sampled: {report:?}");
+    assert!(pipeline.store().unwrap().spans().is_empty());
+}
+
+#[test]
+fn steps_on_other_threads_join_the_task_trace() {
+    let (pipeline, telemetry) = local(TelemetryConfig::default());
+    let subscriber = Arc::new(tracing_subscriber::registry().with(pipeline.layer()));
+    let dispatch = tracing::Dispatch::from(subscriber);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let task = Arc::new(Task::new(
+            &telemetry,
+            "t-threads",
+            "checkout",
+            serde_json::Value::Null,
+        ));
+        let workers: Vec<_> = (0..3)
+            .map(|i| {
+                let (task, dispatch) = (task.clone(), dispatch.clone());
+                std::thread::spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        let step = task.step(format!("t-threads/{i}"), "flaky").with_attempt(2);
+                        Flaky.handle(&task, &Sequence::new(), &step).now().unwrap()
+                    })
+                })
+            })
+            .collect();
+        for w in workers {
+            assert_eq!(w.join().unwrap(), Ok(serde_json::json!(2)));
+        }
+        task.scope().complete(StepCounts {
+            total: 3,
+            completed: 3,
+            ..Default::default()
+        });
+    });
+    pipeline.shutdown();
+    let spans = pipeline.store().unwrap().task_spans("t-threads");
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let root = spans
+        .iter()
+        .find(|s| s.name == "tasker.task.execution")
+        .unwrap();
+    for step in spans.iter().filter(|s| s.name == "tasker.step.execution") {
+        assert_eq!(step.trace_id, root.trace_id);
+        assert_eq!(step.parent_span_id, root.span_id);
+    }
+}
