@@ -66,6 +66,9 @@
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `otlp_endpoint` | wins over `TASKER_OTLP_ENDPOINT`; spans go to `<endpoint>/v1/traces` |
 //! | `TASKER_OTLP_TRACES_ENDPOINT` | `otlp_traces_endpoint` | the full traces URL, used verbatim |
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | `otlp_traces_endpoint` | wins over `TASKER_OTLP_TRACES_ENDPOINT` and over `otlp_endpoint` |
+//! | `TASKER_OTLP_PROTOCOL` | `otlp_protocol` | `http/protobuf` or `grpc` |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL` | `otlp_protocol` | wins over `TASKER_OTLP_PROTOCOL` |
+//! | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `otlp_protocol` | wins over `OTEL_EXPORTER_OTLP_PROTOCOL` |
 //! | `TASKER_TRACE_SAMPLING_RATIO` | `trace_sampling_ratio` | number in 0.0..=1.0 |
 //! | `OTEL_TRACES_SAMPLER_ARG` | `trace_sampling_ratio` | wins over `TASKER_TRACE_SAMPLING_RATIO` |
 
@@ -123,6 +126,9 @@ pub const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"),
     ("TASKER_OTLP_TRACES_ENDPOINT", "otlp_traces_endpoint"),
     ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otlp_traces_endpoint"),
+    ("TASKER_OTLP_PROTOCOL", "otlp_protocol"),
+    ("OTEL_EXPORTER_OTLP_PROTOCOL", "otlp_protocol"),
+    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "otlp_protocol"),
     ("TASKER_TRACE_SAMPLING_RATIO", "trace_sampling_ratio"),
     ("OTEL_TRACES_SAMPLER_ARG", "trace_sampling_ratio"),
 ];
@@ -289,6 +295,43 @@ impl MetricsFormat {
     }
 }
 
+/// The OTLP transport for spans.
+///
+/// ```
+/// use tasker_telemetry::config::OtlpProtocol;
+///
+/// assert_eq!("grpc".parse::<OtlpProtocol>()?, OtlpProtocol::Grpc);
+/// assert_eq!(OtlpProtocol::default().as_str(), "http/protobuf");
+/// # Ok::<(), tasker_telemetry::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+#[non_exhaustive]
+pub enum OtlpProtocol {
+    /// Protobuf over HTTP/1.1 (the default; cargo feature `otlp`).
+    #[default]
+    HttpProtobuf,
+    /// gRPC (cargo feature `otlp-grpc`).
+    Grpc,
+}
+
+impl OtlpProtocol {
+    /// The name used in files and environment variables (`http/protobuf`, `grpc`), as in the
+    /// OpenTelemetry specification.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpProtobuf => "http/protobuf",
+            Self::Grpc => "grpc",
+        }
+    }
+}
+
+impl From<OtlpProtocol> for &'static str {
+    fn from(p: OtlpProtocol) -> Self {
+        p.as_str()
+    }
+}
+
 /// Implements the textual forms shared by both format enums. Parsing is case-insensitive so that
 /// files and environment variables accept the same spellings.
 macro_rules! text_enum {
@@ -327,6 +370,12 @@ text_enum!(
     "log_format",
     [Json, Pretty, Logfmt, Compact],
     "one of json, pretty, logfmt, compact (case-insensitive)"
+);
+text_enum!(
+    OtlpProtocol,
+    "otlp_protocol",
+    [HttpProtobuf, Grpc],
+    "one of http/protobuf, grpc (http/json is not supported)"
 );
 text_enum!(
     MetricsFormat,
@@ -420,6 +469,8 @@ pub struct TelemetryConfig {
     pub otlp_traces_endpoint: Option<String>,
     /// Fraction of traces sampled, `0.0..=1.0`. Default `1.0`.
     pub trace_sampling_ratio: f64,
+    /// The OTLP transport for spans. Default `http/protobuf`.
+    pub otlp_protocol: OtlpProtocol,
 }
 
 impl Default for TelemetryConfig {
@@ -453,6 +504,7 @@ impl Default for TelemetryConfig {
             max_concurrent_steps: 3,
             otlp_endpoint: None,
             otlp_traces_endpoint: None,
+            otlp_protocol: OtlpProtocol::HttpProtobuf,
             trace_sampling_ratio: 1.0,
         }
     }
@@ -500,6 +552,7 @@ impl fmt::Debug for TelemetryConfig {
             .field("otlp_endpoint", &self.otlp_endpoint)
             .field("otlp_traces_endpoint", &self.otlp_traces_endpoint)
             .field("trace_sampling_ratio", &self.trace_sampling_ratio)
+            .field("otlp_protocol", &self.otlp_protocol)
             .finish()
     }
 }
@@ -719,6 +772,7 @@ impl TelemetryConfig {
             "metrics_enabled" => self.metrics_enabled = boolean()?,
             "metrics_endpoint" => self.metrics_endpoint = text.to_owned(),
             "metrics_format" => self.metrics_format = text.parse().map_err(reword)?,
+            "otlp_protocol" => self.otlp_protocol = text.parse().map_err(reword)?,
             "metrics_auth_required" => self.metrics_auth_required = boolean()?,
             "metrics_auth_token" => self.metrics_auth_token = Some(text.to_owned()),
             "performance_monitoring_enabled" => self.performance_monitoring_enabled = boolean()?,
@@ -967,8 +1021,8 @@ impl TelemetryConfig {
     }
 
     /// Where spans are exported: `otlp_traces_endpoint` verbatim, else `otlp_endpoint` with
-    /// `/v1/traces` appended (as the OTLP specification says), else `None` (spans stay in
-    /// process).
+    /// `/v1/traces` appended for `http/protobuf` (as the OTLP specification says; gRPC uses the
+    /// endpoint as it is), else `None` (spans stay in process).
     ///
     /// ```
     /// use tasker_telemetry::TelemetryConfig;
@@ -983,7 +1037,10 @@ impl TelemetryConfig {
         }
         self.otlp_endpoint
             .as_ref()
-            .map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
+            .map(|base| match self.otlp_protocol {
+                OtlpProtocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
+                OtlpProtocol::Grpc => base.clone(),
+            })
     }
 }
 
@@ -1202,6 +1259,8 @@ impl TelemetryConfigBuilder {
         metrics_endpoint: impl Into<String> => |v| v.into();
         /// Sets [`TelemetryConfig::metrics_format`].
         metrics_format: MetricsFormat => |v| v;
+        /// Sets [`TelemetryConfig::otlp_protocol`].
+        otlp_protocol: OtlpProtocol => |v| v;
         /// Sets [`TelemetryConfig::metrics_auth_required`].
         metrics_auth_required: bool => |v| v;
         /// Sets [`TelemetryConfig::metrics_auth_token`].
@@ -1740,6 +1799,7 @@ mod tests {
                 "filter_parameters" => "passw,card.number",
                 "log_format" => "compact",
                 "metrics_format" => "csv",
+                "otlp_protocol" => "grpc",
                 "slow_query_threshold_seconds" => "2.5",
                 "event_sampling_rate" | "trace_sampling_ratio" => "0.5",
                 "filtered_events" => "task.completed",

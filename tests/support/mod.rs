@@ -1,3 +1,4 @@
 //! Shared helpers for the end-to-end test targets; each target uses a subset.
 
+pub mod grpc_collector;
 pub mod otlp_receiver;

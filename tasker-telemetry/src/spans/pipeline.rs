@@ -17,7 +17,7 @@ use opentelemetry_sdk::trace::{
 use tracing_opentelemetry::OpenTelemetryLayer;
 
 use super::store::SpanStore;
-use crate::config::TelemetryConfig;
+use crate::config::{OtlpProtocol, TelemetryConfig};
 use crate::error::Error;
 
 /// Spans the batch queue holds before new ones are dropped (and counted).
@@ -194,9 +194,10 @@ impl SpanPipeline {
             .build();
         let endpoint = config.traces_endpoint();
         let mut store = None;
-        let processor = match &endpoint {
-            Some(url) => Self::otlp_processor(url, &counters)?,
-            None => {
+        let processor = match (&endpoint, config.otlp_protocol) {
+            (Some(url), OtlpProtocol::Grpc) => Self::grpc_processor(url, &counters)?,
+            (Some(url), _) => Self::otlp_processor(url, &counters)?,
+            (None, _) => {
                 let s = SpanStore::new(STORE_CAPACITY);
                 store = Some(s.clone());
                 batch(CountingExporter {
@@ -250,6 +251,45 @@ impl SpanPipeline {
         Err(Error::SpanExport {
             message: format!(
                 "an OTLP endpoint ({url}) is configured but tasker-telemetry was built without its `otlp` feature"
+            ),
+        })
+    }
+
+    #[cfg(feature = "otlp-grpc")]
+    fn grpc_processor(url: &str, counters: &Arc<Counters>) -> Result<BatchSpanProcessor, Error> {
+        use opentelemetry_otlp::WithExportConfig;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::SpanExport {
+                message: format!("gRPC export runtime: {e}"),
+            })?;
+        let exporter = {
+            // tonic builds its channel against the runtime in context.
+            let _in_runtime = runtime.enter();
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(url)
+                .with_timeout(EXPORT_TIMEOUT)
+                .build()
+                .map_err(|e| Error::SpanExport {
+                    message: e.to_string(),
+                })?
+        };
+        Ok(batch(CountingExporter {
+            inner: OnRuntime {
+                runtime,
+                inner: exporter,
+            },
+            counters: counters.clone(),
+        }))
+    }
+
+    #[cfg(not(feature = "otlp-grpc"))]
+    fn grpc_processor(url: &str, _counters: &Arc<Counters>) -> Result<BatchSpanProcessor, Error> {
+        Err(Error::SpanExport {
+            message: format!(
+                "otlp_protocol = grpc ({url}) needs tasker-telemetry's `otlp-grpc` cargo feature"
             ),
         })
     }
@@ -316,4 +356,34 @@ fn batch<E: SpanExporter + 'static>(exporter: E) -> BatchSpanProcessor {
                 .build(),
         )
         .build()
+}
+
+/// Runs a tonic exporter on its own current-thread tokio runtime: the batch processor's thread
+/// is not inside any runtime, and the application's runtime (if any) is none of ours to block.
+#[cfg(feature = "otlp-grpc")]
+#[derive(Debug)]
+struct OnRuntime<E> {
+    runtime: tokio::runtime::Runtime,
+    inner: E,
+}
+
+#[cfg(feature = "otlp-grpc")]
+impl<E: SpanExporter> SpanExporter for OnRuntime<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.runtime.block_on(self.inner.export(batch))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let _in_runtime = self.runtime.enter();
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        let _in_runtime = self.runtime.enter();
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
 }
