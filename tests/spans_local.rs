@@ -151,3 +151,13 @@ fn steps_on_other_threads_join_the_task_trace() {
         assert_eq!(step.parent_span_id, root.span_id);
     }
 }
+
+#[test]
+fn an_https_endpoint_for_the_http_exporter_is_a_clear_error() {
+    let config = TelemetryConfig::builder()
+        .otlp_endpoint("https://collector.example:4318")
+        .build()
+        .unwrap();
+    let err = SpanPipeline::new(&config).unwrap_err();
+    assert!(err.to_string().contains("plain http:// only"), "{err}");
+}

@@ -196,6 +196,17 @@ impl SpanPipeline {
         let mut store = None;
         let processor = match (&endpoint, config.otlp_protocol) {
             (Some(url), OtlpProtocol::Grpc) => Self::grpc_processor(url, &counters)?,
+            (Some(url), _)
+                if url
+                    .get(..8)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("https://")) =>
+            {
+                return Err(Error::SpanExport {
+                    message: format!(
+                        "{url}: the built-in OTLP/HTTP client speaks plain http:// only; use an http:// endpoint (for example a local collector) or otlp_protocol = grpc"
+                    ),
+                });
+            }
             (Some(url), _) => Self::otlp_processor(url, &counters)?,
             (None, _) => {
                 let s = SpanStore::new(STORE_CAPACITY);
