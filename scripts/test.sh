@@ -3,11 +3,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Tools the tests need beyond the pinned Rust toolchain. (Later milestones add the Debian
-# `prometheus` package and an OTLP receiver here.)
+# Tools the tests need beyond the pinned Rust toolchain: Prometheus and promtool (Debian package
+# `prometheus`) for the exposition tests. The OTLP receivers are part of the test crate.
 if ! command -v cargo >/dev/null 2>&1; then
   echo "scripts/test.sh: cargo is not on PATH; install Rust 1.95.0 (rustup) first" >&2
   exit 1
+fi
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing the Debian package prometheus (for prometheus and promtool)"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus >/dev/null
+  # The package may start a service on :9090; the tests run their own instance.
+  pkill -x prometheus 2>/dev/null || true
 fi
 
 log=$(mktemp)

@@ -62,6 +62,7 @@
 //! | `TASKER_MAX_STORED_SAMPLES` | `max_stored_samples` | integer |
 //! | `TASKER_METRICS_RETENTION_HOURS` | `metrics_retention_hours` | integer |
 //! | `TASKER_MAX_CONCURRENT_STEPS` | `max_concurrent_steps` | integer |
+//! | `TASKER_METRICS_CARDINALITY_CAP` | `metrics_cardinality_cap` | integer |
 //! | `TASKER_OTLP_ENDPOINT` | `otlp_endpoint` | `http://` or `https://` URL |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `otlp_endpoint` | wins over `TASKER_OTLP_ENDPOINT`; spans go to `<endpoint>/v1/traces` |
 //! | `TASKER_OTLP_TRACES_ENDPOINT` | `otlp_traces_endpoint` | the full traces URL, used verbatim |
@@ -122,6 +123,7 @@ pub const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
     ("TASKER_MAX_STORED_SAMPLES", "max_stored_samples"),
     ("TASKER_METRICS_RETENTION_HOURS", "metrics_retention_hours"),
     ("TASKER_MAX_CONCURRENT_STEPS", "max_concurrent_steps"),
+    ("TASKER_METRICS_CARDINALITY_CAP", "metrics_cardinality_cap"),
     ("TASKER_OTLP_ENDPOINT", "otlp_endpoint"),
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"),
     ("TASKER_OTLP_TRACES_ENDPOINT", "otlp_traces_endpoint"),
@@ -460,6 +462,9 @@ pub struct TelemetryConfig {
     pub metrics_retention_hours: u64,
     /// Steps of one task the workflow runner executes at once. Default `3`.
     pub max_concurrent_steps: usize,
+    /// Series one metric family may hold before new label sets fold into its `__overflow__`
+    /// series. Default `10000`.
+    pub metrics_cardinality_cap: usize,
     /// OTLP collector endpoint; `None` keeps spans in process. Default `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otlp_endpoint: Option<String>,
@@ -502,6 +507,7 @@ impl Default for TelemetryConfig {
             max_stored_samples: 1000,
             metrics_retention_hours: 24,
             max_concurrent_steps: 3,
+            metrics_cardinality_cap: 10_000,
             otlp_endpoint: None,
             otlp_traces_endpoint: None,
             otlp_protocol: OtlpProtocol::HttpProtobuf,
@@ -549,6 +555,7 @@ impl fmt::Debug for TelemetryConfig {
             .field("max_stored_samples", &self.max_stored_samples)
             .field("metrics_retention_hours", &self.metrics_retention_hours)
             .field("max_concurrent_steps", &self.max_concurrent_steps)
+            .field("metrics_cardinality_cap", &self.metrics_cardinality_cap)
             .field("otlp_endpoint", &self.otlp_endpoint)
             .field("otlp_traces_endpoint", &self.otlp_traces_endpoint)
             .field("trace_sampling_ratio", &self.trace_sampling_ratio)
@@ -786,6 +793,7 @@ impl TelemetryConfig {
             "max_stored_samples" => self.max_stored_samples = count()?,
             "metrics_retention_hours" => self.metrics_retention_hours = integer()?,
             "max_concurrent_steps" => self.max_concurrent_steps = count()?,
+            "metrics_cardinality_cap" => self.metrics_cardinality_cap = count()?,
             "otlp_endpoint" => self.otlp_endpoint = Some(text.to_owned()),
             "otlp_traces_endpoint" => self.otlp_traces_endpoint = Some(text.to_owned()),
             "trace_sampling_ratio" => self.trace_sampling_ratio = number(EXPECTED_RATIO)?,
@@ -815,6 +823,10 @@ impl TelemetryConfig {
         self.check_max_stored_samples()?;
         self.check_metrics_retention_hours()?;
         self.check_max_concurrent_steps()?;
+        positive(
+            "metrics_cardinality_cap",
+            self.metrics_cardinality_cap as u64,
+        )?;
         self.check_otlp_endpoint()?;
         self.check_otlp_traces_endpoint()?;
         self.check_trace_sampling_ratio()
@@ -1281,6 +1293,8 @@ impl TelemetryConfigBuilder {
         metrics_retention_hours: u64 => |v| v;
         /// Sets [`TelemetryConfig::max_concurrent_steps`].
         max_concurrent_steps: usize => |v| v;
+        /// Sets [`TelemetryConfig::metrics_cardinality_cap`].
+        metrics_cardinality_cap: usize => |v| v;
         /// Sets [`TelemetryConfig::otlp_endpoint`].
         otlp_endpoint: impl Into<String> => |v| Some(v.into());
         /// Sets [`TelemetryConfig::otlp_traces_endpoint`].
@@ -1806,7 +1820,8 @@ mod tests {
                 "memory_threshold_mb"
                 | "max_stored_samples"
                 | "metrics_retention_hours"
-                | "max_concurrent_steps" => "7",
+                | "max_concurrent_steps"
+                | "metrics_cardinality_cap" => "7",
                 "otlp_endpoint" | "otlp_traces_endpoint" => "https://collector:4318",
                 "metrics_endpoint" => "/m",
                 "log_level" => "debug",

@@ -33,6 +33,18 @@ pub enum Error {
         /// The nearest catalog name, if one is close.
         suggestion: Option<&'static str>,
     },
+    /// The metrics registry refused a standard family (a name clash with a user family).
+    #[error("metrics could not be set up: {message}")]
+    Metrics {
+        /// What went wrong.
+        message: String,
+    },
+    /// The HTTP server could not start.
+    #[error("the metrics HTTP server could not start: {message}")]
+    Http {
+        /// What went wrong.
+        message: String,
+    },
     /// The span export pipeline could not be built.
     #[error("span export could not be set up: {message}")]
     SpanExport {

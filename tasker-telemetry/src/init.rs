@@ -87,6 +87,7 @@ pub fn init_with(config: TelemetryConfig) -> Result<TelemetryGuard, Error> {
     tracing::subscriber::set_global_default(subscriber).map_err(|_| Error::SubscriberAlreadySet)?;
     let telemetry = telemetry.install_global()?;
     set_enabled(enabled);
+    telemetry.mark_ready();
     Ok(TelemetryGuard {
         telemetry,
         spans,

@@ -35,9 +35,13 @@ pub mod catalog;
 pub mod config;
 mod error;
 pub mod event;
+pub mod export;
 pub mod filter;
 pub mod handler;
+#[cfg(feature = "http")]
+pub mod http;
 mod init;
+pub mod metrics;
 pub mod payload;
 pub mod publisher;
 pub mod scope;

@@ -113,6 +113,7 @@ struct Inner {
     subscriptions: Mutex<Vec<Subscription>>,
     next_id: AtomicU64,
     published: AtomicU64,
+    published_by_event: Box<[AtomicU64]>,
     panics: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
 }
@@ -176,6 +177,7 @@ impl Publisher {
             subscriptions: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             published: AtomicU64::new(0),
+            published_by_event: (0..MAX_EVENTS).map(|_| AtomicU64::new(0)).collect(),
             panics: Arc::new(AtomicU64::new(0)),
             dropped: Arc::new(AtomicU64::new(0)),
         });
@@ -331,6 +333,18 @@ impl Publisher {
         }
     }
 
+    /// Events delivered to at least one subscriber, per namespace (`task`, `step`, ...).
+    pub fn published_by_namespace(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for event in catalog::events() {
+            let n = self.inner.published_by_event[event.name.index()].load(Ordering::Relaxed);
+            if n > 0 {
+                *out.entry(event.name.namespace()).or_insert(0) += n;
+            }
+        }
+        out
+    }
+
     /// Each current subscription's name and statistics.
     pub fn subscriber_stats(&self) -> Vec<(Arc<str>, SubscriberStats)> {
         self.inner
@@ -467,6 +481,7 @@ impl Inner {
             return false;
         }
         self.published.fetch_add(1, Ordering::Relaxed);
+        self.published_by_event[index].fetch_add(1, Ordering::Relaxed);
         if slot.has_async {
             let shared = Arc::new(event);
             self.fan_out(slot, &shared, Some(&shared));

@@ -8,12 +8,14 @@
 //! and a branch.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::event::{EventName, names};
+use crate::metrics::{StepMetrics, TaskMetrics};
 use crate::payload::{ErrorPayload, Payload, StepPayload, TaskPayload};
 use crate::spans::{self, Carrier, StepSpanFields, TaskSpan, TraceContext};
 use crate::telemetry::{Telemetry, is_enabled};
@@ -73,6 +75,13 @@ impl Failure {
     }
 }
 
+#[derive(Clone, Copy)]
+enum TaskStatus {
+    Completed,
+    Failed,
+    Cancelled,
+}
+
 /// Step counts of a task, reported by task-level events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StepCounts {
@@ -96,6 +105,11 @@ struct TaskInner {
     started_at: Timestamp,
     span: TaskSpan,
     steps_sampled: OnceLock<bool>,
+    metrics: OnceLock<Option<TaskMetrics>>,
+    /// Set by `start()`, so the active-tasks gauge goes down exactly once and the workflow
+    /// duration runs from the start request.
+    start_requested: OnceLock<Instant>,
+    finished: AtomicBool,
 }
 
 /// One task (one run of a workflow) being instrumented.
@@ -180,6 +194,9 @@ impl TaskScope {
                 started_at: Timestamp::now(),
                 span,
                 steps_sampled: OnceLock::new(),
+                metrics: OnceLock::new(),
+                start_requested: OnceLock::new(),
+                finished: AtomicBool::new(false),
             }),
         }
     }
@@ -212,6 +229,37 @@ impl TaskScope {
     /// The task's `tasker.task.execution` span, when it lives in this process.
     pub fn span(&self) -> Option<&tracing::Span> {
         self.inner.span.span()
+    }
+
+    fn metrics(&self) -> Option<&TaskMetrics> {
+        self.inner
+            .metrics
+            .get_or_init(|| {
+                let standard = self.inner.telemetry.standard_metrics()?;
+                Some(standard.task(&self.inner.name))
+            })
+            .as_ref()
+    }
+
+    /// Records a terminal status once: the status counter, the duration histograms, the
+    /// active-tasks gauge.
+    fn record_finish(&self, status: TaskStatus) {
+        if !is_enabled() || self.inner.finished.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Some(m) = self.metrics() else { return };
+        let elapsed = self.elapsed().as_secs_f64();
+        let (counter, histogram) = match status {
+            TaskStatus::Completed => (&m.completed, &m.duration_completed),
+            TaskStatus::Failed => (&m.failed, &m.duration_failed),
+            TaskStatus::Cancelled => (&m.cancelled, &m.duration_cancelled),
+        };
+        counter.inc();
+        histogram.observe(elapsed);
+        if let Some(start) = self.inner.start_requested.get() {
+            m.workflow_duration.observe(start.elapsed().as_secs_f64());
+            m.active.dec();
+        }
     }
 
     fn steps_sampled(&self) -> bool {
@@ -325,8 +373,16 @@ impl TaskScope {
         });
     }
 
-    /// Publishes `task.start_requested` (and adds `task.started` to the task span).
+    /// Publishes `task.start_requested` (and adds `task.started` to the task span); counts the
+    /// task as started and active.
     pub fn start(&self) {
+        if is_enabled()
+            && self.inner.start_requested.set(Instant::now()).is_ok()
+            && let Some(m) = self.metrics()
+        {
+            m.started.inc();
+            m.active.inc();
+        }
         if let Some(span) = self.span() {
             spans::record_event(span, "task.started");
         }
@@ -336,6 +392,7 @@ impl TaskScope {
     /// Publishes `task.completed` with the step counts and the task's duration, and marks the
     /// task span OK.
     pub fn complete(&self, counts: StepCounts) {
+        self.record_finish(TaskStatus::Completed);
         self.record_counts(counts);
         if let Some(span) = self.span() {
             spans::record_success(span, "task.completed", self.elapsed().as_secs_f64());
@@ -347,6 +404,7 @@ impl TaskScope {
 
     /// Publishes `task.failed` with the error and the task's duration.
     pub fn fail(&self, failure: &Failure, counts: StepCounts) {
+        self.record_finish(TaskStatus::Failed);
         self.record_counts(counts);
         if let Some(span) = self.span() {
             spans::record_failure(
@@ -395,6 +453,7 @@ impl TaskScope {
 
     /// Publishes `task.cancelled` with the step counts.
     pub fn cancel(&self, counts: StepCounts) {
+        self.record_finish(TaskStatus::Cancelled);
         self.record_counts(counts);
         if let Some(span) = self.span() {
             spans::record_event(span, "task.cancelled");
@@ -413,6 +472,7 @@ impl TaskScope {
             retry_limit: None,
             inputs: None,
             filtered_inputs: OnceLock::new(),
+            metrics: OnceLock::new(),
         }
     }
 }
@@ -426,9 +486,19 @@ pub struct StepScope {
     retry_limit: Option<u32>,
     inputs: Option<serde_json::Value>,
     filtered_inputs: OnceLock<Arc<serde_json::Value>>,
+    metrics: OnceLock<Option<StepMetrics>>,
 }
 
 impl StepScope {
+    fn metrics(&self) -> Option<&StepMetrics> {
+        self.metrics
+            .get_or_init(|| {
+                let standard = self.task.inner.telemetry.standard_metrics()?;
+                Some(standard.step(&self.task.inner.name, &self.name))
+            })
+            .as_ref()
+    }
+
     /// Sets how many attempts the step may make in all (default: the handler's `retry_limit`,
     /// else 1).
     pub fn with_retry_limit(mut self, retry_limit: u32) -> Self {
@@ -513,6 +583,25 @@ impl StepScope {
                 .publish_with(event, || build(self))
     }
 
+    /// Reports that the step will not run: publishes `observability.step.skip` with the reason
+    /// and counts it in `tasker_steps_total{status="skipped"}`.
+    pub fn skip(&self, reason: impl Into<Cow<'static, str>>) {
+        if !is_enabled() {
+            return;
+        }
+        if let Some(standard) = self.task.inner.telemetry.standard_metrics() {
+            standard
+                .step_skipped(&self.task.inner.name, &self.name)
+                .inc();
+        }
+        let reason = reason.into();
+        self.publish(names::OBSERVABILITY_STEP_SKIP, |s| {
+            let mut p = s.payload(0);
+            p.skip_reason = Some(reason);
+            p
+        });
+    }
+
     /// Starts attempt `attempt_number` (from 1): publishes `step.before_handle` and starts the
     /// monotonic clock. Finish it with [`StepAttempt::complete`], [`StepAttempt::fail`] or
     /// [`StepAttempt::finish`].
@@ -560,6 +649,12 @@ impl StepScope {
         } else {
             tracing::Span::none()
         };
+        if let Some(m) = self.metrics() {
+            if attempt_number > 1 {
+                m.retries.inc();
+            }
+            m.active.inc();
+        }
         let started = Instant::now();
         self.task
             .inner
@@ -648,6 +743,11 @@ impl StepAttempt<'_> {
 
     fn report_success<T: Serialize + ?Sized>(&self, elapsed: Duration, result: &T) {
         spans::record_success(&self.span, "step.completed", elapsed.as_secs_f64());
+        if let Some(m) = self.scope.metrics() {
+            m.completed.inc();
+            m.duration_completed.observe(elapsed.as_secs_f64());
+            m.active.dec();
+        }
         let scope = self.scope;
         scope
             .task
@@ -666,6 +766,14 @@ impl StepAttempt<'_> {
 
     #[cold]
     fn report_failure(&self, elapsed: Duration, failure: &Failure) {
+        if let Some(m) = self.scope.metrics() {
+            m.failed.inc();
+            m.duration_failed.observe(elapsed.as_secs_f64());
+            m.active.dec();
+            if self.attempt_number >= self.retry_limit {
+                m.max_retries_reached.inc();
+            }
+        }
         spans::record_failure(
             &self.span,
             "step.failed",
@@ -737,6 +845,9 @@ impl StepAttempt<'_> {
             self.report_failure(elapsed, &failure);
         } else {
             spans::record_event(&self.span, "step.cancelled");
+            if let Some(m) = self.scope.metrics() {
+                m.active.dec();
+            }
             let publisher = self.scope.task.inner.telemetry.publisher();
             publisher.publish_with(names::STEP_CANCELLED, || self.timed_payload(elapsed));
         }

@@ -9,6 +9,9 @@ use crate::config::TelemetryConfig;
 use crate::error::Error;
 use crate::event::{EventName, EventPayload};
 use crate::filter::ParameterFilter;
+use crate::metrics::{
+    FamilySnapshot, MetricKind, MetricsRegistry, SeriesSnapshot, SeriesValue, StandardMetrics,
+};
 use crate::payload::Fields;
 use crate::publisher::Publisher;
 
@@ -37,6 +40,9 @@ struct Inner {
     config: TelemetryConfig,
     filter: ParameterFilter,
     publisher: Publisher,
+    metrics: Arc<MetricsRegistry>,
+    standard: Option<StandardMetrics>,
+    ready: AtomicBool,
 }
 
 /// Configuration, parameter filter and publisher: everything a scope needs to report.
@@ -90,11 +96,27 @@ impl Telemetry {
                 publisher.set_muted(event, true);
             }
         }
+        let metrics = Arc::new(MetricsRegistry::with_cardinality_cap(
+            config.metrics_cardinality_cap,
+        ));
+        let standard = if config.metrics_enabled {
+            Some(
+                StandardMetrics::register(&metrics).map_err(|e| Error::Metrics {
+                    message: e.to_string(),
+                })?,
+            )
+        } else {
+            None
+        };
+        register_collectors(&metrics, &publisher, &config);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 filter,
                 publisher,
+                metrics,
+                standard,
+                ready: AtomicBool::new(false),
             }),
         })
     }
@@ -106,15 +128,21 @@ impl Telemetry {
     }
 
     fn fallback() -> Telemetry {
-        let config = TelemetryConfig::default();
-        let filter = ParameterFilter::tasker_default();
-        Self {
-            inner: Arc::new(Inner {
-                config,
-                filter,
-                publisher: Publisher::new(),
-            }),
-        }
+        // Tasker's defaults always validate; should that ever break, a quiet instance (no
+        // standard metrics) still beats a panic in the caller.
+        Telemetry::new(TelemetryConfig::default()).unwrap_or_else(|_| {
+            let config = TelemetryConfig::default();
+            Self {
+                inner: Arc::new(Inner {
+                    config,
+                    filter: ParameterFilter::tasker_default(),
+                    publisher: Publisher::new(),
+                    metrics: Arc::new(MetricsRegistry::new()),
+                    standard: None,
+                    ready: AtomicBool::new(false),
+                }),
+            }
+        })
     }
 
     /// Whether a process-wide instance is in place (installed by `init`, or the fallback).
@@ -151,6 +179,27 @@ impl Telemetry {
         &self.inner.publisher
     }
 
+    /// The metrics registry: the standard metrics, and any you register yourself.
+    pub fn metrics(&self) -> &MetricsRegistry {
+        &self.inner.metrics
+    }
+
+    /// Whether setup completed: [`init`](crate::init) marks the process-wide instance ready;
+    /// call [`mark_ready`](Self::mark_ready) when you assemble telemetry yourself.
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Relaxed)
+    }
+
+    /// Marks setup complete (for `/health/ready`).
+    pub fn mark_ready(&self) {
+        self.inner.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// The standard metrics, unless `metrics_enabled` is false.
+    pub(crate) fn standard_metrics(&self) -> Option<&StandardMetrics> {
+        self.inner.standard.as_ref()
+    }
+
     /// Publishes a custom event from its typed payload (see [`EventPayload`]). The payload is
     /// serialised, and its fields filtered, only when someone listens and telemetry is on.
     /// Returns whether anyone received it.
@@ -176,4 +225,71 @@ impl Telemetry {
             }
         })
     }
+}
+
+/// Families whose values live in the publisher and configuration, computed at snapshot time.
+fn register_collectors(metrics: &MetricsRegistry, publisher: &Publisher, config: &TelemetryConfig) {
+    let counter =
+        |name: &str, help: &str, labels: &[&str], series: Vec<(Vec<String>, u64)>| FamilySnapshot {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            unit: None,
+            kind: MetricKind::Counter,
+            label_names: labels.iter().map(|l| (*l).to_owned()).collect(),
+            series: series
+                .into_iter()
+                .map(|(label_values, v)| SeriesSnapshot {
+                    label_values,
+                    value: SeriesValue::Counter(v as f64),
+                })
+                .collect(),
+        };
+    let publisher = publisher.clone();
+    let (version, service) = (config.service_version.clone(), config.service_name.clone());
+    metrics.register_collector(move || {
+        let published = publisher
+            .published_by_namespace()
+            .into_iter()
+            .map(|(ns, n)| (vec![ns.to_owned()], n))
+            .collect();
+        let mut failures: Vec<(Vec<String>, u64)> = Vec::new();
+        for (name, stats) in publisher.subscriber_stats() {
+            match failures.iter_mut().find(|(labels, _)| labels[0] == *name) {
+                Some((_, n)) => *n += stats.panics,
+                None => failures.push((vec![name.to_string()], stats.panics)),
+            }
+        }
+        let dropped = publisher.stats().dropped;
+        vec![
+            counter(
+                "tasker_events_published_total",
+                "Events delivered to at least one subscriber, by namespace.",
+                &["namespace"],
+                published,
+            ),
+            counter(
+                "tasker_subscriber_failures_total",
+                "Subscriber calls that panicked (caught; other subscribers and the step unaffected), by subscriber.",
+                &["subscriber"],
+                failures,
+            ),
+            counter(
+                "tasker_telemetry_dropped_total",
+                "Telemetry dropped instead of blocking work, by sink and reason.",
+                &["sink", "reason"],
+                vec![(vec!["subscriber".to_owned(), "queue_full".to_owned()], dropped)],
+            ),
+            FamilySnapshot {
+                name: "tasker_build_info".to_owned(),
+                help: "Always 1; labels carry the tasker-telemetry version and the service name.".to_owned(),
+                unit: None,
+                kind: MetricKind::Gauge,
+                label_names: vec!["version".to_owned(), "service_name".to_owned()],
+                series: vec![SeriesSnapshot {
+                    label_values: vec![version.clone(), service.clone()],
+                    value: SeriesValue::Gauge(1.0),
+                }],
+            },
+        ]
+    });
 }

@@ -1,4 +1,5 @@
 //! Shared helpers for the end-to-end test targets; each target uses a subset.
 
 pub mod grpc_collector;
+pub mod http_get;
 pub mod otlp_receiver;

@@ -33,6 +33,8 @@ struct Counters {
     exported: AtomicU64,
     failed: AtomicU64,
     failed_exports: AtomicU64,
+    /// Export calls failed in a row (reset by a success): readiness watches this.
+    consecutive_failures: AtomicU64,
     last_error: Mutex<Option<String>>,
     /// Filled by the HTTP client with the transport error behind an export failure.
     transport_error: Arc<Mutex<Option<String>>>,
@@ -52,6 +54,8 @@ pub struct SpanExportReport {
     pub dropped: u64,
     /// Export calls that failed.
     pub failed_exports: u64,
+    /// Export calls failed in a row, up to now (0 after a success).
+    pub consecutive_failures: u64,
     /// The most recent export error, if any.
     pub last_error: Option<String>,
     /// Where spans go: the OTLP traces URL, or `None` for the in-process store.
@@ -110,10 +114,16 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
         match &result {
             Ok(()) => {
                 self.counters.exported.fetch_add(n, Ordering::Relaxed);
+                self.counters
+                    .consecutive_failures
+                    .store(0, Ordering::Relaxed);
             }
             Err(e) => {
                 self.counters.failed.fetch_add(n, Ordering::Relaxed);
                 self.counters.failed_exports.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .consecutive_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 let transport = self
                     .counters
                     .transport_error
@@ -340,6 +350,7 @@ impl SpanPipeline {
             failed,
             dropped: ended.saturating_sub(exported + failed),
             failed_exports: c.failed_exports.load(Ordering::Relaxed),
+            consecutive_failures: c.consecutive_failures.load(Ordering::Relaxed),
             last_error: c.last_error.lock().ok().and_then(|l| l.clone()),
             endpoint: self.endpoint.clone(),
         }

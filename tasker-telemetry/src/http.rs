@@ -1,0 +1,367 @@
+//! The HTTP surface (cargo feature `http`): metrics in Prometheus text, OpenMetrics, JSON or CSV,
+//! and liveness / readiness / status endpoints, as an axum [`Router`] to mount in your server,
+//! or a one-call [`MetricsServer`] bound to 127.0.0.1.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET <metrics_endpoint>` (the router), `GET /metrics` (the server) | Prometheus text 0.0.4; OpenMetrics 1.0 when `Accept` asks; `?format=json` / `?format=csv` |
+//! | `GET /health/live` | always `200 {"status":"ok"}` |
+//! | `GET /health/ready` | `200` once `init()` completed and span export is not failing (3 failures in a row); `503` otherwise, with each check |
+//! | `GET /health/status` | task and step counts by status, error rates, span-export state |
+//!
+//! With `metrics_auth_required`, the metrics and status routes need `Authorization: Bearer
+//! <metrics_auth_token>` (compared in constant time); otherwise `401` with `WWW-Authenticate`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::error::Error;
+use crate::metrics::{self, CsvOptions, MetricsSnapshot, SeriesValue};
+use crate::spans::SpanPipeline;
+use crate::telemetry::Telemetry;
+
+/// Span export failures in a row after which `/health/ready` answers 503.
+pub const READY_EXPORT_FAILURE_THRESHOLD: u64 = 3;
+
+#[derive(Clone)]
+struct AppState {
+    telemetry: Telemetry,
+    spans: Option<SpanPipeline>,
+}
+
+/// The routes, with metrics at the configured `metrics_endpoint` (Tasker's `/tasker/metrics` by
+/// default), to merge into your own axum application.
+///
+/// ```
+/// let telemetry = tasker_telemetry::Telemetry::new(Default::default())?;
+/// let app: axum::Router = tasker_telemetry::http::router(&telemetry, None);
+/// # let _ = app;
+/// # Ok::<(), tasker_telemetry::Error>(())
+/// ```
+pub fn router(telemetry: &Telemetry, spans: Option<&SpanPipeline>) -> Router {
+    routes(
+        telemetry,
+        spans,
+        &[telemetry.config().metrics_endpoint.as_str()],
+    )
+}
+
+fn routes(telemetry: &Telemetry, spans: Option<&SpanPipeline>, metrics_paths: &[&str]) -> Router {
+    let state = Arc::new(AppState {
+        telemetry: telemetry.clone(),
+        spans: spans.cloned(),
+    });
+    let mut router = Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/health/status", get(status));
+    for path in metrics_paths {
+        router = router.route(path, get(metrics_handler));
+    }
+    router
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .method_not_allowed_fallback(|| async {
+            (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        })
+        .with_state(state)
+}
+
+/// Whether two byte strings are equal, in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let config = state.telemetry.config();
+    if !config.metrics_auth_required {
+        return Ok(());
+    }
+    let expected = config.metrics_auth_token.as_deref().unwrap_or_default();
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    match given {
+        Some(token)
+            if !expected.is_empty() && constant_time_eq(token.as_bytes(), expected.as_bytes()) =>
+        {
+            Ok(())
+        }
+        _ => Err(Box::new(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"tasker\""),
+                )],
+                "unauthorized\n",
+            )
+                .into_response(),
+        )),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct MetricsQuery {
+    format: Option<String>,
+}
+
+async fn metrics_handler(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<MetricsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(denied) = authorized(&state, &headers) {
+        return *denied;
+    }
+    let snapshot = state.telemetry.metrics().snapshot();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = query.format.as_deref().map(str::to_ascii_lowercase);
+    match format.as_deref() {
+        Some("json") => {
+            let metadata = serde_json::json!({
+                "service_name": state.telemetry.config().service_name,
+                "service_version": state.telemetry.config().service_version,
+                "format": "json",
+            });
+            let body = metrics::json_export(&snapshot, &metadata).to_string();
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Some("csv") => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            metrics::csv_export(&snapshot, &CsvOptions::default()),
+        )
+            .into_response(),
+        Some("openmetrics") => openmetrics(&snapshot),
+        Some("prometheus") => prometheus(&snapshot),
+        None if metrics::wants_openmetrics(accept) => openmetrics(&snapshot),
+        None => prometheus(&snapshot),
+        Some(other) => (
+            StatusCode::BAD_REQUEST,
+            format!("unknown format {other:?}: accepted are prometheus, openmetrics, json, csv\n"),
+        )
+            .into_response(),
+    }
+}
+
+fn prometheus(snapshot: &MetricsSnapshot) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::PROMETHEUS_CONTENT_TYPE)],
+        metrics::prometheus_text(snapshot),
+    )
+        .into_response()
+}
+
+fn openmetrics(snapshot: &MetricsSnapshot) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::OPENMETRICS_CONTENT_TYPE)],
+        metrics::openmetrics_text(snapshot),
+    )
+        .into_response()
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn live() -> Response {
+    json(StatusCode::OK, serde_json::json!({"status": "ok"}))
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let initialized = state.telemetry.is_ready();
+    let failures = state
+        .spans
+        .as_ref()
+        .map_or(0, |s| s.report().consecutive_failures);
+    let exporting = failures < READY_EXPORT_FAILURE_THRESHOLD;
+    let ok = initialized && exporting;
+    json(
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        serde_json::json!({
+            "status": if ok { "ready" } else { "not_ready" },
+            "checks": {
+                "initialized": {"ok": initialized},
+                "span_export": {"ok": exporting, "consecutive_failures": failures},
+            }
+        }),
+    )
+}
+
+/// Sums a counter family's series by the value of one label.
+fn totals_by(
+    snapshot: &MetricsSnapshot,
+    family: &str,
+    label: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    let Some(f) = snapshot.families.iter().find(|f| f.name == family) else {
+        return out;
+    };
+    let Some(i) = f.label_names.iter().position(|l| l == label) else {
+        return out;
+    };
+    for s in &f.series {
+        if let (Some(key), SeriesValue::Counter(v)) = (s.label_values.get(i), &s.value) {
+            let entry = out.entry(key.clone()).or_insert(serde_json::json!(0.0));
+            *entry = serde_json::json!(entry.as_f64().unwrap_or(0.0) + v);
+        }
+    }
+    out
+}
+
+fn error_rate(totals: &serde_json::Map<String, serde_json::Value>) -> f64 {
+    let get = |k: &str| {
+        totals
+            .get(k)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let finished = get("completed") + get("failed");
+    if finished == 0.0 {
+        0.0
+    } else {
+        get("failed") / finished
+    }
+}
+
+async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(denied) = authorized(&state, &headers) {
+        return *denied;
+    }
+    let snapshot = state.telemetry.metrics().snapshot();
+    let tasks = totals_by(&snapshot, "tasker_tasks_total", "status");
+    let steps = totals_by(&snapshot, "tasker_steps_total", "status");
+    let exporter = state.spans.as_ref().map(|s| {
+        let r = s.report();
+        serde_json::json!({
+            "endpoint": r.endpoint,
+            "exported": r.exported,
+            "failed": r.failed,
+            "dropped": r.dropped,
+            "consecutive_failures": r.consecutive_failures,
+            "last_error": r.last_error,
+        })
+    });
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "service_name": state.telemetry.config().service_name,
+            "tasks": tasks,
+            "steps": steps,
+            "task_error_rate": error_rate(&tasks),
+            "step_error_rate": error_rate(&steps),
+            "span_export": exporter,
+        }),
+    )
+}
+
+/// A metrics and health server on its own thread and tokio runtime; stops when dropped.
+///
+/// Serves `/metrics` and the configured `metrics_endpoint`, plus `/health/*`.
+///
+/// ```no_run
+/// let telemetry = tasker_telemetry::Telemetry::new(Default::default())?;
+/// let server = tasker_telemetry::http::MetricsServer::start(&telemetry, None, ([127, 0, 0, 1], 9464).into())?;
+/// println!("metrics at http://{}/metrics", server.addr());
+/// # Ok::<(), tasker_telemetry::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Binds `addr` (use port 0 for any free port) and serves until dropped.
+    pub fn start(
+        telemetry: &Telemetry,
+        spans: Option<&SpanPipeline>,
+        addr: SocketAddr,
+    ) -> Result<Self, Error> {
+        let io = |e: std::io::Error| Error::Http {
+            message: format!("{addr}: {e}"),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tasker-metrics-http")
+            .enable_all()
+            .build()
+            .map_err(io)?;
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .map_err(io)?;
+        let addr = listener.local_addr().map_err(io)?;
+        let mut paths = vec!["/metrics"];
+        let configured = telemetry.config().metrics_endpoint.clone();
+        if configured != "/metrics" {
+            paths.push(configured.as_str());
+        }
+        let app = routes(telemetry, spans, &paths);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tasker-metrics-http".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                });
+            })
+            .map_err(io)?;
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn constant_time_eq_compares_contents_and_lengths() {
+        assert!(super::constant_time_eq(b"secret", b"secret"));
+        assert!(!super::constant_time_eq(b"secret", b"secreT"));
+        assert!(!super::constant_time_eq(b"secret", b"secret2"));
+    }
+}
