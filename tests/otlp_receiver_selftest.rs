@@ -349,7 +349,7 @@ fn status_500_is_answered_and_the_request_still_recorded() {
 fn other_paths_are_answered_404_and_recorded() {
     let receiver = Receiver::start();
     let mut client = Client::connect(&receiver);
-    assert_eq!(client.post("/v1/metrics", "", b"metrics").status, 404);
+    assert_eq!(client.post("/v1/logs", "", b"metrics").status, 404);
     client.send_raw(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(client.read_response().status, 404);
 
@@ -472,7 +472,7 @@ fn drop_closes_open_connections_and_does_not_hang() {
     let receiver = Receiver::start();
     let addr = receiver.addr();
     let mut idle = Client::connect(&receiver);
-    assert_eq!(idle.post("/v1/metrics", "", b"").status, 404);
+    assert_eq!(idle.post("/v1/logs", "", b"").status, 404);
     // A connection that has sent half a request.
     let mut half = Client::connect(&receiver);
     half.send_raw(b"POST /v1/traces HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc");

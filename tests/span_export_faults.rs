@@ -164,3 +164,37 @@ fn a_404_surfaces_in_the_report_and_the_log() {
         WARNINGS.lock().unwrap()
     );
 }
+
+#[test]
+fn span_losses_appear_in_the_dropped_metric() {
+    let config = TelemetryConfig::builder()
+        .otlp_traces_endpoint(closed_port_endpoint())
+        .build()
+        .unwrap();
+    let pipeline = SpanPipeline::new(&config).unwrap();
+    let telemetry = Telemetry::new(config).unwrap();
+    pipeline.register_metrics(telemetry.metrics());
+    let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let task = Task::new(&telemetry, "t-metric", "faults", serde_json::Value::Null);
+        let step = task.step("s", "double");
+        Double
+            .handle(&task, &Sequence::new(), &step)
+            .now()
+            .unwrap()
+            .unwrap();
+    });
+    let report = pipeline.shutdown();
+    let text = tasker_telemetry::metrics::prometheus_text(&telemetry.metrics().snapshot());
+    let line = format!(
+        "tasker_telemetry_dropped_total{{sink=\"spans\",reason=\"export_failed\"}} {}",
+        report.failed
+    );
+    assert!(report.failed + report.dropped == 2, "{report:?}");
+    assert!(text.contains(&line), "{line} not in\n{text}");
+    assert!(
+        text.contains(
+            "tasker_telemetry_dropped_total{sink=\"subscriber\",reason=\"queue_full\"} 0"
+        )
+    );
+}

@@ -82,6 +82,7 @@ pub fn init_with(config: TelemetryConfig) -> Result<TelemetryGuard, Error> {
     let enabled = config.enabled;
     let spans = SpanPipeline::new(&config)?;
     let telemetry = Telemetry::new(config)?;
+    spans.register_metrics(telemetry.metrics());
     telemetry.publisher().subscribe_registered()?;
     let subscriber = tracing_subscriber::registry().with(spans.layer());
     tracing::subscriber::set_global_default(subscriber).map_err(|_| Error::SubscriberAlreadySet)?;

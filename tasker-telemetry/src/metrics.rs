@@ -3,6 +3,8 @@
 //! and their exposition as Prometheus text, OpenMetrics, JSON and CSV.
 
 mod exposition;
+#[cfg(feature = "otlp-metrics")]
+mod otlp;
 mod registry;
 mod snapshot;
 mod standard;
@@ -11,6 +13,8 @@ pub use exposition::{
     CsvOptions, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, csv_export, json_export,
     openmetrics_text, prometheus_text, wants_openmetrics,
 };
+#[cfg(feature = "otlp-metrics")]
+pub use otlp::{MetricsExportReport, OtlpMetricsExporter, otlp_request};
 pub use registry::{
     Counter, CounterVec, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_CAP, Gauge, GaugeVec, Histogram,
     HistogramVec, MetricsError, MetricsRegistry, OVERFLOW_LABEL_VALUE,

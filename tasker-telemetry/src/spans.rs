@@ -6,7 +6,7 @@
 
 mod context;
 #[cfg(feature = "otlp")]
-mod http_client;
+pub(crate) mod http_client;
 mod pipeline;
 mod store;
 

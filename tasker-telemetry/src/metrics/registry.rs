@@ -473,7 +473,20 @@ impl MetricsRegistry {
             out.extend(collector());
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
-        out.dedup_by(|b, a| a.name == b.name);
+        // Several collectors may contribute series to one family (for example drops counted by
+        // the publisher and by the span pipeline): merge them.
+        out.dedup_by(|later, first| {
+            let same = later.name == first.name
+                && later.kind == first.kind
+                && later.label_names == first.label_names;
+            if same {
+                first.series.append(&mut later.series);
+                first
+                    .series
+                    .sort_by(|a, b| a.label_values.cmp(&b.label_values));
+            }
+            same
+        });
         MetricsSnapshot {
             timestamp: Timestamp::now(),
             families: out,

@@ -22,7 +22,10 @@ pub(crate) struct StdHttpClient {
 }
 
 impl StdHttpClient {
-    fn send_blocking(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+    pub(crate) fn send_blocking(
+        &self,
+        request: Request<Bytes>,
+    ) -> Result<Response<Bytes>, HttpError> {
         let uri = request.uri();
         if uri.scheme_str() != Some("http") {
             return Err(format!(

@@ -19,6 +19,7 @@ use tracing_opentelemetry::OpenTelemetryLayer;
 use super::store::SpanStore;
 use crate::config::{OtlpProtocol, TelemetryConfig};
 use crate::error::Error;
+use crate::metrics::{FamilySnapshot, MetricKind, MetricsRegistry, SeriesSnapshot, SeriesValue};
 
 /// Spans the batch queue holds before new ones are dropped (and counted).
 const QUEUE_CAPACITY: usize = 4096;
@@ -325,6 +326,30 @@ impl SpanPipeline {
             .with_location(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
+    }
+
+    /// Adds the pipeline's losses to `registry` as `tasker_telemetry_dropped_total{sink="spans"}`
+    /// (reasons `export_failed` and `not_exported`). [`init`](crate::init) does this.
+    pub fn register_metrics(&self, registry: &MetricsRegistry) {
+        let pipeline = self.clone();
+        registry.register_collector(move || {
+            let report = pipeline.report();
+            let series = |reason: &str, n: u64| SeriesSnapshot {
+                label_values: vec!["spans".to_owned(), reason.to_owned()],
+                value: SeriesValue::Counter(n as f64),
+            };
+            vec![FamilySnapshot {
+                name: "tasker_telemetry_dropped_total".to_owned(),
+                help: "Telemetry dropped instead of blocking work, by sink and reason.".to_owned(),
+                unit: None,
+                kind: MetricKind::Counter,
+                label_names: vec!["sink".to_owned(), "reason".to_owned()],
+                series: vec![
+                    series("export_failed", report.failed),
+                    series("not_exported", report.dropped),
+                ],
+            }]
+        });
     }
 
     /// The in-process store, when no OTLP endpoint is configured.

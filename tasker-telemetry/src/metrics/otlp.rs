@@ -1,0 +1,315 @@
+//! OTLP/HTTP metrics export (cargo feature `otlp-metrics`): the registry's instruments, as
+//! cumulative OTLP sums, gauges and histograms, pushed every interval from a background thread
+//! and once more when the exporter stops. A collector that is down costs the application nothing
+//! but counted failures.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+use super::snapshot::{MetricKind, MetricsSnapshot, SeriesValue};
+use crate::error::Error;
+use crate::spans::http_client::StdHttpClient;
+use crate::telemetry::Telemetry;
+
+fn attr(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Encodes a snapshot as an OTLP `ExportMetricsServiceRequest` (cumulative temporality; start
+/// time = when the process's telemetry started).
+pub fn otlp_request(
+    snapshot: &MetricsSnapshot,
+    service_name: &str,
+    service_version: &str,
+    start: SystemTime,
+) -> Vec<u8> {
+    let start_nanos = nanos(start);
+    let now = nanos(snapshot.timestamp.as_system_time());
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    let metrics = snapshot
+        .families
+        .iter()
+        .filter(|f| !f.series.is_empty())
+        .map(|family| {
+            let attributes = |values: &[String]| -> Vec<KeyValue> {
+                family
+                    .label_names
+                    .iter()
+                    .zip(values)
+                    .map(|(k, v)| attr(k, v))
+                    .collect()
+            };
+            let number = |values: &[String], v: f64| NumberDataPoint {
+                attributes: attributes(values),
+                start_time_unix_nano: start_nanos,
+                time_unix_nano: now,
+                value: Some(number_data_point::Value::AsDouble(v)),
+                ..Default::default()
+            };
+            let data = match family.kind {
+                MetricKind::Counter => metric::Data::Sum(Sum {
+                    data_points: family
+                        .series
+                        .iter()
+                        .filter_map(|s| match s.value {
+                            SeriesValue::Counter(v) => Some(number(&s.label_values, v)),
+                            _ => None,
+                        })
+                        .collect(),
+                    aggregation_temporality: cumulative,
+                    is_monotonic: true,
+                }),
+                MetricKind::Gauge => metric::Data::Gauge(Gauge {
+                    data_points: family
+                        .series
+                        .iter()
+                        .filter_map(|s| match s.value {
+                            SeriesValue::Gauge(v) => Some(number(&s.label_values, v)),
+                            _ => None,
+                        })
+                        .collect(),
+                }),
+                MetricKind::Histogram => metric::Data::Histogram(Histogram {
+                    data_points: family
+                        .series
+                        .iter()
+                        .filter_map(|s| match &s.value {
+                            SeriesValue::Histogram {
+                                buckets,
+                                sum,
+                                count,
+                            } => {
+                                let mut previous = 0;
+                                let bucket_counts = buckets
+                                    .iter()
+                                    .map(|(_, cumulative)| {
+                                        let n = cumulative.saturating_sub(previous);
+                                        previous = *cumulative;
+                                        n
+                                    })
+                                    .collect();
+                                Some(HistogramDataPoint {
+                                    attributes: attributes(&s.label_values),
+                                    start_time_unix_nano: start_nanos,
+                                    time_unix_nano: now,
+                                    count: *count,
+                                    sum: Some(*sum),
+                                    bucket_counts,
+                                    explicit_bounds: buckets
+                                        .iter()
+                                        .map(|(le, _)| *le)
+                                        .filter(|le| le.is_finite())
+                                        .collect(),
+                                    ..Default::default()
+                                })
+                            }
+                            _ => None,
+                        })
+                        .collect(),
+                    aggregation_temporality: cumulative,
+                }),
+            };
+            Metric {
+                name: family.name.clone(),
+                description: family.help.clone(),
+                unit: match family.unit.as_deref() {
+                    Some("seconds") => "s".to_owned(),
+                    Some(other) => other.to_owned(),
+                    None => String::new(),
+                },
+                data: Some(data),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![
+                    attr("service.name", service_name),
+                    attr("service.version", service_version),
+                    attr("service.framework", "tasker"),
+                ],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "tasker-telemetry".to_owned(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    ..Default::default()
+                }),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// What the metrics exporter has done so far.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetricsExportReport {
+    /// Snapshots delivered.
+    pub exported: u64,
+    /// Snapshots the collector did not take.
+    pub failed: u64,
+    /// The most recent error.
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    exported: AtomicU64,
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// Pushes the registry to an OTLP/HTTP collector every `interval` from its own thread; on drop
+/// (or [`stop`](Self::stop)) pushes once more and stops.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tasker_telemetry::metrics::OtlpMetricsExporter;
+///
+/// let telemetry = tasker_telemetry::Telemetry::new(Default::default())?;
+/// let exporter = OtlpMetricsExporter::start(&telemetry, "http://127.0.0.1:4318/v1/metrics", Duration::from_secs(10))?;
+/// // ... work ...
+/// let report = exporter.stop();
+/// # Ok::<(), tasker_telemetry::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct OtlpMetricsExporter {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    stats: Arc<Stats>,
+}
+
+impl OtlpMetricsExporter {
+    /// Starts pushing to `endpoint` (the full `/v1/metrics` URL; plain `http://`).
+    pub fn start(telemetry: &Telemetry, endpoint: &str, interval: Duration) -> Result<Self, Error> {
+        let uri: http::Uri = endpoint.parse().map_err(|e| Error::Http {
+            message: format!("invalid OTLP metrics endpoint {endpoint:?}: {e}"),
+        })?;
+        if uri.scheme_str() != Some("http") {
+            return Err(Error::Http {
+                message: format!(
+                    "{endpoint}: the built-in OTLP/HTTP client speaks plain http:// only"
+                ),
+            });
+        }
+        let stats = Arc::new(Stats::default());
+        let (stop, stopped) = mpsc::channel::<()>();
+        let telemetry = telemetry.clone();
+        let worker_stats = stats.clone();
+        let started = SystemTime::now();
+        let client = StdHttpClient {
+            timeout: Duration::from_secs(5),
+            last_error: Arc::new(Mutex::new(None)),
+        };
+        let thread = std::thread::Builder::new()
+            .name("tasker-otlp-metrics".to_owned())
+            .spawn(move || {
+                let push = || {
+                    let config = telemetry.config();
+                    let body = otlp_request(
+                        &telemetry.metrics().snapshot(),
+                        &config.service_name,
+                        &config.service_version,
+                        started,
+                    );
+                    let request = http::Request::post(uri.clone())
+                        .header("content-type", "application/x-protobuf")
+                        .body(Bytes::from(body));
+                    let outcome = match request {
+                        Ok(request) => match client.send_blocking(request) {
+                            Ok(response) if response.status().is_success() => Ok(()),
+                            Ok(response) => Err(format!("collector answered {}", response.status())),
+                            Err(e) => Err(e.to_string()),
+                        },
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match outcome {
+                        Ok(()) => {
+                            worker_stats.exported.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            worker_stats.failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(target: "tasker_telemetry::export", error = %e, "OTLP metrics export failed");
+                            if let Ok(mut last) = worker_stats.last_error.lock() {
+                                *last = Some(e);
+                            }
+                        }
+                    }
+                };
+                loop {
+                    match stopped.recv_timeout(interval) {
+                        Err(RecvTimeoutError::Timeout) => push(),
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                            push();
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::Http { message: format!("could not start the OTLP metrics thread: {e}") })?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+            stats,
+        })
+    }
+
+    /// What has been exported so far.
+    pub fn report(&self) -> MetricsExportReport {
+        MetricsExportReport {
+            exported: self.stats.exported.load(Ordering::Relaxed),
+            failed: self.stats.failed.load(Ordering::Relaxed),
+            last_error: self.stats.last_error.lock().ok().and_then(|l| l.clone()),
+        }
+    }
+
+    /// Pushes once more, stops the thread, and reports.
+    pub fn stop(mut self) -> MetricsExportReport {
+        self.halt();
+        self.report()
+    }
+
+    fn halt(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for OtlpMetricsExporter {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
