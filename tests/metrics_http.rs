@@ -92,8 +92,9 @@ fn auth_protects_metrics_and_status_but_not_liveness() {
 #[test]
 fn readiness_follows_setup_and_unknown_routes_are_404_and_405() {
     let telemetry = Telemetry::new(Default::default()).unwrap();
-    let server = MetricsServer::start(&telemetry, None, ([127, 0, 0, 1], 0).into()).unwrap();
+    let server = MetricsServer::local(&telemetry, None, 0).unwrap();
     let addr = server.addr();
+    assert!(addr.ip().is_loopback());
     let before = get(addr, "/health/ready", &[]);
     assert_eq!(before.status, 503, "{}", before.body);
     telemetry.mark_ready();
