@@ -98,6 +98,11 @@ impl Step {
         self
     }
 
+    /// Moves to attempt `attempt_number` (hosts that retry a step reuse its context).
+    pub fn set_attempt(&mut self, attempt_number: u32) {
+        self.attempt_number = attempt_number;
+    }
+
     /// Sets the retry limit (otherwise the handler's declared `retry_limit` applies, else 1).
     pub fn with_retry_limit(mut self, retry_limit: u32) -> Self {
         self.scope = self.scope.with_retry_limit(retry_limit);

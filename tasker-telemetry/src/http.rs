@@ -296,7 +296,11 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Serves on 127.0.0.1 (loopback only: metrics are not exposed beyond the machine unless
     /// you choose an address with [`start`](Self::start)); port 0 picks a free port.
-    pub fn local(telemetry: &Telemetry, spans: Option<&SpanPipeline>, port: u16) -> Result<Self, Error> {
+    pub fn local(
+        telemetry: &Telemetry,
+        spans: Option<&SpanPipeline>,
+        port: u16,
+    ) -> Result<Self, Error> {
         Self::start(telemetry, spans, SocketAddr::from(([127, 0, 0, 1], port)))
     }
 

@@ -49,6 +49,8 @@ pub mod spans;
 pub mod subscriber;
 mod telemetry;
 mod timestamp;
+#[cfg(feature = "workflow")]
+pub mod workflow;
 
 pub use config::{ConfigError, TelemetryConfig};
 pub use error::Error;

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::event::{EventName, names};
 use crate::metrics::{StepMetrics, TaskMetrics};
-use crate::payload::{ErrorPayload, Payload, StepPayload, TaskPayload};
+use crate::payload::{ErrorPayload, Payload, PerformancePayload, StepPayload, TaskPayload};
 use crate::spans::{self, Carrier, StepSpanFields, TaskSpan, TraceContext};
 use crate::telemetry::{Telemetry, is_enabled};
 use crate::timestamp::Timestamp;
@@ -741,8 +741,37 @@ impl StepAttempt<'_> {
         }
     }
 
+    /// Publishes `performance.slow_operation` when the attempt ran longer than
+    /// `slow_query_threshold_seconds` (and performance monitoring is on).
+    fn check_slow(&self, elapsed: Duration) {
+        let telemetry = &self.scope.task.inner.telemetry;
+        let config = telemetry.config();
+        let seconds = elapsed.as_secs_f64();
+        if !config.performance_monitoring_enabled || seconds <= config.slow_query_threshold_seconds
+        {
+            return;
+        }
+        let scope = self.scope;
+        telemetry
+            .publisher()
+            .publish_with(names::PERFORMANCE_SLOW_OPERATION, || {
+                let mut p = PerformancePayload::new(
+                    format!("step.{}", scope.name),
+                    seconds,
+                    config.slow_query_threshold_seconds,
+                    "seconds",
+                );
+                p.task_id = Some(scope.task.inner.id.clone());
+                p.task_name = Some(scope.task.inner.name.clone());
+                p.step_id = Some(scope.id.clone());
+                p.step_name = Some(scope.name.clone());
+                p
+            });
+    }
+
     fn report_success<T: Serialize + ?Sized>(&self, elapsed: Duration, result: &T) {
         spans::record_success(&self.span, "step.completed", elapsed.as_secs_f64());
+        self.check_slow(elapsed);
         if let Some(m) = self.scope.metrics() {
             m.completed.inc();
             m.duration_completed.observe(elapsed.as_secs_f64());
@@ -766,6 +795,7 @@ impl StepAttempt<'_> {
 
     #[cold]
     fn report_failure(&self, elapsed: Duration, failure: &Failure) {
+        self.check_slow(elapsed);
         if let Some(m) = self.scope.metrics() {
             m.failed.inc();
             m.duration_failed.observe(elapsed.as_secs_f64());

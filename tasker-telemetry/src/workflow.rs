@@ -1,0 +1,996 @@
+//! The workflow runner (cargo feature `workflow`, on by default): the reference host that gives
+//! every lifecycle event a real source. A workflow is a named DAG of steps; running a task finds
+//! the viable steps, runs them with bounded concurrency, retries failures with exponential
+//! backoff, honours cancellation, and publishes the whole task / step / workflow / observability
+//! lifecycle through the scopes (so spans and metrics follow).
+//!
+//! ```
+//! use tasker_telemetry::workflow::{StepDef, Workflow};
+//! use tasker_telemetry::{step_handler, Step, StepError, Telemetry};
+//!
+//! struct Hello;
+//! #[step_handler]
+//! impl Hello {
+//!     fn process(&self, step: &Step) -> Result<String, StepError> {
+//!         Ok(format!("hello from {}", step.name()))
+//!     }
+//! }
+//!
+//! let workflow = Workflow::builder("greeting")
+//!     .handler(Hello)
+//!     .step(StepDef::new("hello"))
+//!     .step(StepDef::new("again").handler("hello").depends_on(["hello"]))
+//!     .build()?;
+//! let telemetry = Telemetry::new(Default::default())?;
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+//! let outcome = runtime.block_on(workflow.run(&telemetry, "t-1", serde_json::json!({})));
+//! assert!(outcome.is_complete());
+//! assert_eq!(outcome.results["again"], serde_json::json!("hello from again"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::event::names;
+use crate::handler::{Sequence, StepHandler, Task};
+use crate::payload::{EntityKind, ErrorPayload, OrchestrationPayload, TransitionPayload};
+use crate::scope::{Failure, StepCounts, TaskScope};
+use crate::telemetry::Telemetry;
+
+/// Exponential backoff between attempts: `base * 2^(attempt - 1)`, at most `max`, then scaled by
+/// a random factor in `[1 - jitter, 1 + jitter]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    /// The first delay.
+    pub base: Duration,
+    /// The longest delay.
+    pub max: Duration,
+    /// Relative jitter, `0.0..=1.0`.
+    pub jitter: f64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+            jitter: 0.1,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before attempt `next_attempt` (2 for the first retry).
+    pub fn delay(&self, next_attempt: u32) -> Duration {
+        let exponent = next_attempt.saturating_sub(2).min(30);
+        let raw = self.base.saturating_mul(1u32 << exponent).min(self.max);
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        if jitter == 0.0 {
+            return raw;
+        }
+        let factor = 1.0 + jitter * (2.0 * random_unit() - 1.0);
+        raw.mul_f64(factor.max(0.0))
+    }
+}
+
+/// A cheap pseudo-random number in [0, 1): jitter needs spread, not cryptographic quality.
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+type SkipCondition = Arc<dyn Fn(&Task, &Sequence) -> Option<String> + Send + Sync>;
+
+/// One step of a workflow: its name, the handler that runs it, its dependencies and retry
+/// policy.
+#[derive(Clone)]
+pub struct StepDef {
+    name: String,
+    handler: Option<String>,
+    depends_on: Vec<String>,
+    retry_limit: Option<u32>,
+    backoff: Backoff,
+    skip_if: Option<SkipCondition>,
+}
+
+impl std::fmt::Debug for StepDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepDef")
+            .field("name", &self.name)
+            .field("handler", &self.handler)
+            .field("depends_on", &self.depends_on)
+            .field("retry_limit", &self.retry_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StepDef {
+    /// A step run by the handler of the same name.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            handler: None,
+            depends_on: Vec::new(),
+            retry_limit: None,
+            backoff: Backoff::default(),
+            skip_if: None,
+        }
+    }
+
+    /// Runs the step with the handler registered under `handler` (its `#[step_handler]` name).
+    pub fn handler(mut self, handler: impl Into<String>) -> Self {
+        self.handler = Some(handler.into());
+        self
+    }
+
+    /// Steps that must complete (or be skipped) first.
+    pub fn depends_on<I: IntoIterator<Item = S>, S: Into<String>>(mut self, steps: I) -> Self {
+        self.depends_on.extend(steps.into_iter().map(Into::into));
+        self
+    }
+
+    /// Attempts in all (default: the handler's `retry_limit`, else 1).
+    pub fn retry_limit(mut self, limit: u32) -> Self {
+        self.retry_limit = Some(limit.max(1));
+        self
+    }
+
+    /// The delay policy between attempts.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Skips the step when `condition` returns a reason.
+    pub fn skip_if(
+        mut self,
+        condition: impl Fn(&Task, &Sequence) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.skip_if = Some(Arc::new(condition));
+        self
+    }
+}
+
+/// Why a workflow definition was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkflowError {
+    /// The dependencies form a cycle.
+    #[error("workflow {workflow:?} has a dependency cycle: {}", steps.join(" -> "))]
+    Cycle {
+        /// The workflow.
+        workflow: String,
+        /// The steps in the cycle, in order, the first repeated at the end.
+        steps: Vec<String>,
+    },
+    /// A step depends on a step the workflow does not have.
+    #[error(
+        "step {step:?} depends on {dependency:?}, which is not a step of workflow {workflow:?}"
+    )]
+    UnknownDependency {
+        /// The workflow.
+        workflow: String,
+        /// The step.
+        step: String,
+        /// The missing dependency.
+        dependency: String,
+    },
+    /// Two steps share a name.
+    #[error("workflow {workflow:?} defines step {step:?} twice")]
+    DuplicateStep {
+        /// The workflow.
+        workflow: String,
+        /// The repeated name.
+        step: String,
+    },
+    /// A step names a handler that was not given to the builder.
+    #[error(
+        "step {step:?} uses handler {handler:?}, which was not registered with .handler(...); registered: {registered}"
+    )]
+    UnknownHandler {
+        /// The step.
+        step: String,
+        /// The missing handler.
+        handler: String,
+        /// The handlers registered with the builder.
+        registered: String,
+    },
+    /// The workflow has no steps.
+    #[error("workflow {workflow:?} has no steps")]
+    Empty {
+        /// The workflow.
+        workflow: String,
+    },
+}
+
+/// Builds a [`Workflow`]; see [`Workflow::builder`].
+#[derive(Default)]
+pub struct WorkflowBuilder {
+    name: String,
+    handlers: HashMap<String, Arc<dyn StepHandler>>,
+    steps: Vec<StepDef>,
+}
+
+impl std::fmt::Debug for WorkflowBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowBuilder")
+            .field("name", &self.name)
+            .field("steps", &self.steps)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkflowBuilder {
+    /// Makes a handler available to the steps, under its `StepHandler::name`.
+    pub fn handler(mut self, handler: impl StepHandler) -> Self {
+        self.handlers
+            .insert(handler.name().to_owned(), Arc::new(handler));
+        self
+    }
+
+    /// Adds a step.
+    pub fn step(mut self, step: StepDef) -> Self {
+        self.steps.push(step);
+        self
+    }
+
+    /// Validates the DAG: no duplicate step, no unknown dependency or handler, no cycle.
+    pub fn build(self) -> Result<Workflow, WorkflowError> {
+        let workflow = self.name.clone();
+        if self.steps.is_empty() {
+            return Err(WorkflowError::Empty { workflow });
+        }
+        let mut index = HashMap::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            if index.insert(s.name.clone(), i).is_some() {
+                return Err(WorkflowError::DuplicateStep {
+                    workflow,
+                    step: s.name.clone(),
+                });
+            }
+        }
+        for s in &self.steps {
+            if let Some(dep) = s.depends_on.iter().find(|d| !index.contains_key(*d)) {
+                return Err(WorkflowError::UnknownDependency {
+                    workflow,
+                    step: s.name.clone(),
+                    dependency: dep.clone(),
+                });
+            }
+            let handler = s.handler.as_deref().unwrap_or(&s.name);
+            if !self.handlers.contains_key(handler) {
+                let mut registered: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
+                registered.sort_unstable();
+                return Err(WorkflowError::UnknownHandler {
+                    step: s.name.clone(),
+                    handler: handler.to_owned(),
+                    registered: if registered.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        registered.join(", ")
+                    },
+                });
+            }
+        }
+        if let Some(cycle) = find_cycle(&self.steps, &index) {
+            return Err(WorkflowError::Cycle {
+                workflow,
+                steps: cycle,
+            });
+        }
+        let steps = self
+            .steps
+            .into_iter()
+            .map(|def| {
+                let handler = self.handlers[def.handler.as_deref().unwrap_or(&def.name)].clone();
+                let retry_limit = def
+                    .retry_limit
+                    .or(handler.retry_limit())
+                    .unwrap_or(1)
+                    .max(1);
+                Arc::new(PlannedStep {
+                    def,
+                    handler,
+                    retry_limit,
+                })
+            })
+            .collect();
+        Ok(Workflow {
+            name: Arc::from(self.name),
+            steps,
+        })
+    }
+}
+
+fn find_cycle(steps: &[StepDef], index: &HashMap<String, usize>) -> Option<Vec<String>> {
+    // 0 = unvisited, 1 = on the current path, 2 = done.
+    fn visit(
+        i: usize,
+        steps: &[StepDef],
+        index: &HashMap<String, usize>,
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<String>> {
+        state[i] = 1;
+        path.push(i);
+        for dep in &steps[i].depends_on {
+            let j = index[dep];
+            if state[j] == 1 {
+                let start = path.iter().position(|p| *p == j).unwrap_or(0);
+                let mut cycle: Vec<String> = path[start..]
+                    .iter()
+                    .map(|p| steps[*p].name.clone())
+                    .collect();
+                cycle.push(steps[j].name.clone());
+                return Some(cycle);
+            }
+            if state[j] == 0
+                && let Some(c) = visit(j, steps, index, state, path)
+            {
+                return Some(c);
+            }
+        }
+        path.pop();
+        state[i] = 2;
+        None
+    }
+    let mut state = vec![0u8; steps.len()];
+    (0..steps.len()).find_map(|i| {
+        if state[i] == 0 {
+            visit(i, steps, index, &mut state, &mut Vec::new())
+        } else {
+            None
+        }
+    })
+}
+
+struct PlannedStep {
+    def: StepDef,
+    handler: Arc<dyn StepHandler>,
+    retry_limit: u32,
+}
+
+/// A validated workflow: a named DAG of steps.
+#[derive(Clone)]
+pub struct Workflow {
+    name: Arc<str>,
+    steps: Vec<Arc<PlannedStep>>,
+}
+
+impl std::fmt::Debug for Workflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let steps: Vec<&str> = self.steps.iter().map(|s| s.def.name.as_str()).collect();
+        f.debug_struct("Workflow")
+            .field("name", &self.name)
+            .field("steps", &steps)
+            .finish()
+    }
+}
+
+/// A step's state in a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepState {
+    /// Not run yet.
+    Pending,
+    /// Completed.
+    Complete,
+    /// Failed for good.
+    Failed,
+    /// Skipped by its condition.
+    Skipped,
+}
+
+impl StepState {
+    /// Tasker's name for the state (`pending`, `complete`, `error`, `skipped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Complete => "complete",
+            StepState::Failed => "error",
+            StepState::Skipped => "skipped",
+        }
+    }
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    /// Every step completed or was skipped.
+    Complete,
+    /// A step failed for good.
+    Failed,
+    /// Cancelled before it could finish.
+    Cancelled,
+}
+
+/// A finished task: its status, each step's state, results and errors.
+#[derive(Debug, Clone)]
+pub struct TaskOutcome {
+    /// How the task ended.
+    pub status: TaskStatus,
+    /// Each step's final state.
+    pub steps: BTreeMap<String, StepState>,
+    /// Results of completed steps.
+    pub results: BTreeMap<String, serde_json::Value>,
+    /// Errors of failed steps (the last attempt's).
+    pub errors: BTreeMap<String, String>,
+    /// Attempts made per step.
+    pub attempts: BTreeMap<String, u32>,
+    /// How long the task took.
+    pub duration: Duration,
+}
+
+impl TaskOutcome {
+    /// Whether every step completed or was skipped.
+    pub fn is_complete(&self) -> bool {
+        self.status == TaskStatus::Complete
+    }
+
+    /// Steps in `state`.
+    pub fn steps_in(&self, state: StepState) -> Vec<&str> {
+        self.steps
+            .iter()
+            .filter(|(_, s)| **s == state)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+}
+
+/// Stops a running task: no new step or attempt starts; running ones finish.
+#[derive(Debug, Clone, Default)]
+pub struct CancelHandle {
+    cancelled: Arc<AtomicBool>,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+impl CancelHandle {
+    /// A handle nothing has cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests cancellation.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether cancellation was requested.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+/// Per-run options.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Steps run at once (default: the configuration's `max_concurrent_steps`, Tasker's 3).
+    pub max_concurrent_steps: Option<usize>,
+    /// Cancels the run.
+    pub cancel: CancelHandle,
+}
+
+struct Run {
+    workflow: Workflow,
+    task: Arc<Task>,
+    states: Mutex<HashMap<String, StepState>>,
+    sequence: Mutex<Sequence>,
+    errors: Mutex<BTreeMap<String, String>>,
+    attempts: Mutex<BTreeMap<String, u32>>,
+    cancel: CancelHandle,
+}
+
+impl Run {
+    fn counts(&self) -> StepCounts {
+        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        let count = |s: StepState| states.values().filter(|v| **v == s).count() as u64;
+        StepCounts {
+            total: states.len() as u64,
+            completed: count(StepState::Complete) + count(StepState::Skipped),
+            failed: count(StepState::Failed),
+            pending: count(StepState::Pending),
+        }
+    }
+
+    fn orchestration(&self, scope: &TaskScope) -> OrchestrationPayload {
+        let c = self.counts();
+        let mut p = OrchestrationPayload::new(scope.id().to_owned(), scope.name().to_owned());
+        p.total_steps = Some(c.total);
+        p.completed_steps = Some(c.completed);
+        p.failed_steps = Some(c.failed);
+        p.pending_steps = Some(c.pending);
+        p.execution_duration = Some(scope.elapsed().as_secs_f64());
+        p
+    }
+
+    fn publish_orchestration(
+        &self,
+        event: crate::EventName,
+        fill: impl FnOnce(&mut OrchestrationPayload),
+    ) {
+        let scope = self.task.scope();
+        scope.publish(event, |s| {
+            let mut p = self.orchestration(s);
+            fill(&mut p);
+            p
+        });
+    }
+
+    fn set_state(&self, step: &str, state: StepState) {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(step.to_owned(), state);
+    }
+
+    fn state(&self, step: &str) -> StepState {
+        *self
+            .states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(step)
+            .unwrap_or(&StepState::Pending)
+    }
+
+    fn task_transition(&self, from: Option<&'static str>, to: &'static str) {
+        self.task
+            .scope()
+            .publish(names::TASK_BEFORE_TRANSITION, |s| {
+                TransitionPayload::new(
+                    EntityKind::Task,
+                    s.id().to_owned(),
+                    s.name().to_owned(),
+                    from,
+                    to,
+                )
+            });
+    }
+
+    /// Runs one step to its end: attempts, retries with backoff, final state.
+    async fn run_step(self: Arc<Self>, planned: Arc<PlannedStep>) {
+        let name = planned.def.name.clone();
+        let sequence = self
+            .sequence
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut step = self
+            .task
+            .step(format!("{}/{}", self.task.id(), name), name.clone())
+            .with_retry_limit(planned.retry_limit)
+            .with_inputs(serde_json::json!({ "workflow": &*self.workflow.name }));
+        let transition = |step: &crate::handler::Step, from: &'static str, to: &'static str| {
+            step.scope().publish(names::STEP_BEFORE_TRANSITION, |s| {
+                let mut p = TransitionPayload::new(
+                    EntityKind::Step,
+                    s.task().id().to_owned(),
+                    s.task().name().to_owned(),
+                    Some(from),
+                    to,
+                );
+                p.step_id = Some(s.id().into());
+                p.step_name = Some(s.name().into());
+                p
+            });
+        };
+        for attempt in 1..=planned.retry_limit {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            step.set_attempt(attempt);
+            self.attempts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.clone(), attempt);
+            transition(
+                &step,
+                if attempt == 1 { "pending" } else { "error" },
+                "in_progress",
+            );
+            step.scope()
+                .publish(names::STEP_EXECUTION_REQUESTED, |s| s.payload(attempt));
+            step.scope()
+                .publish(names::STEP_HANDLE, |s| s.payload(attempt));
+            step.scope()
+                .publish(names::OBSERVABILITY_STEP_HANDLE, |s| s.payload(attempt));
+            let outcome = planned.handler.handle(&self.task, &sequence, &step).await;
+            match outcome {
+                Ok(value) => {
+                    transition(&step, "in_progress", "complete");
+                    self.sequence
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .record(name.clone(), value);
+                    self.set_state(&name, StepState::Complete);
+                    self.publish_orchestration(names::WORKFLOW_STEP_COMPLETED, |p| {
+                        p.step_names = Some(vec![Arc::<str>::from(name.as_str())].into());
+                    });
+                    return;
+                }
+                Err(error) => {
+                    transition(&step, "in_progress", "error");
+                    self.errors
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.clone(), error.message().to_owned());
+                    let last = attempt >= planned.retry_limit || !error.is_retryable();
+                    if last {
+                        step.scope()
+                            .publish(names::OBSERVABILITY_STEP_MAX_RETRIES_REACHED, |s| {
+                                let mut p = ErrorPayload::for_task(
+                                    s.task().id().to_owned(),
+                                    s.task().name().to_owned(),
+                                    error.message().to_owned(),
+                                    error.class().to_owned(),
+                                );
+                                p.step_id = Some(s.id().into());
+                                p.step_name = Some(s.name().into());
+                                p.attempt_number = Some(attempt);
+                                p.retry_limit = Some(planned.retry_limit);
+                                p
+                            });
+                        self.set_state(&name, StepState::Failed);
+                        self.publish_orchestration(names::WORKFLOW_STEP_FAILED, |p| {
+                            p.step_names = Some(vec![Arc::<str>::from(name.as_str())].into());
+                            p.reason = Some(Cow::Owned(error.message().to_owned()));
+                        });
+                        return;
+                    }
+                    let delay = planned.def.backoff.delay(attempt + 1);
+                    step.scope()
+                        .publish(names::STEP_RETRY_REQUESTED, |s| s.payload(attempt + 1));
+                    step.scope()
+                        .publish(names::OBSERVABILITY_STEP_BACKOFF, |s| {
+                            let mut p = s.payload(attempt + 1);
+                            p.backoff_seconds = Some(delay.as_secs_f64());
+                            p
+                        });
+                    let notified = self.cancel.notify.notified();
+                    if self.cancel.is_cancelled() {
+                        return;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = notified => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Workflow {
+    /// Starts defining a workflow.
+    pub fn builder(name: impl Into<String>) -> WorkflowBuilder {
+        WorkflowBuilder {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The workflow's name (the task name of its tasks).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs task `id` with `context` to its end, with default options.
+    pub async fn run(
+        &self,
+        telemetry: &Telemetry,
+        id: impl Into<Arc<str>>,
+        context: serde_json::Value,
+    ) -> TaskOutcome {
+        self.run_with(telemetry, id, context, RunOptions::default())
+            .await
+    }
+
+    /// Runs task `id` with `context` to its end.
+    pub async fn run_with(
+        &self,
+        telemetry: &Telemetry,
+        id: impl Into<Arc<str>>,
+        context: serde_json::Value,
+        options: RunOptions,
+    ) -> TaskOutcome {
+        let started = Instant::now();
+        let resident_at_start = resident_megabytes();
+        let id: Arc<str> = id.into();
+        let task = Arc::new(Task::new(telemetry, id, self.name.clone(), context));
+        let max_concurrent = options
+            .max_concurrent_steps
+            .unwrap_or(telemetry.config().max_concurrent_steps)
+            .max(1);
+        let run = Arc::new(Run {
+            workflow: self.clone(),
+            task: task.clone(),
+            states: Mutex::new(
+                self.steps
+                    .iter()
+                    .map(|s| (s.def.name.clone(), StepState::Pending))
+                    .collect(),
+            ),
+            sequence: Mutex::new(Sequence::new()),
+            errors: Mutex::new(BTreeMap::new()),
+            attempts: Mutex::new(BTreeMap::new()),
+            cancel: options.cancel,
+        });
+        let scope = task.scope();
+
+        scope.publish(names::OBSERVABILITY_TASK_ENQUEUE, |s| {
+            run.orchestration_task(s)
+        });
+        scope.initialize();
+        for planned in &self.steps {
+            let step = task.step(
+                format!("{}/{}", task.id(), planned.def.name),
+                planned.def.name.clone(),
+            );
+            step.scope()
+                .publish(names::STEP_INITIALIZE_REQUESTED, |s| s.payload(0));
+        }
+        run.task_transition(Some("pending"), "in_progress");
+        scope.start();
+        run.publish_orchestration(names::WORKFLOW_ORCHESTRATION_REQUESTED, |_| {});
+        run.publish_orchestration(names::WORKFLOW_TASK_STARTED, |_| {});
+        scope.publish(names::OBSERVABILITY_TASK_HANDLE, |s| {
+            run.orchestration_task(s)
+        });
+
+        let mut iteration = 0u64;
+        while !run.cancel.is_cancelled() {
+            iteration += 1;
+            run.publish_orchestration(names::OBSERVABILITY_STEP_FIND_VIABLE, |p| {
+                p.iteration = Some(iteration)
+            });
+            let viable: Vec<Arc<PlannedStep>> =
+                self.steps
+                    .iter()
+                    .filter(|s| run.state(&s.def.name) == StepState::Pending)
+                    .filter(|s| {
+                        s.def.depends_on.iter().all(|d| {
+                            matches!(run.state(d), StepState::Complete | StepState::Skipped)
+                        })
+                    })
+                    .cloned()
+                    .collect();
+            if viable.is_empty() {
+                let reason = if run.counts().pending == 0 {
+                    "every step finished"
+                } else {
+                    "pending steps wait on failed steps"
+                };
+                run.publish_orchestration(names::WORKFLOW_NO_VIABLE_STEPS, |p| {
+                    p.iteration = Some(iteration);
+                    p.reason = Some(Cow::Borrowed(reason));
+                });
+                break;
+            }
+            let names_of = |steps: &[Arc<PlannedStep>]| -> Arc<[Arc<str>]> {
+                steps
+                    .iter()
+                    .map(|s| Arc::<str>::from(s.def.name.as_str()))
+                    .collect()
+            };
+            run.publish_orchestration(names::WORKFLOW_VIABLE_STEPS_DISCOVERED, |p| {
+                p.iteration = Some(iteration);
+                p.step_names = Some(names_of(&viable));
+                p.step_count = Some(viable.len() as u64);
+            });
+            let sequence = run
+                .sequence
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let mut runnable = Vec::new();
+            for planned in viable {
+                let reason = planned
+                    .def
+                    .skip_if
+                    .as_ref()
+                    .and_then(|f| f(&task, &sequence));
+                match reason {
+                    Some(reason) => {
+                        task.step(
+                            format!("{}/{}", task.id(), planned.def.name),
+                            planned.def.name.clone(),
+                        )
+                        .scope()
+                        .skip(reason);
+                        run.set_state(&planned.def.name, StepState::Skipped);
+                    }
+                    None => runnable.push(planned),
+                }
+            }
+            for batch in runnable.chunks(max_concurrent) {
+                if run.cancel.is_cancelled() {
+                    break;
+                }
+                run.publish_orchestration(names::WORKFLOW_VIABLE_STEPS_BATCH_READY, |p| {
+                    p.step_names = Some(names_of(batch));
+                    p.step_count = Some(batch.len() as u64);
+                });
+                run.publish_orchestration(names::WORKFLOW_STEPS_EXECUTION_STARTED, |p| {
+                    p.step_names = Some(names_of(batch));
+                    p.step_count = Some(batch.len() as u64);
+                });
+                let batch_started = Instant::now();
+                let mut joins = tokio::task::JoinSet::new();
+                let mut running = HashMap::new();
+                for planned in batch {
+                    let handle = joins.spawn(run.clone().run_step(planned.clone()));
+                    running.insert(handle.id(), planned.def.name.clone());
+                }
+                while let Some(joined) = joins.join_next_with_id().await {
+                    let Err(error) = joined else { continue };
+                    // A handler that panicked (the attempt already published step.failed with
+                    // class "panic"): its step fails and the task goes on to finalize.
+                    let Some(name) = running.get(&error.id()).cloned() else {
+                        continue;
+                    };
+                    run.set_state(&name, StepState::Failed);
+                    run.errors
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.clone(), "process() panicked".to_owned());
+                    scope.publish(names::WORKFLOW_STEP_EXECUTION_FAILED, |s| {
+                        let mut p = ErrorPayload::for_task(
+                            s.id().to_owned(),
+                            s.name().to_owned(),
+                            "process() panicked",
+                            "panic",
+                        );
+                        p.step_name = Some(name.as_str().into());
+                        p
+                    });
+                }
+                run.publish_orchestration(names::WORKFLOW_STEPS_EXECUTION_COMPLETED, |p| {
+                    p.step_names = Some(names_of(batch));
+                    p.step_count = Some(batch.len() as u64);
+                    p.execution_duration = Some(batch_started.elapsed().as_secs_f64());
+                });
+            }
+        }
+
+        run.check_memory(telemetry, resident_at_start);
+        run.publish_orchestration(names::WORKFLOW_TASK_FINALIZATION_STARTED, |_| {});
+        scope.publish(names::OBSERVABILITY_TASK_FINALIZE, |s| {
+            run.orchestration_task(s)
+        });
+        let counts = run.counts();
+        let status = if run.cancel.is_cancelled() && counts.failed == 0 && counts.pending > 0 {
+            TaskStatus::Cancelled
+        } else if counts.failed > 0 || counts.pending > 0 {
+            TaskStatus::Failed
+        } else {
+            TaskStatus::Complete
+        };
+        match status {
+            TaskStatus::Complete => {
+                run.task_transition(Some("in_progress"), "complete");
+                scope.complete(counts);
+                run.publish_orchestration(names::WORKFLOW_TASK_COMPLETED, |_| {});
+            }
+            TaskStatus::Failed => {
+                run.task_transition(Some("in_progress"), "error");
+                let errors = run.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let message = errors
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                scope.fail(&Failure::new(message, "StepFailed"), counts);
+                run.publish_orchestration(names::WORKFLOW_TASK_FAILED, |_| {});
+            }
+            TaskStatus::Cancelled => {
+                run.task_transition(Some("in_progress"), "cancelled");
+                scope.cancel(counts);
+            }
+        }
+        run.publish_orchestration(names::WORKFLOW_TASK_FINALIZATION_COMPLETED, |_| {});
+
+        let steps = run
+            .states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let results = run
+            .sequence
+            .lock()
+            .map(|s| {
+                s.step_names()
+                    .filter_map(|n| s.results_of(n).map(|v| (n.to_owned(), v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let errors = run.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let attempts = run
+            .attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        TaskOutcome {
+            status,
+            steps,
+            results,
+            errors,
+            attempts,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// The process's resident memory in megabytes, where the platform tells (Linux `/proc`).
+fn resident_megabytes() -> Option<f64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096.0 / (1024.0 * 1024.0))
+}
+
+impl Run {
+    /// Publishes `memory.spike_detected` when resident memory grew by more than
+    /// `memory_threshold_mb` over the task (performance monitoring on, platform permitting).
+    fn check_memory(&self, telemetry: &Telemetry, at_start: Option<f64>) {
+        let config = telemetry.config();
+        if !config.performance_monitoring_enabled {
+            return;
+        }
+        let (Some(start), Some(now)) = (at_start, resident_megabytes()) else {
+            return;
+        };
+        let grown = now - start;
+        if grown <= config.memory_threshold_mb as f64 {
+            return;
+        }
+        let scope = self.task.scope();
+        scope.publish(names::MEMORY_SPIKE_DETECTED, |s| {
+            let mut p = crate::payload::PerformancePayload::new(
+                format!("task.{}", s.name()),
+                grown,
+                config.memory_threshold_mb as f64,
+                "megabytes",
+            );
+            p.task_id = Some(s.id().into());
+            p.task_name = Some(s.name().into());
+            p
+        });
+    }
+
+    fn orchestration_task(&self, scope: &TaskScope) -> crate::payload::TaskPayload {
+        let c = self.counts();
+        let mut p = scope.payload();
+        p.total_steps = Some(c.total);
+        p.completed_steps = Some(c.completed);
+        p.failed_steps = Some(c.failed);
+        p.pending_steps = Some(c.pending);
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_and_caps() {
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(500),
+            jitter: 0.0,
+        };
+        let delays: Vec<u128> = (2..=6).map(|a| b.delay(a).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 500, 500]);
+        let j = Backoff { jitter: 0.5, ..b };
+        for _ in 0..100 {
+            let d = j.delay(2).as_millis();
+            assert!((50..=150).contains(&d), "{d}");
+        }
+    }
+}
