@@ -23,6 +23,7 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace 2>&1 | tee "$log"
 
 # The examples are part of the suite: they must run, not only compile.
+cargo run --quiet --example order_processing >/dev/null
 cargo run --quiet --example quickstart >/dev/null
 cargo run --quiet --example catalog >/dev/null
 cargo run --quiet --example catalog -- --json >/dev/null
