@@ -1,35 +1,17 @@
 //! `#[step_handler]`: the generated `handle()` publishes the step lifecycle around `process()`,
 //! for both forms, sync and async, and registers the handler in the catalog.
 
-use std::future::Future;
-use std::pin::pin;
+mod support;
+
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+
+use support::executor::block_on;
 
 use tasker_telemetry::payload::Value;
 use tasker_telemetry::{
     Event, Sequence, Step, StepError, StepHandler, Task, Telemetry, catalog, step_handler,
     subscriber,
 };
-
-/// Runs a future to completion on this thread.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(out) => return out,
-            Poll::Pending => std::thread::park(),
-        }
-    }
-}
 
 fn setup() -> (Telemetry, Arc<Mutex<Vec<Event>>>) {
     let telemetry = Telemetry::new(Default::default()).unwrap();

@@ -26,6 +26,22 @@ pub(crate) fn compact(tokens: &TokenStream) -> String {
     out
 }
 
+/// `FetchCart` to `fetch_cart`: handler names and handler methods derive from type names.
+pub(crate) fn snake_case(ident: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in ident.trim_start_matches("r#").chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use quote::quote;

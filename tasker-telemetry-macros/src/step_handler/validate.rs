@@ -133,7 +133,7 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
                     .path
                     .segments
                     .last()
-                    .map(|s| snake_case(&s.ident.to_string())),
+                    .map(|s| crate::type_name::snake_case(&s.ident.to_string())),
                 _ => None,
             }
             .unwrap_or_else(|| "handler".to_owned());
@@ -257,22 +257,6 @@ fn returns_result(ty: &Type) -> bool {
         Type::Paren(p) => returns_result(&p.elem),
         _ => false,
     }
-}
-
-/// `FetchCart` to `fetch_cart`.
-pub(crate) fn snake_case(ident: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in ident.trim_start_matches("r#").chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// `fetch_cart` to `FetchCart`.

@@ -100,7 +100,10 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
                         .last()
                         .map(|s| s.ident.to_string())
                         .unwrap_or_default();
-                    Ident::new(&format!("handle_{}", snake_case(&last)), path.span())
+                    Ident::new(
+                        &format!("handle_{}", crate::type_name::snake_case(&last)),
+                        path.span(),
+                    )
                 });
                 let Some(defined) = methods.iter().find(|m| **m == &method) else {
                     push(syn::Error::new(
@@ -222,20 +225,4 @@ fn valid_name(name: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     })
-}
-
-/// `PaymentProcessed` to `payment_processed`.
-fn snake_case(ident: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in ident.trim_start_matches("r#").chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

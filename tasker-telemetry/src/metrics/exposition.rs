@@ -370,3 +370,42 @@ mod tests {
         assert!(json_export(&snapshot, &serde_json::Value::Null).is_object());
     }
 }
+
+/// Appends a histogram's `_bucket` (with `le` rendered by `le_text`), `_sum` and `_count` lines;
+/// the text formats differ only in how they spell bucket bounds.
+fn push_histogram<'a>(
+    out: &mut String,
+    name: &str,
+    labels: impl Fn() -> std::iter::Zip<std::slice::Iter<'a, String>, std::slice::Iter<'a, String>> + 'a,
+    buckets: &[(f64, u64)],
+    sum: f64,
+    count: u64,
+    le_text: fn(f64) -> String,
+) {
+    let pairs = || labels().map(|(n, v)| (n.as_str(), v.as_str()));
+    let bucket_name = format!("{name}_bucket");
+    for (bound, cumulative) in histogram_buckets(buckets, count) {
+        let le = le_text(bound);
+        push_sample(
+            out,
+            &bucket_name,
+            pairs(),
+            Some(("le", &le)),
+            &cumulative.to_string(),
+        );
+    }
+    push_sample(
+        out,
+        &format!("{name}_sum"),
+        pairs(),
+        None,
+        &format_number(sum),
+    );
+    push_sample(
+        out,
+        &format!("{name}_count"),
+        pairs(),
+        None,
+        &count.to_string(),
+    );
+}

@@ -1,8 +1,8 @@
 //! The OpenMetrics 1.0 text format, and choosing it from an `Accept` header.
 
 use super::{
-    format_canonical_float, format_number, histogram_buckets, push_escaped_label_value,
-    push_sample, series_labels,
+    format_canonical_float, format_number, push_escaped_label_value, push_histogram, push_sample,
+    series_labels,
 };
 use crate::metrics::snapshot::{FamilySnapshot, MetricKind, MetricsSnapshot, SeriesValue};
 
@@ -137,30 +137,15 @@ fn push_family(out: &mut String, family: &FamilySnapshot) {
                 sum,
                 count,
             } => {
-                let bucket_name = format!("{name}_bucket");
-                for (bound, cumulative) in histogram_buckets(buckets, *count) {
-                    let le = format_canonical_float(bound);
-                    push_sample(
-                        out,
-                        &bucket_name,
-                        labels(),
-                        Some(("le", &le)),
-                        &cumulative.to_string(),
-                    );
-                }
-                push_sample(
+                let labels = || family.label_names.iter().zip(series.label_values.iter());
+                push_histogram(
                     out,
-                    &format!("{name}_sum"),
-                    labels(),
-                    None,
-                    &format_number(*sum),
-                );
-                push_sample(
-                    out,
-                    &format!("{name}_count"),
-                    labels(),
-                    None,
-                    &count.to_string(),
+                    name,
+                    labels,
+                    buckets,
+                    *sum,
+                    *count,
+                    format_canonical_float,
                 );
             }
         }

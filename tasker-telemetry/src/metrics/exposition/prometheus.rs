@@ -1,6 +1,6 @@
 //! The Prometheus text exposition format, version 0.0.4.
 
-use super::{format_number, histogram_buckets, push_sample, series_labels};
+use super::{format_number, push_histogram, push_sample, series_labels};
 use crate::metrics::snapshot::{FamilySnapshot, MetricsSnapshot, SeriesValue};
 
 /// The `Content-Type` of [`prometheus_text`]'s output.
@@ -98,31 +98,8 @@ fn push_family(out: &mut String, family: &FamilySnapshot) {
                 sum,
                 count,
             } => {
-                let bucket_name = format!("{name}_bucket");
-                for (bound, cumulative) in histogram_buckets(buckets, *count) {
-                    let le = format_number(bound);
-                    push_sample(
-                        out,
-                        &bucket_name,
-                        labels(),
-                        Some(("le", &le)),
-                        &cumulative.to_string(),
-                    );
-                }
-                push_sample(
-                    out,
-                    &format!("{name}_sum"),
-                    labels(),
-                    None,
-                    &format_number(*sum),
-                );
-                push_sample(
-                    out,
-                    &format!("{name}_count"),
-                    labels(),
-                    None,
-                    &count.to_string(),
-                );
+                let labels = || family.label_names.iter().zip(series.label_values.iter());
+                push_histogram(out, name, labels, buckets, *sum, *count, format_number);
             }
         }
     }
