@@ -302,6 +302,7 @@ fn a_step_in_another_process_joins_the_task_trace() {
         let status = Command::new(env!("CARGO_BIN_EXE_remote_step"))
             .arg(receiver.endpoint())
             .arg(&traceparent)
+            .arg(task.scope().correlation_id().as_str())
             .status()
             .expect("second process starts");
         assert!(status.success(), "remote step failed: {status}");
@@ -323,6 +324,16 @@ fn a_step_in_another_process_joins_the_task_trace() {
     assert_eq!(
         step.resource.get("service.name").and_then(|v| v.as_str()),
         Some("remote-worker")
+    );
+    let correlation = task
+        .attr("tasker.correlation_id")
+        .and_then(|v| v.as_str())
+        .unwrap();
+    assert!(correlation.starts_with("tsk_"));
+    assert_eq!(
+        step.attr("tasker.correlation_id").and_then(|v| v.as_str()),
+        Some(correlation),
+        "the correlation id crossed the process boundary"
     );
 }
 

@@ -4,6 +4,7 @@
 mod builtin;
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
@@ -140,6 +141,7 @@ impl Category {
 pub struct Event {
     name: EventName,
     timestamp: Timestamp,
+    correlation_id: Option<Arc<str>>,
     payload: Payload,
 }
 
@@ -154,6 +156,7 @@ impl Event {
         Self {
             name,
             timestamp,
+            correlation_id: None,
             payload: payload.into(),
         }
     }
@@ -166,6 +169,17 @@ impl Event {
     /// When the event was published.
     pub fn timestamp(&self) -> Timestamp {
         self.timestamp
+    }
+
+    /// Sets the correlation id of the task the event belongs to.
+    pub fn with_correlation_id(mut self, id: impl Into<Arc<str>>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// The correlation id of the task the event belongs to, if any.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.correlation_id.as_deref()
     }
 
     /// The typed payload.
@@ -181,6 +195,7 @@ impl Event {
         match key {
             "event_type" => Some(Value::Str(self.name.as_str())),
             "timestamp" => Some(Value::Timestamp(self.timestamp)),
+            "correlation_id" => self.correlation_id.as_deref().map(Value::Str),
             _ => self.payload.get(key),
         }
     }
@@ -192,12 +207,15 @@ impl Serialize for Event {
         struct Flat<'a> {
             event_type: &'static str,
             timestamp: Timestamp,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            correlation_id: Option<&'a str>,
             #[serde(flatten)]
             payload: &'a Payload,
         }
         Flat {
             event_type: self.name.as_str(),
             timestamp: self.timestamp,
+            correlation_id: self.correlation_id.as_deref(),
             payload: &self.payload,
         }
         .serialize(serializer)

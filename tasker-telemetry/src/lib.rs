@@ -33,6 +33,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod correlation;
 mod error;
 pub mod event;
 pub mod export;

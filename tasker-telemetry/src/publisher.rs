@@ -311,6 +311,25 @@ impl Publisher {
         self.inner.dispatch(Event::new(event, build()))
     }
 
+    /// Like [`publish_with`](Self::publish_with), stamping the event with a task's correlation id.
+    #[inline]
+    pub fn publish_correlated<P, F>(
+        &self,
+        event: EventName,
+        correlation_id: &Arc<str>,
+        build: F,
+    ) -> bool
+    where
+        P: Into<Payload>,
+        F: FnOnce() -> P,
+    {
+        if !self.has_subscribers(event) {
+            return false;
+        }
+        self.inner
+            .dispatch(Event::new(event, build()).with_correlation_id(correlation_id.clone()))
+    }
+
     /// Publishes a ready-made event. Returns whether anyone received it.
     pub fn publish(&self, event: Event) -> bool {
         if !self.has_subscribers(event.name()) {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::correlation::CorrelationId;
 use crate::event::{EventName, names};
 use crate::metrics::{StepMetrics, TaskMetrics};
 use crate::payload::{ErrorPayload, Payload, PerformancePayload, StepPayload, TaskPayload};
@@ -104,6 +105,8 @@ struct TaskInner {
     started: Instant,
     started_at: Timestamp,
     span: TaskSpan,
+    /// Generated on first use (a task with telemetry off never pays for it).
+    correlation_id: OnceLock<CorrelationId>,
     steps_sampled: OnceLock<bool>,
     metrics: OnceLock<Option<TaskMetrics>>,
     /// Set by `start()`, so the active-tasks gauge goes down exactly once and the workflow
@@ -152,7 +155,7 @@ impl TaskScope {
         } else {
             TaskSpan::Off
         };
-        Self::with_span(telemetry, id, name, span)
+        Self::with_span(telemetry, id, name, span, OnceLock::new())
     }
 
     /// A scope for a task whose `tasker.task.execution` span lives in another process: the
@@ -179,10 +182,16 @@ impl TaskScope {
         } else {
             TaskSpan::Off
         };
-        Self::with_span(telemetry, id.into(), name.into(), span)
+        Self::with_span(telemetry, id.into(), name.into(), span, OnceLock::new())
     }
 
-    fn with_span(telemetry: &Telemetry, id: Arc<str>, name: Arc<str>, span: TaskSpan) -> Self {
+    fn with_span(
+        telemetry: &Telemetry,
+        id: Arc<str>,
+        name: Arc<str>,
+        span: TaskSpan,
+        correlation_id: OnceLock<CorrelationId>,
+    ) -> Self {
         Self {
             inner: Arc::new(TaskInner {
                 telemetry: telemetry.clone(),
@@ -193,12 +202,48 @@ impl TaskScope {
                 started: Instant::now(),
                 started_at: Timestamp::now(),
                 span,
+                correlation_id,
                 steps_sampled: OnceLock::new(),
                 metrics: OnceLock::new(),
                 start_requested: OnceLock::new(),
                 finished: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Gives the task an incoming correlation id (from `X-Correlation-ID`, a message, a parent
+    /// process); call it right after creating the scope. Validate incoming text with
+    /// [`CorrelationId::accept_or_generate`] first.
+    pub fn with_correlation_id(self, id: CorrelationId) -> Self {
+        // First set wins: an id already handed out (to a step, an event) stays the task's id.
+        let _ = self.inner.correlation_id.set(id);
+        self.record_correlation_id();
+        self
+    }
+
+    /// The task's correlation id (generated on first use when none was given).
+    pub fn correlation_id(&self) -> &CorrelationId {
+        if let Some(id) = self.inner.correlation_id.get() {
+            return id;
+        }
+        let id = self
+            .inner
+            .correlation_id
+            .get_or_init(CorrelationId::generate);
+        self.record_correlation_id();
+        id
+    }
+
+    /// Records the id on the task span once it is fixed (recording it earlier would leave a
+    /// stale value beside the real one).
+    fn record_correlation_id(&self) {
+        if let (Some(span), Some(id)) = (self.span(), self.inner.correlation_id.get()) {
+            span.record("tasker.correlation_id", id.as_str());
+        }
+    }
+
+    pub(crate) fn corr(&self) -> &Arc<str> {
+        self.correlation_id().shared()
     }
 
     /// Makes the task span a child of an upstream span (the caller's trace), instead of the
@@ -363,7 +408,7 @@ impl TaskScope {
                 .inner
                 .telemetry
                 .publisher()
-                .publish_with(event, || build(self))
+                .publish_correlated(event, self.corr(), || build(self))
     }
 
     /// Publishes `task.initialize_requested`.
@@ -442,6 +487,7 @@ impl TaskScope {
     }
 
     fn record_counts(&self, counts: StepCounts) {
+        let _ = self.correlation_id();
         if let Some(span) = self.span() {
             // i64: OpenTelemetry has no unsigned integers (a u64 would be exported as text).
             let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
@@ -575,12 +621,11 @@ impl StepScope {
         build: impl FnOnce(&StepScope) -> P,
     ) -> bool {
         is_enabled()
-            && self
-                .task
-                .inner
-                .telemetry
-                .publisher()
-                .publish_with(event, || build(self))
+            && self.task.inner.telemetry.publisher().publish_correlated(
+                event,
+                self.task.corr(),
+                || build(self),
+            )
     }
 
     /// Reports that the step will not run: publishes `observability.step.skip` with the reason
@@ -638,6 +683,7 @@ impl StepScope {
             spans::step_span(
                 &task.inner.span,
                 &StepSpanFields {
+                    correlation_id: task.correlation_id().as_str(),
                     task_id: &task.inner.id,
                     task_name: &task.inner.name,
                     step_id: &self.id,
@@ -656,16 +702,16 @@ impl StepScope {
             m.active.inc();
         }
         let started = Instant::now();
-        self.task
-            .inner
-            .telemetry
-            .publisher()
-            .publish_with(names::STEP_BEFORE_HANDLE, || {
+        self.task.inner.telemetry.publisher().publish_correlated(
+            names::STEP_BEFORE_HANDLE,
+            self.task.corr(),
+            || {
                 let mut p = self.payload(attempt_number);
                 p.retry_limit = retry_limit;
                 p.started_at = Some(Timestamp::now());
                 p
-            });
+            },
+        );
         StepAttempt {
             scope: self,
             attempt_number,
@@ -752,9 +798,10 @@ impl StepAttempt<'_> {
             return;
         }
         let scope = self.scope;
-        telemetry
-            .publisher()
-            .publish_with(names::PERFORMANCE_SLOW_OPERATION, || {
+        telemetry.publisher().publish_correlated(
+            names::PERFORMANCE_SLOW_OPERATION,
+            scope.task.corr(),
+            || {
                 let mut p = PerformancePayload::new(
                     format!("step.{}", scope.name),
                     seconds,
@@ -766,7 +813,8 @@ impl StepAttempt<'_> {
                 p.step_id = Some(scope.id.clone());
                 p.step_name = Some(scope.name.clone());
                 p
-            });
+            },
+        );
     }
 
     fn report_success<T: Serialize + ?Sized>(&self, elapsed: Duration, result: &T) {
@@ -778,19 +826,18 @@ impl StepAttempt<'_> {
             m.active.dec();
         }
         let scope = self.scope;
-        scope
-            .task
-            .inner
-            .telemetry
-            .publisher()
-            .publish_with(names::STEP_COMPLETED, || {
+        scope.task.inner.telemetry.publisher().publish_correlated(
+            names::STEP_COMPLETED,
+            scope.task.corr(),
+            || {
                 let mut p = self.timed_payload(elapsed);
                 p.step_results = match serde_json::to_value(result) {
                     Ok(v) => Some(Arc::new(scope.task.inner.telemetry.filter().filtered(&v))),
                     Err(_) => None,
                 };
                 p
-            });
+            },
+        );
     }
 
     #[cold]
@@ -812,12 +859,10 @@ impl StepAttempt<'_> {
             &failure.message,
         );
         let scope = self.scope;
-        scope
-            .task
-            .inner
-            .telemetry
-            .publisher()
-            .publish_with(names::STEP_FAILED, || {
+        scope.task.inner.telemetry.publisher().publish_correlated(
+            names::STEP_FAILED,
+            scope.task.corr(),
+            || {
                 let completed_at = Timestamp::now();
                 let mut p = scope.task.error_payload(failure, completed_at);
                 p.step_id = Some(scope.id.clone());
@@ -828,7 +873,8 @@ impl StepAttempt<'_> {
                 p.execution_duration = Some(elapsed.as_secs_f64());
                 p.inputs = scope.filtered_inputs();
                 p
-            });
+            },
+        );
     }
 
     fn timed_payload(&self, elapsed: Duration) -> StepPayload {
@@ -879,7 +925,9 @@ impl StepAttempt<'_> {
                 m.active.dec();
             }
             let publisher = self.scope.task.inner.telemetry.publisher();
-            publisher.publish_with(names::STEP_CANCELLED, || self.timed_payload(elapsed));
+            publisher.publish_correlated(names::STEP_CANCELLED, self.scope.task.corr(), || {
+                self.timed_payload(elapsed)
+            });
         }
     }
 }

@@ -47,6 +47,7 @@ pub(crate) fn task_span(id: &str, name: &str, parent: Option<&TraceContext>) -> 
         "tasker.task.execution",
         tasker.task_id = id,
         tasker.task_name = name,
+        tasker.correlation_id = Empty,
         tasker.total_steps = Empty,
         tasker.completed_steps = Empty,
         tasker.failed_steps = Empty,
@@ -96,6 +97,7 @@ impl TaskSpan {
 }
 
 pub(crate) struct StepSpanFields<'a> {
+    pub(crate) correlation_id: &'a str,
     pub(crate) task_id: &'a str,
     pub(crate) task_name: &'a str,
     pub(crate) step_id: &'a str,
@@ -111,6 +113,7 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> Span {
                 target: TARGET,
                 parent: $parent,
                 "tasker.step.execution",
+                tasker.correlation_id = f.correlation_id,
                 tasker.task_id = f.task_id,
                 tasker.task_name = f.task_name,
                 tasker.step_id = f.step_id,

@@ -474,6 +474,9 @@ pub struct RunOptions {
     pub max_concurrent_steps: Option<usize>,
     /// Cancels the run.
     pub cancel: CancelHandle,
+    /// The task's correlation id (from the request that asked for the task); generated when
+    /// absent.
+    pub correlation_id: Option<crate::correlation::CorrelationId>,
 }
 
 struct Run {
@@ -701,7 +704,11 @@ impl Workflow {
         let started = Instant::now();
         let resident_at_start = resident_megabytes();
         let id: Arc<str> = id.into();
-        let task = Arc::new(Task::new(telemetry, id, self.name.clone(), context));
+        let mut scope = TaskScope::new(telemetry, id, self.name.clone());
+        if let Some(correlation_id) = options.correlation_id {
+            scope = scope.with_correlation_id(correlation_id);
+        }
+        let task = Arc::new(Task::from_scope(scope.with_context(context)));
         let max_concurrent = options
             .max_concurrent_steps
             .unwrap_or(telemetry.config().max_concurrent_steps)

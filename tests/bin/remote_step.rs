@@ -1,10 +1,12 @@
 //! A second process for the cross-process trace test: runs one step of a task whose span lives
 //! in the parent process, with the task's `traceparent`, exporting to the given OTLP endpoint.
 //!
-//! `remote_step <otlp traces endpoint> <traceparent>`; exits non-zero if anything fails.
+//! `remote_step <otlp traces endpoint> <traceparent> [correlation id]`; exits non-zero if anything
+//! fails.
 
 use std::process::ExitCode;
 
+use tasker_telemetry::correlation::CorrelationId;
 use tasker_telemetry::spans::{SpanPipeline, TraceContext};
 use tasker_telemetry::{
     Sequence, StepError, StepHandler, Task, TaskScope, Telemetry, TelemetryConfig, step_handler,
@@ -27,7 +29,7 @@ fn main() -> ExitCode {
         eprintln!("usage: remote_step <otlp traces endpoint> <traceparent>");
         return ExitCode::from(2);
     };
-    match run(endpoint, traceparent) {
+    match run(endpoint, traceparent, args.get(3).map(String::as_str)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("remote_step: {e}");
@@ -36,7 +38,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(endpoint: &str, traceparent: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn run(
+    endpoint: &str,
+    traceparent: &str,
+    correlation: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let config = TelemetryConfig::builder()
         .service_name("remote-worker")
         .otlp_traces_endpoint(endpoint)
@@ -46,12 +52,9 @@ fn run(endpoint: &str, traceparent: &str) -> Result<(), Box<dyn std::error::Erro
     let parent = TraceContext::parse(traceparent, None)?;
     let subscriber = tracing_subscriber::registry().with(pipeline.layer());
     let output = tracing::subscriber::with_default(subscriber, || {
-        let task = Task::from_scope(TaskScope::remote(
-            &telemetry,
-            "t-remote",
-            "order_processing",
-            parent,
-        ));
+        let scope = TaskScope::remote(&telemetry, "t-remote", "order_processing", parent)
+            .with_correlation_id(CorrelationId::accept_or_generate(correlation));
+        let task = Task::from_scope(scope);
         let step = task.step("t-remote/ship", "ship_order");
         ShipOrder
             .handle(&task, &Sequence::new(), &step)
