@@ -1,7 +1,12 @@
 //! One-call setup: the process-wide [`Telemetry`], and a `tracing` subscriber whose
 //! OpenTelemetry layer exports spans (to OTLP, or to the in-process store).
 
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::layer::SubscriberExt as _;
+
+use crate::logging::LogLayer;
 
 use crate::config::TelemetryConfig;
 use crate::error::Error;
@@ -84,7 +89,10 @@ pub fn init_with(config: TelemetryConfig) -> Result<TelemetryGuard, Error> {
     let telemetry = Telemetry::new(config)?;
     spans.register_metrics(telemetry.metrics());
     telemetry.publisher().subscribe_registered()?;
-    let subscriber = tracing_subscriber::registry().with(spans.layer());
+    let logs = log_layer(telemetry.config(), telemetry.filter())?;
+    let subscriber = tracing_subscriber::registry()
+        .with(spans.layer())
+        .with(logs);
     tracing::subscriber::set_global_default(subscriber).map_err(|_| Error::SubscriberAlreadySet)?;
     let telemetry = telemetry.install_global()?;
     set_enabled(enabled);
@@ -94,4 +102,32 @@ pub fn init_with(config: TelemetryConfig) -> Result<TelemetryGuard, Error> {
         spans,
         shut_down: false,
     })
+}
+
+/// The log layer `config` describes (none when `structured_logging_enabled` is false), filtered by
+/// `log_filter` (a `RUST_LOG` directive) or else `log_level`.
+fn log_layer<S>(
+    config: &TelemetryConfig,
+    filter: &crate::filter::ParameterFilter,
+) -> Result<Option<Filtered<LogLayer, EnvFilter, S>>, Error>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    if !config.structured_logging_enabled {
+        return Ok(None);
+    }
+    let directive = config
+        .log_filter
+        .clone()
+        .unwrap_or_else(|| config.log_level.to_ascii_lowercase());
+    let level = EnvFilter::builder().parse(&directive).map_err(|e| {
+        Error::Config(crate::config::ConfigError::Invalid {
+            field: "log_filter".to_owned(),
+            value: directive.clone(),
+            expected: format!("a RUST_LOG directive such as \"info\" or \"tasker=debug\" ({e})"),
+        })
+    })?;
+    Ok(Some(
+        LogLayer::new(config.log_format, filter.clone()).with_filter(level),
+    ))
 }

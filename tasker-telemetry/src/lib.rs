@@ -42,6 +42,7 @@ pub mod handler;
 #[cfg(feature = "http")]
 pub mod http;
 mod init;
+pub mod logging;
 pub mod metrics;
 pub mod payload;
 pub mod publisher;

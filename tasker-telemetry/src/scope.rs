@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::correlation::CorrelationId;
 use crate::event::{EventName, names};
+use crate::logging::LIFECYCLE_TARGET;
 use crate::metrics::{StepMetrics, TaskMetrics};
 use crate::payload::{ErrorPayload, Payload, PerformancePayload, StepPayload, TaskPayload};
 use crate::spans::{self, Carrier, StepSpanFields, TaskSpan, TraceContext};
@@ -431,12 +432,22 @@ impl TaskScope {
         if let Some(span) = self.span() {
             spans::record_event(span, "task.started");
         }
+        if is_enabled() {
+            tracing::info!(
+                target: LIFECYCLE_TARGET,
+                correlation_id = self.correlation_id().as_str(),
+                task_id = &*self.inner.id,
+                task_name = &*self.inner.name,
+                "task started"
+            );
+        }
         self.publish(names::TASK_START_REQUESTED, |t| t.payload_with(None, false));
     }
 
     /// Publishes `task.completed` with the step counts and the task's duration, and marks the
     /// task span OK.
     pub fn complete(&self, counts: StepCounts) {
+        self.log_finish("task completed", None);
         self.record_finish(TaskStatus::Completed);
         self.record_counts(counts);
         if let Some(span) = self.span() {
@@ -449,6 +460,7 @@ impl TaskScope {
 
     /// Publishes `task.failed` with the error and the task's duration.
     pub fn fail(&self, failure: &Failure, counts: StepCounts) {
+        self.log_finish("task failed", Some(failure));
         self.record_finish(TaskStatus::Failed);
         self.record_counts(counts);
         if let Some(span) = self.span() {
@@ -484,6 +496,33 @@ impl TaskScope {
         p.backtrace = failure.backtrace.clone();
         p.completed_at = Some(completed_at);
         p
+    }
+
+    fn log_finish(&self, message: &'static str, failure: Option<&Failure>) {
+        if !is_enabled() {
+            return;
+        }
+        let duration_ms = self.elapsed().as_secs_f64() * 1000.0;
+        let (id, name, corr) = (
+            &*self.inner.id,
+            &*self.inner.name,
+            self.correlation_id().as_str(),
+        );
+        match failure {
+            None => tracing::info!(
+                target: LIFECYCLE_TARGET, correlation_id = corr, task_id = id, task_name = name, duration_ms, "{message}"
+            ),
+            Some(f) => tracing::error!(
+                target: LIFECYCLE_TARGET,
+                correlation_id = corr,
+                task_id = id,
+                task_name = name,
+                duration_ms,
+                error_class = &*f.class,
+                error_message = &*f.message,
+                "{message}"
+            ),
+        }
     }
 
     fn record_counts(&self, counts: StepCounts) {
@@ -817,8 +856,68 @@ impl StepAttempt<'_> {
         );
     }
 
+    fn log_attempt(&self, elapsed: Duration, failure: Option<&Failure>) {
+        let task = &self.scope.task;
+        let fields = (
+            task.correlation_id().as_str(),
+            &*task.inner.id,
+            &*task.inner.name,
+            &*self.scope.id,
+            &*self.scope.name,
+        );
+        let (corr, task_id, task_name, step_id, step_name) = fields;
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
+        let attempt = self.attempt_number;
+        macro_rules! line {
+            ($level:ident, $($extra:tt)*) => {
+                tracing::$level!(
+                    target: LIFECYCLE_TARGET,
+                    correlation_id = corr,
+                    task_id,
+                    task_name,
+                    step_id,
+                    step_name,
+                    attempt_number = attempt,
+                    retry_limit = self.retry_limit,
+                    duration_ms,
+                    $($extra)*
+                )
+            };
+        }
+        match failure {
+            None => line!(info, "step completed"),
+            Some(f) => {
+                // A bounded backtrace: enough to place the failure, never a flood.
+                let backtrace: String = f
+                    .backtrace
+                    .as_deref()
+                    .unwrap_or("")
+                    .chars()
+                    .take(2048)
+                    .collect();
+                if attempt < self.retry_limit {
+                    line!(
+                        warn,
+                        error_class = &*f.class,
+                        error_message = &*f.message,
+                        "step failed, will retry"
+                    )
+                } else {
+                    line!(
+                        error,
+                        error_class = &*f.class,
+                        error_message = &*f.message,
+                        backtrace,
+                        "step failed"
+                    )
+                }
+            }
+        }
+    }
+
     fn report_success<T: Serialize + ?Sized>(&self, elapsed: Duration, result: &T) {
         spans::record_success(&self.span, "step.completed", elapsed.as_secs_f64());
+        self.log_attempt(elapsed, None);
         self.check_slow(elapsed);
         if let Some(m) = self.scope.metrics() {
             m.completed.inc();
@@ -842,6 +941,7 @@ impl StepAttempt<'_> {
 
     #[cold]
     fn report_failure(&self, elapsed: Duration, failure: &Failure) {
+        self.log_attempt(elapsed, Some(failure));
         self.check_slow(elapsed);
         if let Some(m) = self.scope.metrics() {
             m.failed.inc();

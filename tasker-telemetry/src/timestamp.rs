@@ -33,6 +33,13 @@ impl Timestamp {
         self.0
     }
 
+    /// RFC 3339 UTC with milliseconds (`2026-11-23T20:35:48.123Z`), as log lines carry it.
+    pub fn to_millis_string(&self) -> String {
+        let micros = self.to_string();
+        // `...SS.uuuuuuZ` -> `...SS.mmmZ`
+        format!("{}Z", &micros[..micros.len().saturating_sub(4)])
+    }
+
     /// Time since the Unix epoch; zero for times before it.
     pub fn since_epoch(&self) -> Duration {
         self.0.duration_since(UNIX_EPOCH).unwrap_or_default()

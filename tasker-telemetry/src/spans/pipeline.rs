@@ -15,6 +15,8 @@ use opentelemetry_sdk::trace::{
     SpanExporter, SpanProcessor,
 };
 use tracing_opentelemetry::OpenTelemetryLayer;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{FilterFn, Filtered, filter_fn};
 
 use super::store::SpanStore;
 use crate::config::{OtlpProtocol, TelemetryConfig};
@@ -317,15 +319,21 @@ impl SpanPipeline {
     }
 
     /// The `tracing` layer that turns spans into OpenTelemetry spans for this pipeline.
-    pub fn layer<S>(&self) -> OpenTelemetryLayer<S, SdkTracer>
+    ///
+    /// The scopes' lifecycle log lines (target `tasker::lifecycle`) are left to the log layer:
+    /// the span already carries those moments as span events.
+    pub fn layer<S>(&self) -> Filtered<OpenTelemetryLayer<S, SdkTracer>, FilterFn, S>
     where
         S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
     {
+        let not_lifecycle: FilterFn =
+            filter_fn(|meta| meta.target() != crate::logging::LIFECYCLE_TARGET);
         tracing_opentelemetry::layer()
             .with_tracer(self.provider.tracer("tasker-telemetry"))
             .with_location(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
+            .with_filter(not_lifecycle)
     }
 
     /// Adds the pipeline's losses to `registry` as `tasker_telemetry_dropped_total{sink="spans"}`

@@ -1,0 +1,171 @@
+//! Structured logs: the JSON stream of a failing 3-step workflow, line by line, with the task /
+//! step context and the correlation id on every line (user lines and spawned tasks included).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tasker_telemetry::config::LogFormat;
+use tasker_telemetry::logging::LogLayer;
+use tasker_telemetry::workflow::{Backoff, StepDef, Workflow};
+use tasker_telemetry::{ParameterFilter, Step, StepError, Telemetry, step_handler};
+use tracing_subscriber::layer::SubscriberExt;
+
+struct Chatty;
+
+#[step_handler]
+impl Chatty {
+    async fn process(&self, step: &Step) -> Result<u32, StepError> {
+        tracing::info!(password = "hunter2", "user line inside process()");
+        let name = step.name().to_owned();
+        let spawned = tokio::spawn(tracing::Instrument::in_current_span(async move {
+            tracing::info!(spawned_for = %name, "line from a spawned task");
+        }));
+        spawned.await.map_err(|e| StepError::new(e.to_string()))?;
+        Ok(step.attempt_number())
+    }
+}
+
+struct Fails;
+
+#[step_handler(retry_limit = 2)]
+impl Fails {
+    fn process(&self, _step: &Step) -> Result<u32, StepError> {
+        Err(StepError::new("warehouse unreachable").with_class("Unreachable"))
+    }
+}
+
+fn lines(buffer: &Arc<Mutex<Vec<u8>>>) -> Vec<serde_json::Value> {
+    let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failing_workflow_logs_one_json_object_per_line_with_context() {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let layer = LogLayer::new(LogFormat::Json, ParameterFilter::tasker_default())
+        .with_writer(buffer.clone());
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let _guard = tracing::dispatcher::set_default(&dispatch);
+
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let quick = Backoff {
+        base: Duration::from_millis(1),
+        max: Duration::from_millis(1),
+        jitter: 0.0,
+    };
+    let workflow = Workflow::builder("logged")
+        .handler(Chatty)
+        .handler(Fails)
+        .step(StepDef::new("first").handler("chatty"))
+        .step(
+            StepDef::new("second")
+                .handler("fails")
+                .depends_on(["first"])
+                .backoff(quick),
+        )
+        .step(
+            StepDef::new("third")
+                .handler("chatty")
+                .depends_on(["second"]),
+        )
+        .build()
+        .unwrap();
+    let outcome = workflow
+        .run(&telemetry, "t-logs", serde_json::json!({}))
+        .await;
+    assert!(!outcome.is_complete());
+
+    let lines = lines(&buffer);
+    assert!(lines.len() >= 8, "{lines:#?}");
+    let correlation = lines[0]["correlation_id"]
+        .as_str()
+        .expect("correlation id")
+        .to_owned();
+    assert!(correlation.starts_with("tsk_"));
+    for line in &lines {
+        for key in [
+            "timestamp",
+            "level",
+            "target",
+            "message",
+            "correlation_id",
+            "task_id",
+            "task_name",
+        ] {
+            assert!(line.get(key).is_some(), "{key} missing in {line}");
+        }
+        assert_eq!(line["correlation_id"], correlation.as_str(), "{line}");
+        assert_eq!(line["task_id"], "t-logs");
+        let ts = line["timestamp"].as_str().unwrap();
+        assert_eq!(
+            ts.len(),
+            "2026-11-23T20:35:48.123Z".len(),
+            "milliseconds: {ts}"
+        );
+        assert!(ts.ends_with('Z'));
+    }
+    let find = |message: &str| {
+        lines
+            .iter()
+            .filter(|l| l["message"] == message)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(find("task started").len(), 1);
+    let completed = find("step completed");
+    assert_eq!(completed.len(), 1, "only the first step completes");
+    let c = completed[0];
+    assert_eq!(
+        (
+            c["level"].as_str(),
+            c["step_name"].as_str(),
+            c["attempt_number"].as_u64()
+        ),
+        (Some("INFO"), Some("first"), Some(1))
+    );
+    assert!(c["duration_ms"].as_f64().is_some() && c["performance_category"] == "fast");
+    let retrying = find("step failed, will retry");
+    assert_eq!(retrying.len(), 1);
+    assert_eq!(retrying[0]["level"], "WARN");
+    assert_eq!(retrying[0]["error_class"], "Unreachable");
+    assert_eq!(find("step retrying").len(), 1);
+    let failed = find("step failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        (
+            failed[0]["level"].as_str(),
+            failed[0]["attempt_number"].as_u64()
+        ),
+        (Some("ERROR"), Some(2))
+    );
+    let task_failed = find("task failed");
+    assert_eq!(task_failed[0]["level"], "ERROR");
+
+    // The user's own lines inside process() carry the step's context, secrets filtered.
+    let user = find("user line inside process()");
+    assert_eq!(user.len(), 1);
+    assert_eq!(user[0]["step_name"], "first");
+    assert_eq!(user[0]["password"], "[FILTERED]");
+    let spawned = find("line from a spawned task");
+    assert_eq!(spawned.len(), 1);
+    assert_eq!(spawned[0]["step_id"], "t-logs/first");
+}
+
+#[test]
+fn other_formats_render_the_same_fields() {
+    for (format, needle) in [
+        (LogFormat::Logfmt, "message=\"hello world\" user=ada"),
+        (LogFormat::Compact, "hello world user=ada"),
+        (LogFormat::Pretty, "user: ada"),
+    ] {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let layer =
+            LogLayer::new(format, ParameterFilter::tasker_default()).with_writer(buffer.clone());
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            tracing::info!(user = "ada", "hello world");
+        });
+        let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+        assert!(text.contains(needle), "{format:?}: {text}");
+    }
+}
