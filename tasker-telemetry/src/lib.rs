@@ -45,6 +45,7 @@ mod init;
 pub mod logging;
 pub mod metrics;
 pub mod payload;
+pub mod performance;
 pub mod publisher;
 pub mod scope;
 pub mod spans;

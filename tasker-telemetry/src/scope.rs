@@ -922,6 +922,7 @@ impl StepAttempt<'_> {
         if let Some(m) = self.scope.metrics() {
             m.completed.inc();
             m.duration_completed.observe(elapsed.as_secs_f64());
+            m.operation.observe(elapsed.as_secs_f64());
             m.active.dec();
         }
         let scope = self.scope;
@@ -946,6 +947,7 @@ impl StepAttempt<'_> {
         if let Some(m) = self.scope.metrics() {
             m.failed.inc();
             m.duration_failed.observe(elapsed.as_secs_f64());
+            m.operation.observe(elapsed.as_secs_f64());
             m.active.dec();
             if self.attempt_number >= self.retry_limit {
                 m.max_retries_reached.inc();

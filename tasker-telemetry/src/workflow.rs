@@ -713,7 +713,7 @@ impl Workflow {
         options: RunOptions,
     ) -> TaskOutcome {
         let started = Instant::now();
-        let resident_at_start = resident_megabytes();
+        let resident_at_start = crate::performance::resident_megabytes();
         let id: Arc<str> = id.into();
         let mut scope = TaskScope::new(telemetry, id, self.name.clone());
         if let Some(correlation_id) = options.correlation_id {
@@ -945,13 +945,6 @@ impl Workflow {
     }
 }
 
-/// The process's resident memory in megabytes, where the platform tells (Linux `/proc`).
-fn resident_megabytes() -> Option<f64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096.0 / (1024.0 * 1024.0))
-}
-
 impl Run {
     /// Publishes `memory.spike_detected` when resident memory grew by more than
     /// `memory_threshold_mb` over the task (performance monitoring on, platform permitting).
@@ -960,7 +953,7 @@ impl Run {
         if !config.performance_monitoring_enabled {
             return;
         }
-        let (Some(start), Some(now)) = (at_start, resident_megabytes()) else {
+        let (Some(start), Some(now)) = (at_start, crate::performance::resident_megabytes()) else {
             return;
         };
         let grown = now - start;

@@ -18,6 +18,7 @@ pub(crate) struct StandardMetrics {
     workflow_duration: HistogramVec,
     tasks_active: GaugeVec,
     steps_active: GaugeVec,
+    operations: HistogramVec,
 }
 
 /// One task's handles, resolved once per task.
@@ -44,6 +45,8 @@ pub(crate) struct StepMetrics {
     pub(crate) retries: Counter,
     pub(crate) max_retries_reached: Counter,
     pub(crate) active: Gauge,
+    /// `tasker_operation_duration_seconds{operation="step.<name>"}`.
+    pub(crate) operation: Histogram,
 }
 
 impl StandardMetrics {
@@ -93,6 +96,13 @@ impl StandardMetrics {
             )?,
             tasks_active: r.gauge("tasker_tasks_active", "Tasks started and not yet finished.", &[])?,
             steps_active: r.gauge("tasker_steps_active", "Step attempts running now, by step name.", &["step_name"])?,
+            operations: r.histogram(
+                "tasker_operation_duration_seconds",
+                "Duration of measured operations (every step attempt, and whatever the performance monitor wraps), in seconds.",
+                Some("seconds"),
+                &["operation"],
+                None,
+            )?,
         })
     }
 
@@ -123,6 +133,7 @@ impl StandardMetrics {
             retries: self.step_retries.with(&[task_name, step_name]),
             max_retries_reached: self.max_retries.with(&[task_name, step_name]),
             active: self.steps_active.with(&[step_name]),
+            operation: self.operations.with(&[&format!("step.{step_name}")]),
         }
     }
 
