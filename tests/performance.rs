@@ -13,13 +13,10 @@ fn busy(millis: u64) {
     }
 }
 
-fn setup(
-    config: TelemetryConfig,
-) -> (
-    Telemetry,
-    PerformanceMonitor,
-    Arc<Mutex<Vec<(String, String, f64, f64)>>>,
-) {
+/// Event name, operation, value, threshold.
+type Seen = Arc<Mutex<Vec<(String, String, f64, f64)>>>;
+
+fn setup(config: TelemetryConfig) -> (Telemetry, PerformanceMonitor, Seen) {
     let telemetry = Telemetry::new(config).unwrap();
     let monitor = PerformanceMonitor::new(&telemetry).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
