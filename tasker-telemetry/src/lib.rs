@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod payload;
 pub mod performance;
 pub mod publisher;
+pub mod router;
 pub mod scope;
 pub mod spans;
 pub mod subscriber;

@@ -19,6 +19,7 @@ use crate::event::{EventName, names};
 use crate::logging::LIFECYCLE_TARGET;
 use crate::metrics::{StepMetrics, TaskMetrics};
 use crate::payload::{ErrorPayload, Payload, PerformancePayload, StepPayload, TaskPayload};
+use crate::router::Sinks;
 use crate::spans::{self, Carrier, StepSpanFields, TaskSpan, TraceContext};
 use crate::telemetry::{Telemetry, is_enabled};
 use crate::timestamp::Timestamp;
@@ -308,6 +309,15 @@ impl TaskScope {
         }
     }
 
+    /// The router's decision for `event` (nothing when telemetry is off).
+    fn sinks(&self, event: EventName) -> Sinks {
+        if is_enabled() {
+            self.inner.telemetry.route(event)
+        } else {
+            Sinks::NONE
+        }
+    }
+
     fn steps_sampled(&self) -> bool {
         *self
             .inner
@@ -429,10 +439,11 @@ impl TaskScope {
             m.started.inc();
             m.active.inc();
         }
-        if let Some(span) = self.span() {
+        let sinks = self.sinks(names::TASK_START_REQUESTED);
+        if let Some(span) = self.span().filter(|_| sinks.contains(Sinks::TRACE)) {
             spans::record_event(span, "task.started");
         }
-        if is_enabled() {
+        if sinks.contains(Sinks::LOGS) {
             tracing::info!(
                 target: LIFECYCLE_TARGET,
                 correlation_id = self.correlation_id().as_str(),
@@ -447,11 +458,15 @@ impl TaskScope {
     /// Publishes `task.completed` with the step counts and the task's duration, and marks the
     /// task span OK.
     pub fn complete(&self, counts: StepCounts) {
-        self.log_finish("task completed", None);
+        let sinks = self.sinks(names::TASK_COMPLETED);
+        if sinks.contains(Sinks::LOGS) {
+            self.log_finish("task completed", None);
+        }
         self.record_finish(TaskStatus::Completed);
         self.record_counts(counts);
         if let Some(span) = self.span() {
-            spans::record_success(span, "task.completed", self.elapsed().as_secs_f64());
+            let event = sinks.contains(Sinks::TRACE).then_some("task.completed");
+            spans::record_success(span, event, self.elapsed().as_secs_f64());
         }
         self.publish(names::TASK_COMPLETED, |t| {
             t.payload_with(Some(counts), true)
@@ -460,13 +475,16 @@ impl TaskScope {
 
     /// Publishes `task.failed` with the error and the task's duration.
     pub fn fail(&self, failure: &Failure, counts: StepCounts) {
-        self.log_finish("task failed", Some(failure));
+        let sinks = self.sinks(names::TASK_FAILED);
+        if sinks.contains(Sinks::LOGS) {
+            self.log_finish("task failed", Some(failure));
+        }
         self.record_finish(TaskStatus::Failed);
         self.record_counts(counts);
         if let Some(span) = self.span() {
             spans::record_failure(
                 span,
-                "task.failed",
+                sinks.contains(Sinks::TRACE).then_some("task.failed"),
                 self.elapsed().as_secs_f64(),
                 &failure.class,
                 &failure.message,
@@ -540,8 +558,19 @@ impl TaskScope {
     pub fn cancel(&self, counts: StepCounts) {
         self.record_finish(TaskStatus::Cancelled);
         self.record_counts(counts);
-        if let Some(span) = self.span() {
+        let sinks = self.sinks(names::TASK_CANCELLED);
+        if let Some(span) = self.span().filter(|_| sinks.contains(Sinks::TRACE)) {
             spans::record_event(span, "task.cancelled");
+        }
+        if sinks.contains(Sinks::LOGS) && is_enabled() {
+            tracing::info!(
+                target: LIFECYCLE_TARGET,
+                correlation_id = self.correlation_id().as_str(),
+                task_id = &*self.inner.id,
+                task_name = &*self.inner.name,
+                duration_ms = self.elapsed().as_secs_f64() * 1000.0,
+                "task cancelled"
+            );
         }
         self.publish(names::TASK_CANCELLED, |t| {
             t.payload_with(Some(counts), true)
@@ -916,8 +945,12 @@ impl StepAttempt<'_> {
     }
 
     fn report_success<T: Serialize + ?Sized>(&self, elapsed: Duration, result: &T) {
-        spans::record_success(&self.span, "step.completed", elapsed.as_secs_f64());
-        self.log_attempt(elapsed, None);
+        let sinks = self.scope.task.sinks(names::STEP_COMPLETED);
+        let event = sinks.contains(Sinks::TRACE).then_some("step.completed");
+        spans::record_success(&self.span, event, elapsed.as_secs_f64());
+        if sinks.contains(Sinks::LOGS) {
+            self.log_attempt(elapsed, None);
+        }
         self.check_slow(elapsed);
         if let Some(m) = self.scope.metrics() {
             m.completed.inc();
@@ -942,7 +975,10 @@ impl StepAttempt<'_> {
 
     #[cold]
     fn report_failure(&self, elapsed: Duration, failure: &Failure) {
-        self.log_attempt(elapsed, Some(failure));
+        let sinks = self.scope.task.sinks(names::STEP_FAILED);
+        if sinks.contains(Sinks::LOGS) {
+            self.log_attempt(elapsed, Some(failure));
+        }
         self.check_slow(elapsed);
         if let Some(m) = self.scope.metrics() {
             m.failed.inc();
@@ -955,7 +991,7 @@ impl StepAttempt<'_> {
         }
         spans::record_failure(
             &self.span,
-            "step.failed",
+            sinks.contains(Sinks::TRACE).then_some("step.failed"),
             elapsed.as_secs_f64(),
             &failure.class,
             &failure.message,
@@ -1022,7 +1058,14 @@ impl StepAttempt<'_> {
             }
             self.report_failure(elapsed, &failure);
         } else {
-            spans::record_event(&self.span, "step.cancelled");
+            if self
+                .scope
+                .task
+                .sinks(names::STEP_CANCELLED)
+                .contains(Sinks::TRACE)
+            {
+                spans::record_event(&self.span, "step.cancelled");
+            }
             if let Some(m) = self.scope.metrics() {
                 m.active.dec();
             }

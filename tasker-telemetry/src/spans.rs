@@ -145,20 +145,23 @@ pub(crate) fn record_event(span: &Span, event: &'static str) {
 }
 
 /// Records a successful end on a span: duration, `OK` status, and the lifecycle event.
-pub(crate) fn record_success(span: &Span, event: &'static str, duration_secs: f64) {
+/// `event` is `None` when the router keeps the event off the trace sink.
+pub(crate) fn record_success(span: &Span, event: Option<&'static str>, duration_secs: f64) {
     if span.is_disabled() {
         return;
     }
     span.record("tasker.execution_duration", duration_secs);
     span.set_status(Status::Ok);
-    span.add_event(event, Vec::new());
+    if let Some(event) = event {
+        span.add_event(event, Vec::new());
+    }
 }
 
 /// Records a failure on a span: duration, `ERROR` status with the message, and the lifecycle
 /// event carrying `exception.type` / `exception.message` (OpenTelemetry semantic conventions).
 pub(crate) fn record_failure(
     span: &Span,
-    event: &'static str,
+    event: Option<&'static str>,
     duration_secs: f64,
     class: &str,
     message: &str,
@@ -168,6 +171,7 @@ pub(crate) fn record_failure(
     }
     span.record("tasker.execution_duration", duration_secs);
     span.set_status(Status::error(message.to_owned()));
+    let Some(event) = event else { return };
     span.add_event(
         event,
         vec![

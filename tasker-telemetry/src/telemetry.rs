@@ -5,15 +5,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::catalog;
+use crate::catalog::MAX_EVENTS;
 use crate::config::TelemetryConfig;
 use crate::error::Error;
 use crate::event::{EventName, EventPayload};
 use crate::filter::ParameterFilter;
 use crate::metrics::{
-    FamilySnapshot, MetricKind, MetricsRegistry, SeriesSnapshot, SeriesValue, StandardMetrics,
+    Counter, CounterVec, FamilySnapshot, MetricKind, MetricsRegistry, SeriesSnapshot, SeriesValue,
+    StandardMetrics,
 };
 use crate::payload::Fields;
 use crate::publisher::Publisher;
+use crate::router::{EventRouter, Sinks};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static GLOBAL: OnceLock<Telemetry> = OnceLock::new();
@@ -43,6 +46,9 @@ struct Inner {
     metrics: Arc<MetricsRegistry>,
     standard: Option<StandardMetrics>,
     ready: AtomicBool,
+    router: EventRouter,
+    routed: Option<CounterVec>,
+    routed_handles: Box<[OnceLock<Counter>]>,
 }
 
 /// Configuration, parameter filter and publisher: everything a scope needs to report.
@@ -109,6 +115,9 @@ impl Telemetry {
             None
         };
         register_collectors(&metrics, &publisher, &config);
+        let router =
+            EventRouter::tasker_defaults().with_global_sampling(config.event_sampling_rate);
+        let routed = Some(routed_counter(&metrics)?);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -117,6 +126,9 @@ impl Telemetry {
                 metrics,
                 standard,
                 ready: AtomicBool::new(false),
+                router,
+                routed,
+                routed_handles: (0..MAX_EVENTS).map(|_| OnceLock::new()).collect(),
             }),
         })
     }
@@ -140,6 +152,9 @@ impl Telemetry {
                     metrics: Arc::new(MetricsRegistry::new()),
                     standard: None,
                     ready: AtomicBool::new(false),
+                    router: EventRouter::tasker_defaults(),
+                    routed: None,
+                    routed_handles: (0..MAX_EVENTS).map(|_| OnceLock::new()).collect(),
                 }),
             }
         })
@@ -182,6 +197,31 @@ impl Telemetry {
     /// The metrics registry: the standard metrics, and any you register yourself.
     pub fn metrics(&self) -> &MetricsRegistry {
         &self.inner.metrics
+    }
+
+    /// The event router (Tasker's default routes, scaled by `event_sampling_rate`).
+    pub fn router(&self) -> &EventRouter {
+        &self.inner.router
+    }
+
+    /// Replaces the routes with `router`'s, for this telemetry and its scopes.
+    pub fn set_router(&self, router: &EventRouter) {
+        self.inner.router.replace_with(router);
+    }
+
+    /// Decides which sinks this occurrence of `event` reaches, once, and counts it in
+    /// `tasker_routed_events_total` when metrics is among them.
+    #[inline]
+    pub(crate) fn route(&self, event: EventName) -> Sinks {
+        let sinks = self.inner.router.decide(event);
+        if sinks.contains(Sinks::METRICS)
+            && let Some(routed) = &self.inner.routed
+        {
+            self.inner.routed_handles[event.index()]
+                .get_or_init(|| routed.with(&[event.as_str()]))
+                .inc();
+        }
+        sinks
     }
 
     /// Whether setup completed: [`init`](crate::init) marks the process-wide instance ready;
@@ -292,4 +332,16 @@ fn register_collectors(metrics: &MetricsRegistry, publisher: &Publisher, config:
             },
         ]
     });
+}
+
+fn routed_counter(metrics: &MetricsRegistry) -> Result<CounterVec, Error> {
+    metrics
+        .counter(
+            "tasker_routed_events_total",
+            "Events the router sent to the metrics sink (after sampling), by event.",
+            &["event"],
+        )
+        .map_err(|e| Error::Metrics {
+            message: e.to_string(),
+        })
 }

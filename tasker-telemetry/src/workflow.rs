@@ -646,17 +646,24 @@ impl Run {
                         return;
                     }
                     let delay = planned.def.backoff.delay(attempt + 1);
-                    tracing::warn!(
-                        target: crate::logging::LIFECYCLE_TARGET,
-                        correlation_id = self.task.scope().correlation_id().as_str(),
-                        task_id = self.task.id(),
-                        task_name = self.task.name(),
-                        step_id = step.id(),
-                        step_name = step.name(),
-                        attempt_number = attempt + 1,
-                        backoff_ms = delay.as_secs_f64() * 1000.0,
-                        "step retrying"
-                    );
+                    let retry_sinks = self
+                        .task
+                        .scope()
+                        .telemetry()
+                        .route(names::STEP_RETRY_REQUESTED);
+                    if retry_sinks.contains(crate::router::Sinks::LOGS) {
+                        tracing::warn!(
+                            target: crate::logging::LIFECYCLE_TARGET,
+                            correlation_id = self.task.scope().correlation_id().as_str(),
+                            task_id = self.task.id(),
+                            task_name = self.task.name(),
+                            step_id = step.id(),
+                            step_name = step.name(),
+                            attempt_number = attempt + 1,
+                            backoff_ms = delay.as_secs_f64() * 1000.0,
+                            "step retrying"
+                        );
+                    }
                     step.scope()
                         .publish(names::STEP_RETRY_REQUESTED, |s| s.payload(attempt + 1));
                     step.scope()
