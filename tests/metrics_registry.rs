@@ -158,7 +158,10 @@ fn scopes_record_the_standard_metrics() {
             "missing {line:?} in\n{text}"
         );
     }
-    assert!(!text.contains("tsk_"), "a correlation id is never a metric label");
+    assert!(
+        !text.contains("tsk_"),
+        "a correlation id is never a metric label"
+    );
     assert!(
         !text.contains("task_id") && !text.contains("declined"),
         "no ids or error text in labels"
