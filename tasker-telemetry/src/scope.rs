@@ -737,8 +737,7 @@ impl StepScope {
                 scope: self,
                 attempt_number,
                 retry_limit,
-                started: None,
-                span: tracing::Span::none(),
+                active: None,
             };
         }
         self.begin(attempt_number, retry_limit)
@@ -784,8 +783,7 @@ impl StepScope {
             scope: self,
             attempt_number,
             retry_limit,
-            started: Some(started),
-            span,
+            active: Some(Active { started, span }),
         }
     }
 }
@@ -800,11 +798,20 @@ pub struct StepAttempt<'s> {
     scope: &'s StepScope,
     attempt_number: u32,
     retry_limit: u32,
-    /// `None` when telemetry was off at the start, or once an outcome was reported.
-    started: Option<Instant>,
-    /// The attempt's `tasker.step.execution` span (disabled when off or unsampled).
+    /// `None` when telemetry was off at the start (so the off path carries no span to drop),
+    /// or once an outcome was reported.
+    active: Option<Active>,
+}
+
+/// What a running attempt holds: its start on the monotonic clock and its span.
+#[derive(Debug)]
+struct Active {
+    started: Instant,
+    /// The attempt's `tasker.step.execution` span (disabled when unsampled).
     span: tracing::Span,
 }
+
+static NO_SPAN: tracing::Span = tracing::Span::none();
 
 impl StepAttempt<'_> {
     /// Which attempt this is.
@@ -820,29 +827,30 @@ impl StepAttempt<'_> {
     /// The attempt's `tasker.step.execution` span: enter it around `process()` so that spans
     /// and events inside become its children.
     pub fn span(&self) -> &tracing::Span {
-        &self.span
+        self.active.as_ref().map_or(&NO_SPAN, |a| &a.span)
     }
 
     /// Reports success: publishes `step.completed` with the duration and the filtered results.
     #[inline]
     pub fn complete<T: Serialize + ?Sized>(mut self, result: &T) {
-        if let Some(started) = self.started.take() {
-            self.report_success(started.elapsed(), result);
+        if let Some(active) = self.active.take() {
+            self.report_success(&active.span, active.started.elapsed(), result);
         }
     }
 
     /// Reports failure with an error value: publishes `step.failed`.
     #[inline]
     pub fn fail<E: std::error::Error + ?Sized>(mut self, error: &E) {
-        if let Some(started) = self.started.take() {
-            self.report_failure(started.elapsed(), &Failure::from_error(error));
+        if let Some(active) = self.active.take() {
+            let failure = Failure::from_error(error);
+            self.report_failure(&active.span, active.started.elapsed(), &failure);
         }
     }
 
     /// Reports failure with an explicit [`Failure`]: publishes `step.failed`.
     pub fn fail_with(mut self, failure: &Failure) {
-        if let Some(started) = self.started.take() {
-            self.report_failure(started.elapsed(), failure);
+        if let Some(active) = self.active.take() {
+            self.report_failure(&active.span, active.started.elapsed(), failure);
         }
     }
 
@@ -944,10 +952,15 @@ impl StepAttempt<'_> {
         }
     }
 
-    fn report_success<T: Serialize + ?Sized>(&self, elapsed: Duration, result: &T) {
+    fn report_success<T: Serialize + ?Sized>(
+        &self,
+        span: &tracing::Span,
+        elapsed: Duration,
+        result: &T,
+    ) {
         let sinks = self.scope.task.sinks(names::STEP_COMPLETED);
         let event = sinks.contains(Sinks::TRACE).then_some("step.completed");
-        spans::record_success(&self.span, event, elapsed.as_secs_f64());
+        spans::record_success(span, event, elapsed.as_secs_f64());
         if sinks.contains(Sinks::LOGS) {
             self.log_attempt(elapsed, None);
         }
@@ -974,7 +987,7 @@ impl StepAttempt<'_> {
     }
 
     #[cold]
-    fn report_failure(&self, elapsed: Duration, failure: &Failure) {
+    fn report_failure(&self, span: &tracing::Span, elapsed: Duration, failure: &Failure) {
         let sinks = self.scope.task.sinks(names::STEP_FAILED);
         if sinks.contains(Sinks::LOGS) {
             self.log_attempt(elapsed, Some(failure));
@@ -990,7 +1003,7 @@ impl StepAttempt<'_> {
             }
         }
         spans::record_failure(
-            &self.span,
+            span,
             sinks.contains(Sinks::TRACE).then_some("step.failed"),
             elapsed.as_secs_f64(),
             &failure.class,
@@ -1040,8 +1053,8 @@ fn started_at(completed_at: Timestamp, elapsed: Duration) -> Timestamp {
 impl Drop for StepAttempt<'_> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(started) = self.started.take() {
-            self.report_abandoned(started.elapsed());
+        if let Some(active) = self.active.take() {
+            self.report_abandoned(&active.span, active.started.elapsed());
         }
     }
 }
@@ -1049,14 +1062,14 @@ impl Drop for StepAttempt<'_> {
 impl StepAttempt<'_> {
     #[cold]
     #[inline(never)]
-    fn report_abandoned(&self, elapsed: Duration) {
+    fn report_abandoned(&self, span: &tracing::Span, elapsed: Duration) {
         if std::thread::panicking() {
             let backtrace = std::backtrace::Backtrace::capture();
             let mut failure = Failure::new("process() panicked", "panic");
             if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
                 failure = failure.with_backtrace(backtrace.to_string());
             }
-            self.report_failure(elapsed, &failure);
+            self.report_failure(span, elapsed, &failure);
         } else {
             if self
                 .scope
@@ -1064,7 +1077,7 @@ impl StepAttempt<'_> {
                 .sinks(names::STEP_CANCELLED)
                 .contains(Sinks::TRACE)
             {
-                spans::record_event(&self.span, "step.cancelled");
+                spans::record_event(span, "step.cancelled");
             }
             if let Some(m) = self.scope.metrics() {
                 m.active.dec();
