@@ -2,14 +2,18 @@
 //!
 //! Instrumentation for workflow step handlers. Wrap a step's `process()` and get, without writing
 //! telemetry code: lifecycle events (with Tasker's names and payloads) delivered to subscribers,
-//! and (in later releases) spans, metrics and structured logs.
+//! spans (`tracing` + OpenTelemetry), metrics (Prometheus and friends) and structured logs, all
+//! carrying the task's correlation id and passed through the sensitive-data filter.
 //!
 //! The pieces, one module each:
 //! - [`event`], [`payload`]: what is published, with typed payloads readable by key;
 //! - [`catalog`]: every event, handler and subscriber the process knows, as Markdown or JSON;
 //! - [`publisher`], [`subscriber`]: who hears what, panic-isolated, sync or bounded-async;
 //! - [`filter`]: the sensitive-data filter every sink applies;
-//! - [`scope`]: [`TaskScope`] / [`StepScope`], the instrumentation core;
+//! - [`scope`], [`handler`]: [`TaskScope`] / [`StepScope`], and the `#[step_handler]` runtime;
+//! - [`spans`], [`metrics`], [`logging`], [`correlation`], [`router`], [`performance`]: the sinks
+//!   and what feeds them; [`export`] for exporter plugins; `http` (feature) for endpoints;
+//! - `workflow` (feature, default): the runner;
 //! - [`config`], [`init()`]: configuration with Tasker's defaults, and one-call setup.
 //!
 //! ```
