@@ -94,42 +94,86 @@ impl PerformanceMonitor {
         memory_before: Option<f64>,
     ) {
         self.durations.with(&[operation]).observe(seconds);
-        let config = self.telemetry.config();
-        if !config.performance_monitoring_enabled {
-            return;
-        }
-        let publisher = self.telemetry.publisher();
-        let with_task = |mut p: PerformancePayload| {
-            if let Some(t) = task {
-                p.task_id = Some(t.id().into());
-                p.task_name = Some(t.name().into());
-            }
-            p
-        };
-        if seconds > config.slow_query_threshold_seconds {
-            publisher.publish_with(names::PERFORMANCE_SLOW_OPERATION, || {
-                with_task(PerformancePayload::new(
-                    operation.to_owned(),
-                    seconds,
-                    config.slow_query_threshold_seconds,
-                    "seconds",
-                ))
-            });
-        }
+        let subject = Subject { task, step: None };
+        check_slow(&self.telemetry, || operation.to_owned(), seconds, &subject);
         if let (Some(before), Some(after)) = (memory_before, resident_megabytes()) {
-            let grown = after - before;
-            if grown > config.memory_threshold_mb as f64 {
-                publisher.publish_with(names::MEMORY_SPIKE_DETECTED, || {
-                    with_task(PerformancePayload::new(
-                        operation.to_owned(),
-                        grown,
-                        config.memory_threshold_mb as f64,
-                        "megabytes",
-                    ))
-                });
-            }
+            check_memory_growth(
+                &self.telemetry,
+                || operation.to_owned(),
+                after - before,
+                &subject,
+            );
         }
     }
+}
+
+/// What a performance event concerns: a task, and maybe one of its steps (id, name).
+pub(crate) struct Subject<'a> {
+    pub(crate) task: Option<&'a TaskScope>,
+    pub(crate) step: Option<(&'a str, &'a str)>,
+}
+
+/// Publishes `performance.slow_operation` when `seconds` exceeds `slow_query_threshold_seconds`
+/// (performance monitoring on). The operation name is built only then.
+pub(crate) fn check_slow(
+    telemetry: &Telemetry,
+    operation: impl FnOnce() -> String,
+    seconds: f64,
+    subject: &Subject<'_>,
+) {
+    let config = telemetry.config();
+    if config.performance_monitoring_enabled && seconds > config.slow_query_threshold_seconds {
+        let threshold = config.slow_query_threshold_seconds;
+        publish(
+            telemetry,
+            names::PERFORMANCE_SLOW_OPERATION,
+            subject,
+            || PerformancePayload::new(operation(), seconds, threshold, "seconds"),
+        );
+    }
+}
+
+/// Publishes `memory.spike_detected` when resident memory grew by more than
+/// `memory_threshold_mb` (performance monitoring on).
+pub(crate) fn check_memory_growth(
+    telemetry: &Telemetry,
+    operation: impl FnOnce() -> String,
+    grown_mb: f64,
+    subject: &Subject<'_>,
+) {
+    let config = telemetry.config();
+    let threshold = config.memory_threshold_mb as f64;
+    if config.performance_monitoring_enabled && grown_mb > threshold {
+        publish(telemetry, names::MEMORY_SPIKE_DETECTED, subject, || {
+            PerformancePayload::new(operation(), grown_mb, threshold, "megabytes")
+        });
+    }
+}
+
+fn publish(
+    telemetry: &Telemetry,
+    event: crate::EventName,
+    subject: &Subject<'_>,
+    build: impl FnOnce() -> PerformancePayload,
+) {
+    let payload = || {
+        let mut p = build();
+        if let Some(task) = subject.task {
+            p.task_id = Some(task.id().into());
+            p.task_name = Some(task.name().into());
+        }
+        if let Some((id, name)) = subject.step {
+            p.step_id = Some(id.into());
+            p.step_name = Some(name.into());
+        }
+        p
+    };
+    match subject.task {
+        Some(task) => telemetry
+            .publisher()
+            .publish_correlated(event, task.corr(), payload),
+        None => telemetry.publisher().publish_with(event, payload),
+    };
 }
 
 pub(crate) fn operation_histogram(telemetry: &Telemetry) -> Result<HistogramVec, MetricsError> {

@@ -18,7 +18,8 @@ use crate::correlation::CorrelationId;
 use crate::event::{EventName, names};
 use crate::logging::LIFECYCLE_TARGET;
 use crate::metrics::{StepMetrics, TaskMetrics};
-use crate::payload::{ErrorPayload, Payload, PerformancePayload, StepPayload, TaskPayload};
+use crate::payload::{ErrorPayload, Payload, StepPayload, TaskPayload};
+use crate::performance;
 use crate::router::Sinks;
 use crate::spans::{self, Carrier, StepSpanFields, TaskSpan, TraceContext};
 use crate::telemetry::{Telemetry, is_enabled};
@@ -866,30 +867,16 @@ impl StepAttempt<'_> {
     /// Publishes `performance.slow_operation` when the attempt ran longer than
     /// `slow_query_threshold_seconds` (and performance monitoring is on).
     fn check_slow(&self, elapsed: Duration) {
-        let telemetry = &self.scope.task.inner.telemetry;
-        let config = telemetry.config();
-        let seconds = elapsed.as_secs_f64();
-        if !config.performance_monitoring_enabled || seconds <= config.slow_query_threshold_seconds
-        {
-            return;
-        }
         let scope = self.scope;
-        telemetry.publisher().publish_correlated(
-            names::PERFORMANCE_SLOW_OPERATION,
-            scope.task.corr(),
-            || {
-                let mut p = PerformancePayload::new(
-                    format!("step.{}", scope.name),
-                    seconds,
-                    config.slow_query_threshold_seconds,
-                    "seconds",
-                );
-                p.task_id = Some(scope.task.inner.id.clone());
-                p.task_name = Some(scope.task.inner.name.clone());
-                p.step_id = Some(scope.id.clone());
-                p.step_name = Some(scope.name.clone());
-                p
-            },
+        let subject = performance::Subject {
+            task: Some(&scope.task),
+            step: Some((&scope.id, &scope.name)),
+        };
+        performance::check_slow(
+            &scope.task.inner.telemetry,
+            || format!("step.{}", scope.name),
+            elapsed.as_secs_f64(),
+            &subject,
         );
     }
 

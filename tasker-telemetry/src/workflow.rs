@@ -956,29 +956,23 @@ impl Run {
     /// Publishes `memory.spike_detected` when resident memory grew by more than
     /// `memory_threshold_mb` over the task (performance monitoring on, platform permitting).
     fn check_memory(&self, telemetry: &Telemetry, at_start: Option<f64>) {
-        let config = telemetry.config();
-        if !config.performance_monitoring_enabled {
+        if !crate::is_enabled() {
             return;
         }
         let (Some(start), Some(now)) = (at_start, crate::performance::resident_megabytes()) else {
             return;
         };
-        let grown = now - start;
-        if grown <= config.memory_threshold_mb as f64 {
-            return;
-        }
         let scope = self.task.scope();
-        scope.publish(names::MEMORY_SPIKE_DETECTED, |s| {
-            let mut p = crate::payload::PerformancePayload::new(
-                format!("task.{}", s.name()),
-                grown,
-                config.memory_threshold_mb as f64,
-                "megabytes",
-            );
-            p.task_id = Some(s.id().into());
-            p.task_name = Some(s.name().into());
-            p
-        });
+        let subject = crate::performance::Subject {
+            task: Some(scope),
+            step: None,
+        };
+        crate::performance::check_memory_growth(
+            telemetry,
+            || format!("task.{}", scope.name()),
+            now - start,
+            &subject,
+        );
     }
 
     fn orchestration_task(&self, scope: &TaskScope) -> crate::payload::TaskPayload {

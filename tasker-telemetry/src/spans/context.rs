@@ -63,35 +63,22 @@ pub trait Carrier {
     fn set(&mut self, key: &str, value: String);
 }
 
-impl Carrier for HashMap<String, String> {
-    fn get(&self, key: &str) -> Option<&str> {
-        HashMap::get(self, key)
-            .or_else(|| {
-                self.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                    .map(|(_, v)| v)
-            })
-            .map(String::as_str)
-    }
-    fn set(&mut self, key: &str, value: String) {
-        self.insert(key.to_owned(), value);
-    }
+/// Both standard maps are carriers; lookups try the exact key first, then any ASCII case.
+macro_rules! map_carrier {
+    ($($map:ident),*) => {$(
+        impl Carrier for $map<String, String> {
+            fn get(&self, key: &str) -> Option<&str> {
+                $map::get(self, key)
+                    .or_else(|| self.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+                    .map(String::as_str)
+            }
+            fn set(&mut self, key: &str, value: String) {
+                self.insert(key.to_owned(), value);
+            }
+        }
+    )*};
 }
-
-impl Carrier for BTreeMap<String, String> {
-    fn get(&self, key: &str) -> Option<&str> {
-        BTreeMap::get(self, key)
-            .or_else(|| {
-                self.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(key))
-                    .map(|(_, v)| v)
-            })
-            .map(String::as_str)
-    }
-    fn set(&mut self, key: &str, value: String) {
-        self.insert(key.to_owned(), value);
-    }
-}
+map_carrier!(HashMap, BTreeMap);
 
 /// A parsed W3C trace context: the trace a task belongs to and the span to parent under.
 ///
