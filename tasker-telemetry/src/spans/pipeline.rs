@@ -198,13 +198,6 @@ impl SpanPipeline {
     /// default), the in-process [`SpanStore`] otherwise. Never touches the network to start.
     pub fn new(config: &TelemetryConfig) -> Result<Self, Error> {
         let counters = Arc::new(Counters::default());
-        let resource = Resource::builder_empty()
-            .with_attributes([
-                KeyValue::new("service.name", config.service_name.clone()),
-                KeyValue::new("service.version", config.service_version.clone()),
-                KeyValue::new("service.framework", "tasker"),
-            ])
-            .build();
         let endpoint = config.traces_endpoint();
         let mut store = None;
         let processor = match (&endpoint, config.otlp_protocol) {
@@ -230,6 +223,55 @@ impl SpanPipeline {
                 })
             }
         };
+        Ok(Self::assemble(config, processor, counters, store, endpoint))
+    }
+
+    /// Builds the pipeline around your own exporter (a vendor SDK's, or one that discards, as
+    /// the benchmarks use), with the same sampler, batch processor and counting as
+    /// [`new`](Self::new). `config`'s endpoint settings are ignored.
+    ///
+    /// ```
+    /// use opentelemetry_sdk::error::OTelSdkResult;
+    /// use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+    /// use tasker_telemetry::spans::SpanPipeline;
+    /// use tasker_telemetry::TelemetryConfig;
+    ///
+    /// #[derive(Debug)]
+    /// struct Discard;
+    ///
+    /// impl SpanExporter for Discard {
+    ///     async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let pipeline = SpanPipeline::with_exporter(&TelemetryConfig::default(), Discard);
+    /// assert!(pipeline.store().is_none());
+    /// assert!(pipeline.shutdown().is_clean());
+    /// ```
+    pub fn with_exporter<E: SpanExporter + 'static>(config: &TelemetryConfig, exporter: E) -> Self {
+        let counters = Arc::new(Counters::default());
+        let processor = batch(CountingExporter {
+            inner: exporter,
+            counters: counters.clone(),
+        });
+        Self::assemble(config, processor, counters, None, None)
+    }
+
+    fn assemble(
+        config: &TelemetryConfig,
+        processor: BatchSpanProcessor,
+        counters: Arc<Counters>,
+        store: Option<SpanStore>,
+        endpoint: Option<String>,
+    ) -> Self {
+        let resource = Resource::builder_empty()
+            .with_attributes([
+                KeyValue::new("service.name", config.service_name.clone()),
+                KeyValue::new("service.version", config.service_version.clone()),
+                KeyValue::new("service.framework", "tasker"),
+            ])
+            .build();
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
@@ -240,12 +282,12 @@ impl SpanPipeline {
                 counters: counters.clone(),
             })
             .build();
-        Ok(Self {
+        Self {
             provider,
             counters,
             store,
             endpoint,
-        })
+        }
     }
 
     #[cfg(feature = "otlp")]
