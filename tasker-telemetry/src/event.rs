@@ -147,11 +147,13 @@ pub struct Event {
 
 impl Event {
     /// An event stamped with the current time.
+    #[inline]
     pub fn new(name: EventName, payload: impl Into<Payload>) -> Self {
         Self::at(name, Timestamp::now(), payload)
     }
 
     /// An event stamped with the given time.
+    #[inline]
     pub fn at(name: EventName, timestamp: Timestamp, payload: impl Into<Payload>) -> Self {
         Self {
             name,
@@ -172,6 +174,7 @@ impl Event {
     }
 
     /// Sets the correlation id of the task the event belongs to.
+    #[inline]
     pub fn with_correlation_id(mut self, id: impl Into<Arc<str>>) -> Self {
         self.correlation_id = Some(id.into());
         self

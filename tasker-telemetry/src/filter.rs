@@ -286,6 +286,10 @@ impl ParameterFilter {
 
     /// A filtered copy of `value`; the original is untouched.
     pub fn filtered(&self, value: &Value) -> Value {
+        if !matches!(value, Value::Object(_) | Value::Array(_)) {
+            // A scalar has no keys to filter.
+            return value.clone();
+        }
         let mut copy = value.clone();
         self.filter_in_place(&mut copy);
         copy

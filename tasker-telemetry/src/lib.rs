@@ -36,6 +36,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod catalog;
+mod clock;
 pub mod config;
 pub mod correlation;
 mod error;

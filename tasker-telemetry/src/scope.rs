@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::clock;
 use crate::correlation::CorrelationId;
 use crate::event::{EventName, names};
 use crate::logging::LIFECYCLE_TARGET;
@@ -769,14 +770,14 @@ impl StepScope {
             }
             m.active.inc();
         }
-        let started = Instant::now();
-        self.task.inner.telemetry.publisher().publish_correlated(
+        let started = clock::now();
+        self.task.inner.telemetry.publisher().publish_stamped(
             names::STEP_BEFORE_HANDLE,
             self.task.corr(),
-            || {
+            |now| {
                 let mut p = self.payload(attempt_number);
                 p.retry_limit = retry_limit;
-                p.started_at = Some(Timestamp::now());
+                p.started_at = Some(now);
                 p
             },
         );
@@ -807,7 +808,7 @@ pub struct StepAttempt<'s> {
 /// What a running attempt holds: its start on the monotonic clock and its span.
 #[derive(Debug)]
 struct Active {
-    started: Instant,
+    started: clock::Reading,
     /// The attempt's `tasker.step.execution` span (disabled when unsampled).
     span: tracing::Span,
 }
@@ -866,7 +867,19 @@ impl StepAttempt<'_> {
 
     /// Publishes `performance.slow_operation` when the attempt ran longer than
     /// `slow_query_threshold_seconds` (and performance monitoring is on).
+    #[inline]
     fn check_slow(&self, elapsed: Duration) {
+        let config = self.scope.task.inner.telemetry.config();
+        if config.performance_monitoring_enabled
+            && elapsed.as_secs_f64() > config.slow_query_threshold_seconds
+        {
+            self.report_slow(elapsed);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_slow(&self, elapsed: Duration) {
         let scope = self.scope;
         let subject = performance::Subject {
             task: Some(&scope.task),
@@ -948,22 +961,26 @@ impl StepAttempt<'_> {
         let sinks = self.scope.task.sinks(names::STEP_COMPLETED);
         let event = sinks.contains(Sinks::TRACE).then_some("step.completed");
         spans::record_success(span, event, elapsed.as_secs_f64());
-        if sinks.contains(Sinks::LOGS) {
+        // Checked before the line's fields are gathered: with no log layer listening this is
+        // one load and a branch.
+        if sinks.contains(Sinks::LOGS)
+            && tracing::enabled!(target: LIFECYCLE_TARGET, tracing::Level::INFO)
+        {
             self.log_attempt(elapsed, None);
         }
         self.check_slow(elapsed);
         if let Some(m) = self.scope.metrics() {
             m.completed.inc();
-            m.duration_completed.observe(elapsed.as_secs_f64());
-            m.operation.observe(elapsed.as_secs_f64());
+            m.duration_completed
+                .observe_with(&m.operation, elapsed.as_secs_f64());
             m.active.dec();
         }
         let scope = self.scope;
-        scope.task.inner.telemetry.publisher().publish_correlated(
+        scope.task.inner.telemetry.publisher().publish_stamped(
             names::STEP_COMPLETED,
             scope.task.corr(),
-            || {
-                let mut p = self.timed_payload(elapsed);
+            |now| {
+                let mut p = self.timed_payload(now, elapsed);
                 p.step_results = match serde_json::to_value(result) {
                     Ok(v) => Some(Arc::new(scope.task.inner.telemetry.filter().filtered(&v))),
                     Err(_) => None,
@@ -982,8 +999,8 @@ impl StepAttempt<'_> {
         self.check_slow(elapsed);
         if let Some(m) = self.scope.metrics() {
             m.failed.inc();
-            m.duration_failed.observe(elapsed.as_secs_f64());
-            m.operation.observe(elapsed.as_secs_f64());
+            m.duration_failed
+                .observe_with(&m.operation, elapsed.as_secs_f64());
             m.active.dec();
             if self.attempt_number >= self.retry_limit {
                 m.max_retries_reached.inc();
@@ -997,11 +1014,10 @@ impl StepAttempt<'_> {
             &failure.message,
         );
         let scope = self.scope;
-        scope.task.inner.telemetry.publisher().publish_correlated(
+        scope.task.inner.telemetry.publisher().publish_stamped(
             names::STEP_FAILED,
             scope.task.corr(),
-            || {
-                let completed_at = Timestamp::now();
+            |completed_at| {
                 let mut p = scope.task.error_payload(failure, completed_at);
                 p.step_id = Some(scope.id.clone());
                 p.step_name = Some(scope.name.clone());
@@ -1015,8 +1031,7 @@ impl StepAttempt<'_> {
         );
     }
 
-    fn timed_payload(&self, elapsed: Duration) -> StepPayload {
-        let completed_at = Timestamp::now();
+    fn timed_payload(&self, completed_at: Timestamp, elapsed: Duration) -> StepPayload {
         let mut p = self.scope.payload(self.attempt_number);
         p.retry_limit = self.retry_limit;
         p.started_at = Some(started_at(completed_at, elapsed));
@@ -1070,8 +1085,8 @@ impl StepAttempt<'_> {
                 m.active.dec();
             }
             let publisher = self.scope.task.inner.telemetry.publisher();
-            publisher.publish_correlated(names::STEP_CANCELLED, self.scope.task.corr(), || {
-                self.timed_payload(elapsed)
+            publisher.publish_stamped(names::STEP_CANCELLED, self.scope.task.corr(), |now| {
+                self.timed_payload(now, elapsed)
             });
         }
     }

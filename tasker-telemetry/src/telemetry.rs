@@ -84,6 +84,7 @@ impl Telemetry {
     /// Names in `filtered_events` must be catalog events or patterns matching at least one.
     pub fn new(config: TelemetryConfig) -> Result<Self, Error> {
         config.validate()?;
+        crate::clock::calibrate();
         let filter = config.parameter_filter()?;
         let publisher = Publisher::new();
         for pattern in &config.filtered_events {

@@ -1,12 +1,14 @@
 //! The metrics registry: counter, gauge and histogram families with labels. Updating a series
-//! through its handle is a few atomic operations, with no lock; resolving a handle from label
-//! values takes only its family's lock, and hot paths resolve their handles once and keep them.
+//! through its handle is a plain store on a cache line only the calling thread writes (see
+//! [`cell`](super::cell)), with no lock; resolving a handle from label values takes only its
+//! family's lock, and hot paths resolve their handles once and keep them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
+use super::cell::{self, Slots};
 use super::snapshot::{FamilySnapshot, MetricKind, MetricsSnapshot, SeriesSnapshot, SeriesValue};
 use crate::timestamp::Timestamp;
 
@@ -65,26 +67,16 @@ pub enum MetricsError {
     },
 }
 
-fn f64_add(cell: &AtomicU64, delta: f64) {
-    let mut current = cell.load(Ordering::Relaxed);
-    loop {
-        let next = (f64::from_bits(current) + delta).to_bits();
-        match cell.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(actual) => current = actual,
-        }
-    }
-}
-
 #[derive(Debug)]
 enum Cell {
-    Counter(AtomicU64),
-    Gauge(AtomicU64),
-    Histogram {
-        buckets: Box<[AtomicU64]>,
-        sum: AtomicU64,
-        count: AtomicU64,
-    },
+    /// Word 0: the count.
+    Counter(Slots),
+    /// The value is `base` plus the lanes' word 0 (f64 bits): adds go to the caller's lane,
+    /// `set` rewrites `base`.
+    Gauge { base: AtomicU64, deltas: Slots },
+    /// Words `0..=bounds.len()`: observations per bucket (the last above every bound, so their
+    /// total is the count and `+Inf` always equals `_count`); the word after: the sum (f64 bits).
+    Histogram(Slots),
 }
 
 #[derive(Debug)]
@@ -115,13 +107,13 @@ struct Family {
 impl Family {
     fn new_cell(&self) -> Cell {
         match self.kind {
-            MetricKind::Counter => Cell::Counter(AtomicU64::new(0)),
-            MetricKind::Gauge => Cell::Gauge(AtomicU64::new(0f64.to_bits())),
-            MetricKind::Histogram => Cell::Histogram {
-                buckets: (0..self.bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-                sum: AtomicU64::new(0f64.to_bits()),
-                count: AtomicU64::new(0),
+            MetricKind::Counter => Cell::Counter(Slots::new(1, 0)),
+            MetricKind::Gauge => Cell::Gauge {
+                base: AtomicU64::new(0f64.to_bits()),
+                deltas: Slots::new(1, 0f64.to_bits()),
             },
+            // 0u64 is also 0.0f64's bit pattern, so one fill serves counts and sum.
+            MetricKind::Histogram => Cell::Histogram(Slots::new(self.bounds.len() + 2, 0)),
         }
     }
 
@@ -206,36 +198,48 @@ impl Family {
 
     fn value(&self, cell: &Cell) -> SeriesValue {
         match cell {
-            Cell::Counter(n) => SeriesValue::Counter(n.load(Ordering::Relaxed) as f64),
-            Cell::Gauge(bits) => SeriesValue::Gauge(f64::from_bits(bits.load(Ordering::Relaxed))),
-            Cell::Histogram {
-                buckets,
-                sum,
-                count,
-            } => {
-                // Read the count first: a concurrent observation may land between the reads,
-                // and the +Inf bucket must equal _count in the snapshot.
-                let count = count.load(Ordering::Acquire);
+            Cell::Counter(slots) => SeriesValue::Counter(slots.sum_u64(0) as f64),
+            Cell::Gauge { .. } => SeriesValue::Gauge(gauge_value(cell)),
+            Cell::Histogram(slots) => {
                 let mut cumulative = 0u64;
                 let mut out: Vec<(f64, u64)> = self
                     .bounds
                     .iter()
-                    .zip(buckets.iter())
-                    .map(|(bound, n)| {
-                        cumulative = cumulative
-                            .saturating_add(n.load(Ordering::Relaxed))
-                            .min(count);
+                    .enumerate()
+                    .map(|(i, bound)| {
+                        cumulative = cumulative.wrapping_add(slots.sum_u64(i));
                         (*bound, cumulative)
                     })
                     .collect();
+                let count = cumulative.wrapping_add(slots.sum_u64(self.bounds.len()));
                 out.push((f64::INFINITY, count));
                 SeriesValue::Histogram {
                     buckets: out,
-                    sum: f64::from_bits(sum.load(Ordering::Relaxed)),
+                    sum: slots.sum_f64(self.bounds.len() + 1),
                     count,
                 }
             }
         }
+    }
+}
+
+/// Families with equal buckets share one allocation, so [`Histogram::observe_with`] can tell
+/// equal buckets by pointer.
+fn shared_bounds(bounds: &[f64]) -> Arc<[f64]> {
+    static DEFAULT: std::sync::OnceLock<Arc<[f64]>> = std::sync::OnceLock::new();
+    if bounds == DEFAULT_BUCKETS {
+        DEFAULT.get_or_init(|| DEFAULT_BUCKETS.into()).clone()
+    } else {
+        bounds.into()
+    }
+}
+
+fn gauge_value(cell: &Cell) -> f64 {
+    match cell {
+        Cell::Gauge { base, deltas } => {
+            f64::from_bits(base.load(Ordering::Relaxed)) + deltas.sum_f64(0)
+        }
+        _ => 0.0,
     }
 }
 
@@ -364,14 +368,14 @@ impl MetricsRegistry {
             unit: unit.map(str::to_owned),
             kind,
             label_names: labels.iter().map(|l| (*l).to_owned()).collect(),
-            bounds: bounds.into(),
+            bounds: shared_bounds(bounds),
             cap: self.cap,
             hasher: RandomState::new(),
             series: RwLock::new(HashMap::new()),
             len: AtomicUsize::new(0),
             overflow: Arc::new(Series {
                 labels: Box::new([]),
-                cell: Cell::Counter(AtomicU64::new(0)),
+                cell: Cell::Counter(Slots::new(1, 0)),
             }),
             overflowed: AtomicU64::new(0),
         };
@@ -525,15 +529,15 @@ impl Counter {
     /// Adds `n`.
     #[inline]
     pub fn inc_by(&self, n: u64) {
-        if let Cell::Counter(c) = &self.series.cell {
-            c.fetch_add(n, Ordering::Relaxed);
+        if let Cell::Counter(slots) = &self.series.cell {
+            slots.add_u64(cell::lane(), 0, n);
         }
     }
 
     /// The current total.
     pub fn get(&self) -> u64 {
         match &self.series.cell {
-            Cell::Counter(c) => c.load(Ordering::Relaxed),
+            Cell::Counter(slots) => slots.sum_u64(0),
             _ => 0,
         }
     }
@@ -563,16 +567,18 @@ pub struct Gauge {
 impl Gauge {
     /// Sets the value.
     pub fn set(&self, value: f64) {
-        if let Cell::Gauge(g) = &self.series.cell {
-            g.store(value.to_bits(), Ordering::Relaxed);
+        if let Cell::Gauge { base, deltas } = &self.series.cell {
+            // An add racing with this set lands either before it (and is overwritten) or after
+            // it (and counts): both are orders the two calls could have run in.
+            base.store((value - deltas.sum_f64(0)).to_bits(), Ordering::Relaxed);
         }
     }
 
     /// Adds `delta` (negative to subtract).
     #[inline]
     pub fn add(&self, delta: f64) {
-        if let Cell::Gauge(g) = &self.series.cell {
-            f64_add(g, delta);
+        if let Cell::Gauge { deltas, .. } = &self.series.cell {
+            deltas.add_f64(cell::lane(), 0, delta);
         }
     }
 
@@ -590,10 +596,7 @@ impl Gauge {
 
     /// The current value.
     pub fn get(&self) -> f64 {
-        match &self.series.cell {
-            Cell::Gauge(g) => f64::from_bits(g.load(Ordering::Relaxed)),
-            _ => 0.0,
-        }
+        gauge_value(&self.series.cell)
     }
 }
 
@@ -627,25 +630,50 @@ impl Histogram {
         if value.is_nan() {
             return;
         }
-        if let Cell::Histogram {
-            buckets,
-            sum,
-            count,
-        } = &self.series.cell
-        {
-            let i = self.bounds.partition_point(|b| *b < value);
-            if let Some(bucket) = buckets.get(i) {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-            f64_add(sum, value);
-            count.fetch_add(1, Ordering::Release);
+        if let Cell::Histogram(slots) = &self.series.cell {
+            let bucket = self.bucket(value);
+            let lane = cell::lane();
+            slots.add_u64(lane, bucket, 1);
+            slots.add_f64(lane, self.bounds.len() + 1, value);
         }
+    }
+
+    /// Records `value` here and in `other`: when both have the same buckets (as a step's
+    /// duration and its operation duration do), the bucket is found once.
+    #[inline]
+    pub(crate) fn observe_with(&self, other: &Histogram, value: f64) {
+        if value.is_nan() {
+            return;
+        }
+        if let (Cell::Histogram(a), Cell::Histogram(b)) = (&self.series.cell, &other.series.cell) {
+            let bucket = self.bucket(value);
+            let lane = cell::lane();
+            let other_bucket = if Arc::ptr_eq(&self.bounds, &other.bounds) {
+                bucket
+            } else {
+                other.bucket(value)
+            };
+            a.add_u64(lane, bucket, 1);
+            a.add_f64(lane, self.bounds.len() + 1, value);
+            b.add_u64(lane, other_bucket, 1);
+            b.add_f64(lane, other.bounds.len() + 1, value);
+        }
+    }
+
+    /// The bucket `value` falls in (`le` is inclusive). A scan from the smallest bound: step
+    /// durations mostly land in the first few buckets, where it beats a binary search.
+    #[inline]
+    fn bucket(&self, value: f64) -> usize {
+        self.bounds
+            .iter()
+            .position(|b| value <= *b)
+            .unwrap_or(self.bounds.len())
     }
 
     /// Observations so far.
     pub fn count(&self) -> u64 {
         match &self.series.cell {
-            Cell::Histogram { count, .. } => count.load(Ordering::Relaxed),
+            Cell::Histogram(slots) => (0..=self.bounds.len()).map(|i| slots.sum_u64(i)).sum(),
             _ => 0,
         }
     }
