@@ -174,6 +174,15 @@ impl CorrelationId {
     pub(crate) fn shared(&self) -> &Arc<str> {
         &self.0
     }
+
+    /// How many handles share this id's text, this one included. The scopes, events and
+    /// asynchronous queues of a task hold clones, so a leak test that keeps the only other
+    /// clone can prove a finished task let go of everything: the count is back to 1. Not part
+    /// of the stable API.
+    #[doc(hidden)]
+    pub fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
 }
 
 #[cfg(test)]

@@ -163,6 +163,22 @@ impl Event {
         }
     }
 
+    /// Built in one piece: events are a few hundred bytes, and each builder step would copy them.
+    #[inline(always)]
+    pub(crate) fn stamped(
+        name: EventName,
+        timestamp: Timestamp,
+        correlation_id: Option<Arc<str>>,
+        payload: Payload,
+    ) -> Self {
+        Self {
+            name,
+            timestamp,
+            correlation_id,
+            payload,
+        }
+    }
+
     /// The event's name.
     pub fn name(&self) -> EventName {
         self.name

@@ -300,15 +300,59 @@ impl ParameterFilter {
     ///
     /// A dotted key such as `tasker.context.password` is also checked segment by segment and
     /// against the path rules, since sinks flatten nested data into dotted names.
+    ///
+    /// A value that is the JSON text of an object or an array (what
+    /// `tracing::info!(inputs = %step.inputs())` records) is filtered like a payload, with `key`
+    /// as its root, and re-serialised when something in it was masked: structured data logged
+    /// as text must not carry its secrets past the filter. Other text is left alone.
+    ///
+    /// ```
+    /// use tasker_telemetry::ParameterFilter;
+    ///
+    /// let filter = ParameterFilter::tasker_default();
+    /// assert_eq!(filter.filter_field("api_token", "t0k3n"), "[FILTERED]");
+    /// assert_eq!(
+    ///     filter.filter_field("inputs", r#"{"cart": 7, "user": {"Password": "hunter2"}}"#),
+    ///     r#"{"cart":7,"user":{"Password":"[FILTERED]"}}"#,
+    /// );
+    /// assert_eq!(filter.filter_field("note", "{not json"), "{not json");
+    /// ```
     pub fn filter_field<'a>(&self, key: &str, value: &'a str) -> Cow<'a, str> {
-        let sensitive = self.is_sensitive_key(key)
+        if self.is_sensitive_field_key(key) {
+            return Cow::Owned(self.inner.mask.clone());
+        }
+        if !self.is_empty() && looks_like_json_container(value) {
+            return self.filter_json_text(key, value);
+        }
+        Cow::Borrowed(value)
+    }
+
+    /// Whether a flat field's key (possibly dotted) names a sensitive value.
+    pub(crate) fn is_sensitive_field_key(&self, key: &str) -> bool {
+        self.is_sensitive_key(key)
             || (key.contains('.')
                 && (key.split('.').any(|segment| self.is_sensitive_key(segment))
-                    || self.path_rule_covers(key.split('.'))));
-        if sensitive {
-            Cow::Owned(self.inner.mask.clone())
-        } else {
-            Cow::Borrowed(value)
+                    || self.path_rule_covers(key.split('.'))))
+    }
+
+    #[cold]
+    fn filter_json_text<'a>(&self, key: &str, text: &'a str) -> Cow<'a, str> {
+        let Ok(parsed) = serde_json::from_str::<Value>(text) else {
+            return Cow::Borrowed(text);
+        };
+        // Filtered under its field name, so that path rules written from the field's root
+        // (`inputs.card.number` for the field `inputs`) apply as they would to a payload.
+        let mut rooted = Value::Object(serde_json::Map::from_iter([(key.to_owned(), parsed)]));
+        let before = rooted.clone();
+        self.filter_in_place(&mut rooted);
+        if rooted == before {
+            return Cow::Borrowed(text);
+        }
+        match rooted {
+            Value::Object(mut map) => map
+                .remove(key)
+                .map_or(Cow::Borrowed(text), |v| Cow::Owned(v.to_string())),
+            _ => Cow::Borrowed(text),
         }
     }
 
@@ -372,6 +416,13 @@ impl Default for ParameterFilter {
     fn default() -> Self {
         Self::tasker_default()
     }
+}
+
+/// Whether `text` may be the JSON of an object or an array (checked before paying for a parse).
+fn looks_like_json_container(text: &str) -> bool {
+    let trimmed = text.trim();
+    (trimmed.starts_with('{') && trimmed.ends_with('}'))
+        || (trimmed.starts_with('[') && trimmed.ends_with(']'))
 }
 
 fn segment_matches(segment: &str, key: &str) -> bool {
@@ -707,6 +758,51 @@ mod tests {
         let paths = ParameterFilter::new(["ctx.card"], "#").unwrap();
         assert_eq!(paths.filter_field("ctx.card.number", "4111"), "#");
         assert_eq!(paths.filter_field("card", "4111"), "4111");
+    }
+
+    #[test]
+    fn json_text_fields_are_filtered_like_payloads() {
+        let filter = ParameterFilter::tasker_default();
+        let cases: &[(&str, &str, &str)] = &[
+            // nested, arrays, case variants
+            (
+                "inputs",
+                r#"{"a": [{"API_KEY": "k"}, {"b": {"Email": ["x"]}}], "n": 1}"#,
+                r#"{"a":[{"API_KEY":"[FILTERED]"},{"b":{"Email":"[FILTERED]"}}],"n":1}"#,
+            ),
+            (
+                "results",
+                r#"[{"otp": 1}, 2]"#,
+                r#"[{"otp":"[FILTERED]"},2]"#,
+            ),
+            // nothing sensitive: the original text, untouched (spacing included)
+            ("inputs", r#"{"a": 1,  "b": [2]}"#, r#"{"a": 1,  "b": [2]}"#),
+            // not JSON, or a scalar: untouched
+            ("note", "{password}", "{password}"),
+            ("note", r#""password""#, r#""password""#),
+            ("note", "[1, 2", "[1, 2"),
+        ];
+        for &(key, value, expected) in cases {
+            assert_eq!(filter.filter_field(key, value), expected, "{key} = {value}");
+        }
+        assert!(matches!(
+            filter.filter_field("inputs", r#"{"a": 1}"#),
+            Cow::Borrowed(_)
+        ));
+        // path rules apply from the field's name
+        let paths = ParameterFilter::new(["inputs.card.number"], "#").unwrap();
+        assert_eq!(
+            paths.filter_field("inputs", r#"{"card": {"number": 4111, "brand": "v"}}"#),
+            r##"{"card":{"brand":"v","number":"#"}}"##
+        );
+        assert_eq!(
+            paths.filter_field("other", r#"{"card": {"number": 4111}}"#),
+            r#"{"card": {"number": 4111}}"#
+        );
+        assert_eq!(
+            ParameterFilter::none().filter_field("x", r#"{"password": 1}"#),
+            r#"{"password": 1}"#
+        );
     }
 
     #[test]

@@ -11,13 +11,23 @@
 //!
 //! With `metrics_auth_required`, the metrics and status routes need `Authorization: Bearer
 //! <metrics_auth_token>` (compared in constant time); otherwise `401` with `WWW-Authenticate`.
+//! The token is checked before anything else about the request (its query string included), and
+//! only the exact route paths serve metrics: `//metrics`, `/metrics/`, `/%6Detrics` or
+//! `/METRICS` are `404`, never an unauthenticated way in. `/health/live` and `/health/ready`
+//! stay open so that orchestrators can probe them; they reveal no metric.
+//!
+//! [`MetricsServer`] speaks HTTP/1.1 and bounds what a client can hold: a connection must deliver
+//! each request's head within [`DEFAULT_HEADER_READ_TIMEOUT`] (slow or silent clients are cut
+//! off, also between keep-alive requests), and a head larger than [`MAX_REQUEST_HEAD_BYTES`] is
+//! answered `431` and the connection closed. Both are set per server with [`ServerOptions`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -72,12 +82,14 @@ fn routes(telemetry: &Telemetry, spans: Option<&SpanPipeline>, metrics_paths: &[
         .with_state(state)
 }
 
-/// Whether two byte strings are equal, in time that depends only on their lengths.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+/// Whether `given` equals `expected`. Every byte of `expected` is compared whatever `given` is, so
+/// the time taken reveals neither where a guess first differs nor whether its length is right.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= given.get(i).copied().unwrap_or(!e) ^ e;
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    std::hint::black_box(diff) == 0
 }
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
@@ -119,12 +131,18 @@ struct MetricsQuery {
 
 async fn metrics_handler(
     State(state): State<Arc<AppState>>,
-    Query(query): Query<MetricsQuery>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     if let Err(denied) = authorized(&state, &headers) {
         return *denied;
     }
+    // Parsed only once authorized, so an unauthenticated client cannot tell a malformed query
+    // from a wrong token.
+    let query = match Query::<MetricsQuery>::try_from_uri(&uri) {
+        Ok(Query(query)) => query,
+        Err(rejection) => return rejection.into_response(),
+    };
     let snapshot = state.telemetry.metrics().snapshot();
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = query.format.as_deref().map(str::to_ascii_lowercase);
@@ -276,9 +294,58 @@ async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     )
 }
 
+/// How long a connection may take to deliver a request's head (request line and headers) before
+/// the server closes it: 10 seconds. The clock starts when the connection is accepted, and again
+/// when a keep-alive connection waits for its next request, so a client that connects and sends
+/// nothing, or dribbles its headers a byte at a time, holds a connection for at most this long.
+/// Prometheus sends a scrape's head in one packet; 10 s leaves room for a loaded machine.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest request head (request line and headers) [`MetricsServer`] reads: 64 KiB. A longer
+/// head is answered `431 Request Header Fields Too Large` and the connection closed, so one client
+/// can pin at most this much memory. A scrape's head is a few hundred bytes.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
+
+/// How long a stopping [`MetricsServer`] lets open connections finish before it drops them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Limits of a [`MetricsServer`]; [`Default`] gives the documented constants.
+///
+/// ```
+/// use std::time::Duration;
+/// use tasker_telemetry::http::{DEFAULT_HEADER_READ_TIMEOUT, ServerOptions};
+///
+/// let options = ServerOptions::default().with_header_read_timeout(Duration::from_secs(2));
+/// assert_eq!(options.header_read_timeout, Duration::from_secs(2));
+/// assert_eq!(ServerOptions::default().header_read_timeout, DEFAULT_HEADER_READ_TIMEOUT);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerOptions {
+    /// See [`DEFAULT_HEADER_READ_TIMEOUT`]. Zero is taken as one millisecond.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
+}
+
+impl ServerOptions {
+    /// The same options with another header read timeout.
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+}
+
 /// A metrics and health server on its own thread and tokio runtime; stops when dropped.
 ///
-/// Serves `/metrics` and the configured `metrics_endpoint`, plus `/health/*`.
+/// Serves `/metrics` and the configured `metrics_endpoint`, plus `/health/*`, over HTTP/1.1 with
+/// the limits of [`ServerOptions`].
 ///
 /// ```no_run
 /// let telemetry = tasker_telemetry::Telemetry::new(Default::default())?;
@@ -304,11 +371,33 @@ impl MetricsServer {
         Self::start(telemetry, spans, SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
-    /// Binds `addr` (use port 0 for any free port) and serves until dropped.
+    /// Binds `addr` (use port 0 for any free port) and serves until dropped, with the default
+    /// [`ServerOptions`].
     pub fn start(
         telemetry: &Telemetry,
         spans: Option<&SpanPipeline>,
         addr: SocketAddr,
+    ) -> Result<Self, Error> {
+        Self::start_with(telemetry, spans, addr, ServerOptions::default())
+    }
+
+    /// Binds `addr` and serves until dropped, with these limits.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasker_telemetry::http::{MetricsServer, ServerOptions};
+    ///
+    /// let telemetry = tasker_telemetry::Telemetry::new(Default::default())?;
+    /// let options = ServerOptions::default().with_header_read_timeout(Duration::from_secs(3));
+    /// let server = MetricsServer::start_with(&telemetry, None, ([127, 0, 0, 1], 0).into(), options)?;
+    /// assert_ne!(server.addr().port(), 0);
+    /// # Ok::<(), tasker_telemetry::Error>(())
+    /// ```
+    pub fn start_with(
+        telemetry: &Telemetry,
+        spans: Option<&SpanPipeline>,
+        addr: SocketAddr,
+        options: ServerOptions,
     ) -> Result<Self, Error> {
         let io = |e: std::io::Error| Error::Http {
             message: format!("{addr}: {e}"),
@@ -332,15 +421,7 @@ impl MetricsServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("tasker-metrics-http".to_owned())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                });
-            })
+            .spawn(move || runtime.block_on(serve(listener, app, options, stopped)))
             .map_err(io)?;
         Ok(Self {
             addr,
@@ -353,6 +434,61 @@ impl MetricsServer {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+}
+
+/// The accept loop. axum's own `serve` sets no timer on its connections, so hyper's header read
+/// timeout never fires there and a silent client would hold its connection forever; each
+/// connection here gets hyper's HTTP/1 server with a timer, the timeout and the head size limit.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    options: ServerOptions,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let header_read_timeout = options.header_read_timeout.max(Duration::from_millis(1));
+    let (closing, _) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    // Out of file descriptors, or a connection reset before it was accepted:
+                    // pause instead of spinning, then carry on serving.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let mut closing = closing.subscribe();
+                connections.spawn(async move {
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    builder
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(header_read_timeout)
+                        .max_buf_size(MAX_REQUEST_HEAD_BYTES);
+                    let connection =
+                        builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    tokio::pin!(connection);
+                    tokio::select! {
+                        _ = connection.as_mut() => {}
+                        _ = closing.changed() => {
+                            connection.as_mut().graceful_shutdown();
+                            let _ = connection.await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    // Whatever has not finished by then is aborted when `connections` drops.
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
 }
 
 impl Drop for MetricsServer {
@@ -373,5 +509,8 @@ mod tests {
         assert!(super::constant_time_eq(b"secret", b"secret"));
         assert!(!super::constant_time_eq(b"secret", b"secreT"));
         assert!(!super::constant_time_eq(b"secret", b"secret2"));
+        assert!(!super::constant_time_eq(b"secret2", b"secret"));
+        assert!(!super::constant_time_eq(b"", b"secret"));
+        assert!(super::constant_time_eq(b"", b""));
     }
 }

@@ -357,6 +357,7 @@ payload_struct! {
 
 impl StepPayload {
     /// A payload for attempt 1 with the identifying keys set and everything else empty.
+    #[inline]
     pub fn new(
         task_id: impl Into<Arc<str>>,
         task_name: impl Into<Arc<str>>,
@@ -855,6 +856,7 @@ impl Payload {
 macro_rules! payload_from {
     ($($ty:ident => $variant:ident),*) => {$(
         impl From<$ty> for Payload {
+            #[inline(always)]
             fn from(p: $ty) -> Self {
                 Payload::$variant(p)
             }

@@ -324,28 +324,27 @@ impl Publisher {
         P: Into<Payload>,
         F: FnOnce() -> P,
     {
-        self.publish_stamped(event, correlation_id, |_| build())
+        self.publish_stamped(event, correlation_id, |_| build().into())
     }
 
     /// Like [`publish_correlated`](Self::publish_correlated), handing `build` the event's own
     /// timestamp so a payload's `started_at` / `completed_at` costs no second clock read.
     #[inline]
-    pub(crate) fn publish_stamped<P, F>(
+    pub(crate) fn publish_stamped<F>(
         &self,
         event: EventName,
         correlation_id: &Arc<str>,
         build: F,
     ) -> bool
     where
-        P: Into<Payload>,
-        F: FnOnce(Timestamp) -> P,
+        F: FnOnce(Timestamp) -> Payload,
     {
         if !self.has_subscribers(event) {
             return false;
         }
         self.inner.dispatch_with(event, || {
             let now = Timestamp::now();
-            Event::at(event, now, build(now)).with_correlation_id(correlation_id.clone())
+            Event::stamped(event, now, Some(correlation_id.clone()), build(now))
         })
     }
 

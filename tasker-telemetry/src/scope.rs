@@ -669,6 +669,7 @@ impl StepScope {
     }
 
     /// A step payload for `attempt_number` with the identifying keys and filtered inputs.
+    #[inline]
     pub fn payload(&self, attempt_number: u32) -> StepPayload {
         let task = &self.task.inner;
         let mut p = StepPayload::new(
@@ -681,6 +682,32 @@ impl StepScope {
         p.retry_limit = self.retry_limit();
         p.inputs = self.filtered_inputs();
         p
+    }
+
+    /// A lifecycle event's payload, built in one piece: a payload is ~200 bytes, and building it
+    /// then setting fields costs a copy per step.
+    #[inline]
+    fn event_payload(&self, m: StepMoment) -> Payload {
+        let task = &self.task.inner;
+        let (completed_at, execution_duration) = match m.ended {
+            Some((at, elapsed)) => (Some(at), Some(elapsed.as_secs_f64())),
+            None => (None, None),
+        };
+        Payload::Step(StepPayload {
+            task_id: task.id.clone(),
+            task_name: task.name.clone(),
+            step_id: self.id.clone(),
+            step_name: self.name.clone(),
+            attempt_number: m.attempt_number,
+            retry_limit: m.retry_limit,
+            started_at: Some(m.started_at),
+            completed_at,
+            execution_duration,
+            backoff_seconds: None,
+            skip_reason: None,
+            inputs: self.filtered_inputs(),
+            step_results: m.step_results,
+        })
     }
 
     /// Publishes `event` with a payload built from this step, only if telemetry is on and someone
@@ -775,10 +802,13 @@ impl StepScope {
             names::STEP_BEFORE_HANDLE,
             self.task.corr(),
             |now| {
-                let mut p = self.payload(attempt_number);
-                p.retry_limit = retry_limit;
-                p.started_at = Some(now);
-                p
+                self.event_payload(StepMoment {
+                    attempt_number,
+                    retry_limit,
+                    started_at: now,
+                    ended: None,
+                    step_results: None,
+                })
             },
         );
         StepAttempt {
@@ -788,6 +818,16 @@ impl StepScope {
             active: Some(Active { started, span }),
         }
     }
+}
+
+/// What a step event reports about one attempt.
+struct StepMoment {
+    attempt_number: u32,
+    retry_limit: u32,
+    started_at: Timestamp,
+    /// When it ended and how long it ran (end events only).
+    ended: Option<(Timestamp, Duration)>,
+    step_results: Option<Arc<serde_json::Value>>,
 }
 
 /// One call of a step's `process()`, from start to outcome.
@@ -980,12 +1020,10 @@ impl StepAttempt<'_> {
             names::STEP_COMPLETED,
             scope.task.corr(),
             |now| {
-                let mut p = self.timed_payload(now, elapsed);
-                p.step_results = match serde_json::to_value(result) {
-                    Ok(v) => Some(Arc::new(scope.task.inner.telemetry.filter().filtered(&v))),
-                    Err(_) => None,
-                };
-                p
+                let step_results = serde_json::to_value(result)
+                    .ok()
+                    .map(|v| Arc::new(scope.task.inner.telemetry.filter().filtered(&v)));
+                self.ended_payload(now, elapsed, step_results)
             },
         );
     }
@@ -1026,18 +1064,25 @@ impl StepAttempt<'_> {
                 p.started_at = Some(started_at(completed_at, elapsed));
                 p.execution_duration = Some(elapsed.as_secs_f64());
                 p.inputs = scope.filtered_inputs();
-                p
+                p.into()
             },
         );
     }
 
-    fn timed_payload(&self, completed_at: Timestamp, elapsed: Duration) -> StepPayload {
-        let mut p = self.scope.payload(self.attempt_number);
-        p.retry_limit = self.retry_limit;
-        p.started_at = Some(started_at(completed_at, elapsed));
-        p.completed_at = Some(completed_at);
-        p.execution_duration = Some(elapsed.as_secs_f64());
-        p
+    #[inline]
+    fn ended_payload(
+        &self,
+        completed_at: Timestamp,
+        elapsed: Duration,
+        step_results: Option<Arc<serde_json::Value>>,
+    ) -> Payload {
+        self.scope.event_payload(StepMoment {
+            attempt_number: self.attempt_number,
+            retry_limit: self.retry_limit,
+            started_at: started_at(completed_at, elapsed),
+            ended: Some((completed_at, elapsed)),
+            step_results,
+        })
     }
 }
 
@@ -1086,7 +1131,7 @@ impl StepAttempt<'_> {
             }
             let publisher = self.scope.task.inner.telemetry.publisher();
             publisher.publish_stamped(names::STEP_CANCELLED, self.scope.task.corr(), |now| {
-                self.timed_payload(now, elapsed)
+                self.ended_payload(now, elapsed, None)
             });
         }
     }

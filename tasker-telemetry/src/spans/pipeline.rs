@@ -1,13 +1,15 @@
 //! The span export pipeline: an OpenTelemetry tracer provider with a ratio sampler, a batch
 //! processor (its own thread, bounded queue) and an exporter (OTLP/HTTP, or the in-process
-//! [`SpanStore`]), wrapped so that every span ended, exported, failed or dropped is counted.
+//! [`SpanStore`]), wrapped so that every span ended, exported, failed or dropped is counted, and
+//! so that no attribute carries a secret out: the parameter filter masks span, span-event and
+//! link attributes on the export thread, before any exporter sees them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
@@ -21,6 +23,7 @@ use tracing_subscriber::filter::{FilterFn, Filtered, filter_fn};
 use super::store::SpanStore;
 use crate::config::{OtlpProtocol, TelemetryConfig};
 use crate::error::Error;
+use crate::filter::ParameterFilter;
 use crate::metrics::{FamilySnapshot, MetricKind, MetricsRegistry, SeriesSnapshot, SeriesValue};
 
 /// Spans the batch queue holds before new ones are dropped (and counted).
@@ -102,16 +105,56 @@ impl SpanProcessor for CountingProcessor {
     }
 }
 
+/// Masks what the parameter filter says is sensitive in a span's attributes, its events'
+/// attributes (a user's `tracing::info!(api_token = ..)` inside a step) and its links'
+/// attributes: a sensitive key's value of any type becomes the mask, and JSON text is filtered
+/// inside (see [`ParameterFilter::filter_field`]).
+fn filter_span(filter: &ParameterFilter, span: &mut SpanData) {
+    filter_attributes(filter, &mut span.attributes);
+    for event in &mut span.events.events {
+        filter_attributes(filter, &mut event.attributes);
+    }
+    for link in &mut span.links.links {
+        filter_attributes(filter, &mut link.attributes);
+    }
+}
+
+fn filter_attributes(filter: &ParameterFilter, attributes: &mut [KeyValue]) {
+    for attribute in attributes {
+        let key = attribute.key.as_str();
+        let masked = match &attribute.value {
+            Value::String(text) => match filter.filter_field(key, text.as_str()) {
+                std::borrow::Cow::Owned(masked) => Some(masked),
+                std::borrow::Cow::Borrowed(_) => None,
+            },
+            // A number, a boolean or an array under a sensitive key is as secret as text.
+            _ => filter
+                .is_sensitive_field_key(key)
+                .then(|| filter.mask().to_owned()),
+        };
+        if let Some(masked) = masked {
+            attribute.value = Value::String(masked.into());
+        }
+    }
+}
+
 /// Counts what the exporter delivered or failed to, and reports failures through `tracing`
-/// (target `tasker_telemetry::export`): export failures are never silent.
+/// (target `tasker_telemetry::export`): export failures are never silent. Filters every span
+/// first, on the export thread, so the steps never pay for it.
 #[derive(Debug)]
 struct CountingExporter<E> {
     inner: E,
     counters: Arc<Counters>,
+    filter: ParameterFilter,
 }
 
 impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+    async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
+        if !self.filter.is_empty() {
+            for span in &mut batch {
+                filter_span(&self.filter, span);
+            }
+        }
         let n = batch.len() as u64;
         let result = self.inner.export(batch).await;
         match &result {
@@ -198,10 +241,11 @@ impl SpanPipeline {
     /// default), the in-process [`SpanStore`] otherwise. Never touches the network to start.
     pub fn new(config: &TelemetryConfig) -> Result<Self, Error> {
         let counters = Arc::new(Counters::default());
+        let filter = config.parameter_filter()?;
         let endpoint = config.traces_endpoint();
         let mut store = None;
         let processor = match (&endpoint, config.otlp_protocol) {
-            (Some(url), OtlpProtocol::Grpc) => Self::grpc_processor(url, &counters)?,
+            (Some(url), OtlpProtocol::Grpc) => Self::grpc_processor(url, &counters, &filter)?,
             (Some(url), _)
                 if url
                     .get(..8)
@@ -213,13 +257,14 @@ impl SpanPipeline {
                     ),
                 });
             }
-            (Some(url), _) => Self::otlp_processor(url, &counters)?,
+            (Some(url), _) => Self::otlp_processor(url, &counters, &filter)?,
             (None, _) => {
                 let s = SpanStore::new(STORE_CAPACITY);
                 store = Some(s.clone());
                 batch(CountingExporter {
                     inner: s,
                     counters: counters.clone(),
+                    filter,
                 })
             }
         };
@@ -227,8 +272,9 @@ impl SpanPipeline {
     }
 
     /// Builds the pipeline around your own exporter (a vendor SDK's, or one that discards, as
-    /// the benchmarks use), with the same sampler, batch processor and counting as
-    /// [`new`](Self::new). `config`'s endpoint settings are ignored.
+    /// the benchmarks use), with the same sampler, batch processor, counting and parameter
+    /// filter as [`new`](Self::new). `config`'s endpoint settings are ignored; invalid filter
+    /// rules fall back to Tasker's defaults (`new` reports them as an error).
     ///
     /// ```
     /// use opentelemetry_sdk::error::OTelSdkResult;
@@ -254,6 +300,9 @@ impl SpanPipeline {
         let processor = batch(CountingExporter {
             inner: exporter,
             counters: counters.clone(),
+            filter: config
+                .parameter_filter()
+                .unwrap_or_else(|_| ParameterFilter::tasker_default()),
         });
         Self::assemble(config, processor, counters, None, None)
     }
@@ -291,7 +340,11 @@ impl SpanPipeline {
     }
 
     #[cfg(feature = "otlp")]
-    fn otlp_processor(url: &str, counters: &Arc<Counters>) -> Result<BatchSpanProcessor, Error> {
+    fn otlp_processor(
+        url: &str,
+        counters: &Arc<Counters>,
+        filter: &ParameterFilter,
+    ) -> Result<BatchSpanProcessor, Error> {
         use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -309,11 +362,16 @@ impl SpanPipeline {
         Ok(batch(CountingExporter {
             inner: exporter,
             counters: counters.clone(),
+            filter: filter.clone(),
         }))
     }
 
     #[cfg(not(feature = "otlp"))]
-    fn otlp_processor(url: &str, _counters: &Arc<Counters>) -> Result<BatchSpanProcessor, Error> {
+    fn otlp_processor(
+        url: &str,
+        _counters: &Arc<Counters>,
+        _filter: &ParameterFilter,
+    ) -> Result<BatchSpanProcessor, Error> {
         Err(Error::SpanExport {
             message: format!(
                 "an OTLP endpoint ({url}) is configured but tasker-telemetry was built without its `otlp` feature"
@@ -322,7 +380,11 @@ impl SpanPipeline {
     }
 
     #[cfg(feature = "otlp-grpc")]
-    fn grpc_processor(url: &str, counters: &Arc<Counters>) -> Result<BatchSpanProcessor, Error> {
+    fn grpc_processor(
+        url: &str,
+        counters: &Arc<Counters>,
+        filter: &ParameterFilter,
+    ) -> Result<BatchSpanProcessor, Error> {
         use opentelemetry_otlp::WithExportConfig;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -348,11 +410,16 @@ impl SpanPipeline {
                 inner: exporter,
             },
             counters: counters.clone(),
+            filter: filter.clone(),
         }))
     }
 
     #[cfg(not(feature = "otlp-grpc"))]
-    fn grpc_processor(url: &str, _counters: &Arc<Counters>) -> Result<BatchSpanProcessor, Error> {
+    fn grpc_processor(
+        url: &str,
+        _counters: &Arc<Counters>,
+        _filter: &ParameterFilter,
+    ) -> Result<BatchSpanProcessor, Error> {
         Err(Error::SpanExport {
             message: format!(
                 "otlp_protocol = grpc ({url}) needs tasker-telemetry's `otlp-grpc` cargo feature"
