@@ -26,6 +26,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use regex::{Regex, RegexBuilder};
@@ -129,8 +130,34 @@ pub struct ParameterFilter {
     inner: Arc<Inner>,
 }
 
+/// FNV-1a: keys are short, and the map is bounded, so speed beats flooding resistance.
+type KeyHasher = std::hash::BuildHasherDefault<Fnv>;
+
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
+    /// Tells filters apart in the per-thread cache of key decisions.
+    id: u64,
     rules: Vec<FilterRule>,
     mask: String,
     /// Substring rules lowered once, so matching a key never allocates.
@@ -227,6 +254,11 @@ impl ParameterFilter {
         }
         Self {
             inner: Arc::new(Inner {
+                id: {
+                    static NEXT_ID: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(0);
+                    NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                },
                 rules,
                 mask,
                 substrings,
@@ -328,7 +360,42 @@ impl ParameterFilter {
     }
 
     /// Whether a flat field's key (possibly dotted) names a sensitive value.
+    ///
+    /// Sinks ask this for the same few keys again and again (every span's `tasker.task_id`, every
+    /// log line's `step_name`), and the answer costs a scan of every rule, so each thread keeps
+    /// the answers it worked out (a bounded map, emptied when full).
     pub(crate) fn is_sensitive_field_key(&self, key: &str) -> bool {
+        thread_local! {
+            static DECIDED: std::cell::RefCell<(u64, HashMap<Box<str>, bool, KeyHasher>)> =
+                std::cell::RefCell::new((u64::MAX, HashMap::default()));
+        }
+        const CAPACITY: usize = 1024;
+        let cached = DECIDED.try_with(|decided| {
+            let Ok(mut decided) = decided.try_borrow_mut() else {
+                return None;
+            };
+            let (filter, map) = &mut *decided;
+            if *filter != self.inner.id {
+                *filter = self.inner.id;
+                map.clear();
+            }
+            if let Some(&sensitive) = map.get(key) {
+                return Some(sensitive);
+            }
+            let sensitive = self.decide_field_key(key);
+            if map.len() >= CAPACITY {
+                map.clear();
+            }
+            map.insert(key.into(), sensitive);
+            Some(sensitive)
+        });
+        match cached {
+            Ok(Some(sensitive)) => sensitive,
+            _ => self.decide_field_key(key),
+        }
+    }
+
+    fn decide_field_key(&self, key: &str) -> bool {
         self.is_sensitive_key(key)
             || (key.contains('.')
                 && (key.split('.').any(|segment| self.is_sensitive_key(segment))
@@ -503,6 +570,18 @@ mod tests {
     use serde_json::json;
 
     fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn cached_key_decisions_belong_to_their_filter() {
+        let strict = ParameterFilter::new(["token"], "[F]").unwrap();
+        let lax = ParameterFilter::new(["password"], "[F]").unwrap();
+        for _ in 0..3 {
+            assert!(strict.is_sensitive_field_key("tasker.api_token"));
+            assert!(!lax.is_sensitive_field_key("tasker.api_token"));
+            assert!(lax.is_sensitive_field_key("user.Password"));
+            assert!(!strict.is_sensitive_field_key("user.Password"));
+        }
+    }
 
     #[test]
     fn filter_is_send_sync_and_cheap_to_clone() {

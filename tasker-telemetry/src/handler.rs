@@ -429,9 +429,7 @@ where
         .scope()
         .attempt_with_default_limit(step.attempt_number(), info.retry_limit.unwrap_or(1));
     // Entered exactly around process(): spans and events inside become the step's children.
-    let outcome = attempt
-        .span()
-        .in_scope(|| catch_unwind(AssertUnwindSafe(process)));
+    let outcome = attempt.in_scope(|| catch_unwind(AssertUnwindSafe(process)));
     match outcome {
         Ok(result) => Handled::ready(conclude(attempt, result)),
         Err(payload) => panicked(attempt, payload),

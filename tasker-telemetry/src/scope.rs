@@ -747,14 +747,14 @@ impl StepScope {
     /// Starts attempt `attempt_number` (from 1): publishes `step.before_handle` and starts the
     /// monotonic clock. Finish it with [`StepAttempt::complete`], [`StepAttempt::fail`] or
     /// [`StepAttempt::finish`].
-    #[inline]
+    #[inline(always)]
     pub fn attempt(&self, attempt_number: u32) -> StepAttempt<'_> {
         self.attempt_with_default_limit(attempt_number, 1)
     }
 
     /// Like [`attempt`](Self::attempt), with the retry limit to report when the step sets none
     /// (a handler's declared `retry_limit`).
-    #[inline]
+    #[inline(always)]
     pub fn attempt_with_default_limit(
         &self,
         attempt_number: u32,
@@ -872,21 +872,56 @@ impl StepAttempt<'_> {
         self.active.as_ref().map_or(&NO_SPAN, |a| &a.span)
     }
 
+    /// Runs `f` inside the attempt's span (entered around it, so spans and events inside become
+    /// its children); with telemetry off, or the trace unsampled, just runs `f`.
+    ///
+    /// ```
+    /// use tasker_telemetry::{TaskScope, Telemetry};
+    ///
+    /// let telemetry = Telemetry::new(Default::default())?;
+    /// let task = TaskScope::new(&telemetry, "42", "checkout");
+    /// let step = task.step("42-1", "charge_card");
+    /// let attempt = step.attempt(1);
+    /// let result: Result<u32, std::io::Error> = attempt.in_scope(|| Ok(7));
+    /// attempt.finish(&result);
+    /// # Ok::<(), tasker_telemetry::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.active {
+            Some(active) if !active.span.is_disabled() => active.span.in_scope(f),
+            _ => f(),
+        }
+    }
+
     /// Reports success: publishes `step.completed` with the duration and the filtered results.
-    #[inline]
+    // Always inlined so that, with telemetry off, an attempt compiles down to the switch's load
+    // and a branch: the work is in the never-inlined `succeed`.
+    #[inline(always)]
     pub fn complete<T: Serialize + ?Sized>(mut self, result: &T) {
         if let Some(active) = self.active.take() {
-            self.report_success(&active.span, active.started.elapsed(), result);
+            self.succeed(active, result);
         }
     }
 
     /// Reports failure with an error value: publishes `step.failed`.
-    #[inline]
+    #[inline(always)]
     pub fn fail<E: std::error::Error + ?Sized>(mut self, error: &E) {
         if let Some(active) = self.active.take() {
-            let failure = Failure::from_error(error);
-            self.report_failure(&active.span, active.started.elapsed(), &failure);
+            self.fail_now(active, error);
         }
+    }
+
+    #[inline(never)]
+    fn succeed<T: Serialize + ?Sized>(&self, active: Active, result: &T) {
+        self.report_success(&active.span, active.started.elapsed(), result);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fail_now<E: std::error::Error + ?Sized>(&self, active: Active, error: &E) {
+        let failure = Failure::from_error(error);
+        self.report_failure(&active.span, active.started.elapsed(), &failure);
     }
 
     /// Reports failure with an explicit [`Failure`]: publishes `step.failed`.
@@ -897,7 +932,7 @@ impl StepAttempt<'_> {
     }
 
     /// Reports whichever outcome `result` holds.
-    #[inline]
+    #[inline(always)]
     pub fn finish<T: Serialize, E: std::error::Error>(self, result: &Result<T, E>) {
         match result {
             Ok(value) => self.complete(value),
@@ -1098,7 +1133,7 @@ fn started_at(completed_at: Timestamp, elapsed: Duration) -> Timestamp {
 }
 
 impl Drop for StepAttempt<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         if let Some(active) = self.active.take() {
             self.report_abandoned(&active.span, active.started.elapsed());

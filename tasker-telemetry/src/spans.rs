@@ -7,6 +7,7 @@
 mod context;
 #[cfg(feature = "otlp")]
 pub(crate) mod http_client;
+mod layer;
 mod pipeline;
 mod store;
 
@@ -19,6 +20,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 pub use context::{
     Carrier, TRACEPARENT, TRACESTATE, TraceContext, TraceContextError, rejected_traceparents,
 };
+pub use layer::SpanLayer;
 pub use pipeline::{SpanExportReport, SpanPipeline};
 pub use store::{SpanStore, StoredSpan};
 

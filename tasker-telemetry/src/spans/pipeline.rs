@@ -13,13 +13,11 @@ use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, Span, SpanData,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, Span, SpanData,
     SpanExporter, SpanProcessor,
 };
-use tracing_opentelemetry::OpenTelemetryLayer;
-use tracing_subscriber::Layer as _;
-use tracing_subscriber::filter::{FilterFn, Filtered, filter_fn};
 
+use super::layer::SpanLayer;
 use super::store::SpanStore;
 use crate::config::{OtlpProtocol, TelemetryConfig};
 use crate::error::Error;
@@ -431,18 +429,20 @@ impl SpanPipeline {
     ///
     /// The scopes' lifecycle log lines (target `tasker::lifecycle`) are left to the log layer:
     /// the span already carries those moments as span events.
-    pub fn layer<S>(&self) -> Filtered<OpenTelemetryLayer<S, SdkTracer>, FilterFn, S>
+    pub fn layer<S>(&self) -> SpanLayer<S>
     where
         S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
     {
-        let not_lifecycle: FilterFn =
-            filter_fn(|meta| meta.target() != crate::logging::LIFECYCLE_TARGET);
-        tracing_opentelemetry::layer()
-            .with_tracer(self.provider.tracer("tasker-telemetry"))
-            .with_location(false)
-            .with_threads(false)
-            .with_tracked_inactivity(false)
-            .with_filter(not_lifecycle)
+        SpanLayer::new(
+            tracing_opentelemetry::layer()
+                .with_tracer(self.provider.tracer("tasker-telemetry"))
+                .with_location(false)
+                .with_threads(false)
+                .with_tracked_inactivity(false)
+                // The span's name and attributes say what it is; a `target` attribute repeated on
+                // every span would be one more allocation per span.
+                .with_target(false),
+        )
     }
 
     /// Adds the pipeline's losses to `registry` as `tasker_telemetry_dropped_total{sink="spans"}`

@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""Tables of the `overhead` bench's results (python3 standard library only).
+
+Reads criterion's `target/criterion/<group>/<id>/new/estimates.json` (the median's point
+estimate, in ns) for every variant the last `cargo bench -p tasker-telemetry-benches --bench
+overhead` run wrote, and prints as Markdown:
+  1. every variant's median (ns per call; publisher and runner variants also as events/s and
+     steps/s, from the throughput criterion recorded in `new/benchmark.json`);
+  2. the issue's targets: measured figure, target, PASS / MISS.
+
+Usage: python3 scripts/bench_table.py [--criterion-dir DIR] [--markdown-out FILE] [--strict]
+Exits 0 whatever the misses, unless --strict (then 1 on any miss or missing result).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+# Groups and IDs in the order the bench runs them, with one line on what each measures.
+VARIANTS: dict[str, list[tuple[str, str]]] = {
+    "overhead": [
+        ("baseline", "bare `work(x)`"),
+        ("off", "StepScope attempt, `set_enabled(false)`"),
+        ("metrics_only", "attempt, metrics on, no subscriber, spans disabled"),
+        ("events_noop_sub", "attempt, metrics off, 1 no-op sync subscriber"),
+        ("full", "attempt, metrics + subscriber + span to discarding exporter"),
+        ("full_unsampled", "as full, trace_sampling_ratio = 0"),
+        ("tracing_no_subscriber", "`#[tracing::instrument]`, NoSubscriber"),
+        ("tracing_registry", "`#[tracing::instrument]`, registry only"),
+        ("tracing_otel", "`#[tracing::instrument]`, registry + tracing-opentelemetry"),
+        ("fastrace_disabled", "`#[fastrace::trace]`, no root span"),
+        ("fastrace_enabled", "`#[fastrace::trace]` under a fresh root span"),
+        ("autometrics", "`#[autometrics]`, prometheus-client backend"),
+        ("metrics_cached", "`metrics` + Prometheus recorder, cached handles"),
+        ("metrics_macro", "`metrics` + Prometheus recorder, macros per call"),
+        ("prometheus_client_cached", "prometheus-client families, cached handles"),
+        ("floor_instant", "`Instant::now()` + `elapsed()`"),
+        ("floor_fetch_add", "`AtomicU64::fetch_add(1, Relaxed)`"),
+    ],
+    "publisher": [
+        (f"t{t}_s{s}", f"publish `step.completed`, {t} thread(s), {s} no-op subscriber(s)")
+        for t in (1, 2)
+        for s in (0, 1, 4)
+    ],
+    "contention": [
+        ("metrics_only_t1", "metrics_only attempt, shared StepScope, 1 thread"),
+        ("metrics_only_t2", "metrics_only attempt, shared StepScope, 2 threads"),
+    ],
+    "runner": [
+        ("telemetry_off", "10-step chain per task, telemetry off"),
+        ("full", "10-step chain per task, full setup"),
+    ],
+}
+
+RUNNER_STEPS = 10
+
+
+def load(root: str, group: str, ident: str) -> tuple[float | None, int | None]:
+    """The median (ns) and the throughput elements per iteration of one variant, if present."""
+    base = os.path.join(root, group, ident, "new")
+    try:
+        with open(os.path.join(base, "estimates.json"), encoding="utf-8") as f:
+            median = float(json.load(f)["median"]["point_estimate"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return None, None
+    elements = None
+    try:
+        with open(os.path.join(base, "benchmark.json"), encoding="utf-8") as f:
+            throughput = json.load(f).get("throughput") or {}
+        if "Elements" in throughput:
+            elements = int(throughput["Elements"])
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
+    return median, elements
+
+
+def fmt_ns(ns: float | None) -> str:
+    if ns is None:
+        return "—"
+    if ns >= 10_000:
+        return f"{ns / 1000:,.1f} µs"
+    return f"{ns:,.2f} ns"
+
+
+def fmt_rate(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:,.0f}"
+
+
+def main() -> int:
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--criterion-dir",
+        default=os.path.join(here, "..", "target", "criterion"),
+        help="criterion's output directory (default: target/criterion)",
+    )
+    parser.add_argument("--markdown-out", metavar="FILE", help="also write the tables to FILE")
+    parser.add_argument("--strict", action="store_true", help="exit 1 on any miss")
+    args = parser.parse_args()
+    root = os.path.normpath(args.criterion_dir)
+
+    results: dict[tuple[str, str], tuple[float | None, int | None]] = {}
+    for group, variants in VARIANTS.items():
+        for ident, _ in variants:
+            results[(group, ident)] = load(root, group, ident)
+
+    def median(group: str, ident: str) -> float | None:
+        return results[(group, ident)][0]
+
+    def per_second(group: str, ident: str) -> float | None:
+        """Elements per second over the whole iteration (all threads), from the median."""
+        ns, elements = results[(group, ident)]
+        if ns is None or ns <= 0:
+            return None
+        return (elements or 1) / (ns / 1e9)
+
+    out: list[str] = []
+    out.append("### All variants (median)")
+    out.append("")
+    out.append("| group | variant | what | median | per second |")
+    out.append("| --- | --- | --- | ---: | ---: |")
+    for group, variants in VARIANTS.items():
+        for ident, what in variants:
+            rate = ""
+            if group == "publisher":
+                rate = f"{fmt_rate(per_second(group, ident))} events/s"
+            elif group == "runner":
+                rate = f"{fmt_rate(per_second(group, ident))} steps/s"
+            out.append(
+                f"| {group} | `{ident}` | {what} | {fmt_ns(median(group, ident))} | {rate} |"
+            )
+    out.append("")
+
+    # The issue's targets: (what, measured, target, passes), figures in ns unless said.
+    def ratio_target(
+        label: str, left: tuple[str, str], factor: float, right: tuple[str, str]
+    ) -> tuple[str, str, str, bool | None]:
+        a, b = median(*left), median(*right)
+        if a is None or b is None:
+            return label, fmt_ns(a), "—", None
+        limit = factor * b
+        target = f"≤ {factor:g} × {right[1]} = {fmt_ns(limit)}"
+        return label, fmt_ns(a), target, a <= limit
+
+    targets: list[tuple[str, str, str, bool | None]] = []
+    off, base = median("overhead", "off"), median("overhead", "baseline")
+    targets.append(
+        (
+            "off ≤ baseline + 2 ns",
+            fmt_ns(off),
+            "—" if base is None else f"≤ {fmt_ns(base + 2)}",
+            None if off is None or base is None else off <= base + 2,
+        )
+    )
+    targets.append(
+        ratio_target(
+            "metrics_only ≤ 0.5 × metrics_cached",
+            ("overhead", "metrics_only"),
+            0.5,
+            ("overhead", "metrics_cached"),
+        )
+    )
+    targets.append(
+        ratio_target(
+            "metrics_only ≤ 0.25 × autometrics",
+            ("overhead", "metrics_only"),
+            0.25,
+            ("overhead", "autometrics"),
+        )
+    )
+    ev = median("overhead", "events_noop_sub")
+    targets.append(
+        ("events_noop_sub ≤ 150 ns", fmt_ns(ev), "≤ 150.00 ns", None if ev is None else ev <= 150)
+    )
+    targets.append(
+        ratio_target(
+            "full ≤ 1.1 × tracing_otel",
+            ("overhead", "full"),
+            1.1,
+            ("overhead", "tracing_otel"),
+        )
+    )
+    targets.append(
+        ratio_target(
+            "full_unsampled ≤ 0.1 × full",
+            ("overhead", "full_unsampled"),
+            0.1,
+            ("overhead", "full"),
+        )
+    )
+    targets.append(
+        ratio_target(
+            "contention metrics_only_t2 ≤ 2 × metrics_only_t1",
+            ("contention", "metrics_only_t2"),
+            2.0,
+            ("contention", "metrics_only_t1"),
+        )
+    )
+    runner_ns = median("runner", "full")
+    steps = None if runner_ns is None else RUNNER_STEPS / (runner_ns / 1e9)
+    targets.append(
+        (
+            "runner full ≥ 100,000 steps/s",
+            "—" if steps is None else f"{steps:,.0f} steps/s",
+            "≥ 100,000 steps/s",
+            None if steps is None else steps >= 100_000,
+        )
+    )
+
+    out.append("### Targets")
+    out.append("")
+    out.append("| target | measured | limit | result |")
+    out.append("| --- | ---: | ---: | :---: |")
+    misses = 0
+    for label, measured, limit, ok in targets:
+        if ok is None:
+            verdict = "MISSING"
+            misses += 1
+        elif ok:
+            verdict = "PASS"
+        else:
+            verdict = "MISS"
+            misses += 1
+        out.append(f"| {label} | {measured} | {limit} | {verdict} |")
+    out.append("")
+
+    text = "\n".join(out)
+    print(text)
+    if args.markdown_out:
+        with open(args.markdown_out, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    absent = [f"{g}/{i}" for (g, i), (ns, _) in results.items() if ns is None]
+    if absent:
+        print(f"bench_table: no result for {', '.join(absent)} under {root}", file=sys.stderr)
+    return 1 if args.strict and misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
