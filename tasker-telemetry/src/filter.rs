@@ -32,6 +32,8 @@ use std::sync::Arc;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
+use crate::fast_hash::FnvBuildHasher;
+
 /// Tasker's default `filter_parameters`, kept verbatim so existing deployments filter the same keys.
 ///
 /// These are substrings, so `"otp"` also matches keys such as `hotpath`: over-masking a harmless key
@@ -128,30 +130,6 @@ pub enum FilterError {
 #[derive(Debug, Clone)]
 pub struct ParameterFilter {
     inner: Arc<Inner>,
-}
-
-/// FNV-1a: keys are short, and the map is bounded, so speed beats flooding resistance.
-type KeyHasher = std::hash::BuildHasherDefault<Fnv>;
-
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
 }
 
 #[derive(Debug)]
@@ -366,7 +344,7 @@ impl ParameterFilter {
     /// the answers it worked out (a bounded map, emptied when full).
     pub(crate) fn is_sensitive_field_key(&self, key: &str) -> bool {
         thread_local! {
-            static DECIDED: std::cell::RefCell<(u64, HashMap<Box<str>, bool, KeyHasher>)> =
+            static DECIDED: std::cell::RefCell<(u64, HashMap<Box<str>, bool, FnvBuildHasher>)> =
                 std::cell::RefCell::new((u64::MAX, HashMap::default()));
         }
         const CAPACITY: usize = 1024;

@@ -42,6 +42,7 @@ pub mod correlation;
 mod error;
 pub mod event;
 pub mod export;
+mod fast_hash;
 pub mod filter;
 pub mod handler;
 #[cfg(feature = "http")]

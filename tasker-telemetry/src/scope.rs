@@ -112,7 +112,7 @@ struct TaskInner {
     /// Generated on first use (a task with telemetry off never pays for it).
     correlation_id: OnceLock<CorrelationId>,
     steps_sampled: OnceLock<bool>,
-    metrics: OnceLock<Option<TaskMetrics>>,
+    metrics: OnceLock<Option<Arc<TaskMetrics>>>,
     /// Set by `start()`, so the active-tasks gauge goes down exactly once and the workflow
     /// duration runs from the start request.
     start_requested: OnceLock<Instant>,
@@ -285,9 +285,9 @@ impl TaskScope {
             .metrics
             .get_or_init(|| {
                 let standard = self.inner.telemetry.standard_metrics()?;
-                Some(standard.task(&self.inner.name))
+                Some(standard.task_cached(&self.inner.name))
             })
-            .as_ref()
+            .as_deref()
     }
 
     /// Records a terminal status once: the status counter, the duration histograms, the
@@ -602,7 +602,7 @@ pub struct StepScope {
     retry_limit: Option<u32>,
     inputs: Option<serde_json::Value>,
     filtered_inputs: OnceLock<Arc<serde_json::Value>>,
-    metrics: OnceLock<Option<StepMetrics>>,
+    metrics: OnceLock<Option<Arc<StepMetrics>>>,
 }
 
 impl StepScope {
@@ -610,9 +610,9 @@ impl StepScope {
         self.metrics
             .get_or_init(|| {
                 let standard = self.task.inner.telemetry.standard_metrics()?;
-                Some(standard.step(&self.task.inner.name, &self.name))
+                Some(standard.step_cached(&self.task.inner.name, &self.name))
             })
-            .as_ref()
+            .as_deref()
     }
 
     /// Sets how many attempts the step may make in all (default: the handler's `retry_limit`,

@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::event::names;
+use crate::fast_hash::FnvBuildHasher;
 use crate::handler::{Sequence, StepHandler, Task};
 use crate::payload::{EntityKind, ErrorPayload, OrchestrationPayload, TransitionPayload};
 use crate::scope::{Failure, StepCounts, TaskScope};
@@ -295,6 +296,7 @@ impl WorkflowBuilder {
                     .unwrap_or(1)
                     .max(1);
                 Arc::new(PlannedStep {
+                    name: Arc::from(def.name.as_str()),
                     def,
                     handler,
                     retry_limit,
@@ -351,6 +353,9 @@ fn find_cycle(steps: &[StepDef], index: &HashMap<String, usize>) -> Option<Vec<S
 }
 
 struct PlannedStep {
+    /// The step's name, allocated once: every run's scopes share it, so the step's metric
+    /// handles are found by its address, not by comparing text.
+    name: Arc<str>,
     def: StepDef,
     handler: Arc<dyn StepHandler>,
     retry_limit: u32,
@@ -482,7 +487,7 @@ pub struct RunOptions {
 struct Run {
     workflow: Workflow,
     task: Arc<Task>,
-    states: Mutex<HashMap<String, StepState>>,
+    states: Mutex<HashMap<String, StepState, FnvBuildHasher>>,
     sequence: Mutex<Sequence>,
     errors: Mutex<BTreeMap<String, String>>,
     attempts: Mutex<BTreeMap<String, u32>>,
@@ -565,7 +570,7 @@ impl Run {
             .clone();
         let mut step = self
             .task
-            .step(format!("{}/{}", self.task.id(), name), name.clone())
+            .step(format!("{}/{}", self.task.id(), name), planned.name.clone())
             .with_retry_limit(planned.retry_limit)
             .with_inputs(serde_json::json!({ "workflow": &*self.workflow.name }));
         let transition = |step: &crate::handler::Step, from: &'static str, to: &'static str| {
@@ -754,7 +759,7 @@ impl Workflow {
         for planned in &self.steps {
             let step = task.step(
                 format!("{}/{}", task.id(), planned.def.name),
-                planned.def.name.clone(),
+                planned.name.clone(),
             );
             step.scope()
                 .publish(names::STEP_INITIALIZE_REQUESTED, |s| s.payload(0));
@@ -823,7 +828,7 @@ impl Workflow {
                     Some(reason) => {
                         task.step(
                             format!("{}/{}", task.id(), planned.def.name),
-                            planned.def.name.clone(),
+                            planned.name.clone(),
                         )
                         .scope()
                         .skip(reason);

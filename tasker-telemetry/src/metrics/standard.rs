@@ -1,9 +1,82 @@
 //! The standard metrics every scope records. Labels are bounded: task and step *names* and a
 //! status, never ids, correlation ids or error text.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::{Arc, RwLock};
+
 use super::registry::{
     Counter, CounterVec, Gauge, GaugeVec, Histogram, HistogramVec, MetricsError, MetricsRegistry,
 };
+
+/// Task and step handle sets kept for reuse, each at most (beyond it, sets are resolved afresh).
+const MAX_RESOLVED: usize = 4096;
+
+/// A name known by its allocation: hosts that run a workflow again and again (the runner) pass
+/// the same `Arc<str>` every time, so its address identifies the name without comparing text.
+/// The key holds the `Arc`, so the address cannot be reused while it is a key.
+#[derive(Debug, Clone)]
+struct ByAddress(Arc<str>);
+
+impl PartialEq for ByAddress {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ByAddress {}
+
+impl Hash for ByAddress {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(Arc::as_ptr(&self.0) as *const u8 as usize);
+    }
+}
+
+/// Mixes addresses (already unique) with one multiply.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type ByAddressMap<K, V> = HashMap<K, V, BuildHasherDefault<AddressHasher>>;
+
+/// Handle sets already resolved, by the names' addresses.
+#[derive(Debug, Default)]
+struct Resolved {
+    tasks: RwLock<ByAddressMap<ByAddress, Arc<TaskMetrics>>>,
+    steps: RwLock<ByAddressMap<(ByAddress, ByAddress), Arc<StepMetrics>>>,
+}
+
+fn cached<K: Hash + Eq, V>(
+    map: &RwLock<ByAddressMap<K, Arc<V>>>,
+    key: K,
+    resolve: impl FnOnce() -> V,
+) -> Arc<V> {
+    if let Some(found) = map.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return found.clone();
+    }
+    let value = Arc::new(resolve());
+    let mut map = map.write().unwrap_or_else(|e| e.into_inner());
+    if map.len() < MAX_RESOLVED {
+        map.entry(key).or_insert_with(|| value.clone()).clone()
+    } else {
+        value
+    }
+}
 
 /// The families the scopes record into.
 #[derive(Debug, Clone)]
@@ -19,6 +92,7 @@ pub(crate) struct StandardMetrics {
     tasks_active: GaugeVec,
     steps_active: GaugeVec,
     operations: HistogramVec,
+    resolved: Arc<Resolved>,
 }
 
 /// One task's handles, resolved once per task.
@@ -103,6 +177,26 @@ impl StandardMetrics {
                 &["operation"],
                 None,
             )?,
+            resolved: Arc::default(),
+        })
+    }
+
+    /// A task's handles, resolved once per task name allocation (see [`ByAddress`]).
+    pub(crate) fn task_cached(&self, task_name: &Arc<str>) -> Arc<TaskMetrics> {
+        cached(&self.resolved.tasks, ByAddress(task_name.clone()), || {
+            self.task(task_name)
+        })
+    }
+
+    /// A step's handles, resolved once per pair of name allocations (see [`ByAddress`]).
+    pub(crate) fn step_cached(
+        &self,
+        task_name: &Arc<str>,
+        step_name: &Arc<str>,
+    ) -> Arc<StepMetrics> {
+        let key = (ByAddress(task_name.clone()), ByAddress(step_name.clone()));
+        cached(&self.resolved.steps, key, || {
+            self.step(task_name, step_name)
         })
     }
 
