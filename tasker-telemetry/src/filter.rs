@@ -132,6 +132,9 @@ pub struct ParameterFilter {
     inner: Arc<Inner>,
 }
 
+/// Keys whose sensitivity a thread already worked out.
+type DecidedKeys = HashMap<Box<str>, bool, FnvBuildHasher>;
+
 #[derive(Debug)]
 struct Inner {
     /// Tells filters apart in the per-thread cache of key decisions.
@@ -344,7 +347,8 @@ impl ParameterFilter {
     /// the answers it worked out (a bounded map, emptied when full).
     pub(crate) fn is_sensitive_field_key(&self, key: &str) -> bool {
         thread_local! {
-            static DECIDED: std::cell::RefCell<(u64, HashMap<Box<str>, bool, FnvBuildHasher>)> =
+            /// (the filter the answers belong to, key -> sensitive)
+            static DECIDED: std::cell::RefCell<(u64, DecidedKeys)> =
                 std::cell::RefCell::new((u64::MAX, HashMap::default()));
         }
         const CAPACITY: usize = 1024;
