@@ -797,7 +797,6 @@ impl StepScope {
             }
             m.active.inc();
         }
-        let started = clock::now();
         self.task.inner.telemetry.publisher().publish_stamped(
             names::STEP_BEFORE_HANDLE,
             self.task.corr(),
@@ -811,6 +810,7 @@ impl StepScope {
                 })
             },
         );
+        let started = clock::now();
         StepAttempt {
             scope: self,
             attempt_number,

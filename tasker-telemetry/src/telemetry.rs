@@ -103,9 +103,10 @@ impl Telemetry {
                 publisher.set_muted(event, true);
             }
         }
-        let metrics = Arc::new(MetricsRegistry::with_cardinality_cap(
-            config.metrics_cardinality_cap,
-        ));
+        let metrics = Arc::new(
+            MetricsRegistry::with_cardinality_cap(config.metrics_cardinality_cap)
+                .with_filter(filter.clone()),
+        );
         let standard = if config.metrics_enabled {
             Some(
                 StandardMetrics::register(&metrics).map_err(|e| Error::Metrics {

@@ -102,6 +102,8 @@ struct Family {
     overflow: Arc<Series>,
     /// Counts label sets folded into `overflow` (read into `tasker_metrics_overflow_total`).
     overflowed: AtomicU64,
+    /// The mask for each label the parameter filter calls sensitive (`None` for the others).
+    masks: Box<[Option<Box<str>>]>,
 }
 
 impl Family {
@@ -134,6 +136,11 @@ impl Family {
             .take(self.label_names.len())
             .collect();
         owned.resize(self.label_names.len(), "");
+        for (value, mask) in owned.iter_mut().zip(self.masks.iter()) {
+            if let Some(mask) = mask {
+                *value = mask;
+            }
+        }
         let key = self.key(&owned);
         let find = |map: &HashMap<u64, Vec<Arc<Series>>>| {
             map.get(&key).and_then(|bucket| {
@@ -278,6 +285,7 @@ pub struct MetricsRegistry {
     families: RwLock<BTreeMap<String, Arc<Family>>>,
     cap: usize,
     collectors: RwLock<Vec<Collector>>,
+    filter: Option<crate::filter::ParameterFilter>,
 }
 
 impl std::fmt::Debug for MetricsRegistry {
@@ -308,7 +316,29 @@ impl MetricsRegistry {
             families: RwLock::new(BTreeMap::new()),
             cap: cap.max(1),
             collectors: RwLock::new(Vec::new()),
+            filter: None,
         }
+    }
+
+    /// Masks the values of labels whose names `filter` calls sensitive, in families registered
+    /// from now on ([`Telemetry`](crate::Telemetry) installs its parameter filter here, so a
+    /// secret passed as a label value never reaches an exposition).
+    ///
+    /// ```
+    /// use tasker_telemetry::metrics::MetricsRegistry;
+    /// use tasker_telemetry::ParameterFilter;
+    ///
+    /// let registry = MetricsRegistry::new().with_filter(ParameterFilter::tasker_default());
+    /// let logins = registry.counter("logins_total", "Logins.", &["api_key"])?;
+    /// logins.with(&["k-123"]).inc();
+    /// let text = tasker_telemetry::metrics::prometheus_text(&registry.snapshot());
+    /// assert!(text.contains(r#"logins_total{api_key="[FILTERED]"} 1"#));
+    /// assert!(!text.contains("k-123"));
+    /// # Ok::<(), tasker_telemetry::metrics::MetricsError>(())
+    /// ```
+    pub fn with_filter(mut self, filter: crate::filter::ParameterFilter) -> Self {
+        self.filter = Some(filter);
+        self
     }
 
     fn register(
@@ -378,6 +408,15 @@ impl MetricsRegistry {
                 cell: Cell::Counter(Slots::new(1, 0)),
             }),
             overflowed: AtomicU64::new(0),
+            masks: labels
+                .iter()
+                .map(|l| {
+                    self.filter
+                        .as_ref()
+                        .filter(|f| f.is_sensitive_field_key(l))
+                        .map(|f| Box::from(f.mask()))
+                })
+                .collect(),
         };
         family.overflow = Arc::new(Series {
             labels: labels
