@@ -19,6 +19,13 @@
 //!   supported). Nothing received from the network makes it panic.
 //! - Dropping the [`Receiver`] stops accepting and shuts down open connections; it never blocks
 //!   for more than about a second.
+//! - For fault tests: [`Receiver::set_status`] changes the answer of a running receiver (a
+//!   collector that recovers), [`Receiver::go_away`] / [`Receiver::come_back`] close and reopen
+//!   the listener on the same port (a collector that restarts) keeping what was recorded, and
+//!   [`Receiver::start_on`] starts one on a given address (a collector that comes up late).
+//!   [`Receiver::set_recording`] stops keeping requests and spans (they are still answered and
+//!   counted), so a test measuring its own process's memory does not measure the receiver's;
+//!   [`Receiver::clear`] forgets what was recorded so far.
 
 #![allow(dead_code)]
 
@@ -26,6 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -296,6 +304,8 @@ impl ReceivedRequest {
 
 #[derive(Default)]
 struct Recorded {
+    /// Requests answered while recording was off: counted, not kept.
+    unrecorded: usize,
     requests: Vec<ReceivedRequest>,
     spans: Vec<ReceivedSpan>,
     decode_errors: Vec<String>,
@@ -310,7 +320,9 @@ struct Connections {
 
 struct Shared {
     /// The status answered to a decodable `POST /v1/traces`.
-    status: u16,
+    status: AtomicU16,
+    /// Whether requests and spans are kept (see `Receiver::set_recording`).
+    recording: AtomicBool,
     recorded: Mutex<Recorded>,
     changed: Condvar,
     connections: Mutex<Connections>,
@@ -346,30 +358,98 @@ impl Receiver {
     ///
     /// Panics if `status` is not in `200..=599` or if binding `127.0.0.1:0` fails.
     pub fn start_with_status(status: u16) -> Receiver {
-        assert!(
-            (200..=599).contains(&status),
-            "status {status} is not a final HTTP status"
-        );
-        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local_addr of the listener");
+        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        Receiver::start_on(addr, status).expect("bind 127.0.0.1:0")
+    }
+
+    /// Starts a receiver listening on `addr` (e.g. the port of an endpoint an exporter already
+    /// uses), answering `status` like [`start_with_status`](Self::start_with_status).
+    ///
+    /// Fails if `addr` cannot be bound; panics if `status` is not in `200..=599`.
+    pub fn start_on(addr: SocketAddr, status: u16) -> io::Result<Receiver> {
+        assert_final_status(status);
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            status,
+            status: AtomicU16::new(status),
+            recording: AtomicBool::new(true),
             recorded: Mutex::new(Recorded::default()),
             changed: Condvar::new(),
             connections: Mutex::new(Connections::default()),
         });
-        let acceptor = {
-            let shared = Arc::clone(&shared);
-            thread::Builder::new()
-                .name(format!("otlp-receiver-{}", addr.port()))
-                .spawn(move || accept_loop(&listener, &shared))
-                .expect("spawn the accept thread")
-        };
-        Receiver {
+        let acceptor = spawn_acceptor(listener, addr, &shared)?;
+        Ok(Receiver {
             addr,
             shared,
             acceptor: Some(acceptor),
+        })
+    }
+
+    /// Answers `status` to decodable `POST /v1/traces` from now on (requests already answered
+    /// keep their status). Panics if `status` is not in `200..=599`.
+    pub fn set_status(&self, status: u16) {
+        assert_final_status(status);
+        self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Keeps (`true`, the default) or stops keeping (`false`) what arrives from now on. While
+    /// off, requests are still decoded, answered and counted in
+    /// [`request_count`](Self::request_count), but neither they nor their spans are stored.
+    pub fn set_recording(&self, on: bool) {
+        self.shared.recording.store(on, Ordering::SeqCst);
+    }
+
+    /// Forgets the requests, spans and decode errors recorded so far (a long test that checks
+    /// as it goes keeps the receiver's memory flat); [`request_count`](Self::request_count)
+    /// still counts the forgotten requests.
+    pub fn clear(&self) {
+        let mut recorded = lock(&self.shared.recorded);
+        recorded.unrecorded += recorded.requests.len();
+        recorded.requests = Vec::new();
+        recorded.spans = Vec::new();
+        recorded.decode_errors = Vec::new();
+    }
+
+    /// Whether the receiver is accepting connections (not between [`go_away`](Self::go_away)
+    /// and [`come_back`](Self::come_back)).
+    pub fn is_up(&self) -> bool {
+        self.acceptor.is_some()
+    }
+
+    /// Stops listening and shuts down open connections, like dropping the receiver, but keeps
+    /// what was recorded; [`come_back`](Self::come_back) listens again on the same address.
+    /// Returns once the port is closed (or after about a second if the accept thread could not
+    /// be woken). Does nothing if the receiver is already down.
+    pub fn go_away(&mut self) {
+        let Some(acceptor) = self.acceptor.take() else {
+            return;
+        };
+        {
+            let mut connections = lock(&self.shared.connections);
+            connections.stopping = true;
+            for stream in connections.open.values() {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+            connections.open.clear();
         }
+        // Unblock `accept`; join only if that worked, so stopping never hangs. The listener is
+        // closed when the accept thread returns.
+        if TcpStream::connect_timeout(&self.addr, WAKE_TIMEOUT).is_ok() {
+            let _ = acceptor.join();
+        }
+    }
+
+    /// Listens again on the same address after [`go_away`](Self::go_away), recording into the
+    /// same history. Fails if the port cannot be bound again (e.g. taken meanwhile). Does
+    /// nothing if the receiver is up.
+    pub fn come_back(&mut self) -> io::Result<()> {
+        if self.acceptor.is_some() {
+            return Ok(());
+        }
+        let listener = TcpListener::bind(self.addr)?;
+        lock(&self.shared.connections).stopping = false;
+        self.acceptor = Some(spawn_acceptor(listener, self.addr, &self.shared)?);
+        Ok(())
     }
 
     /// The traces endpoint, e.g. `http://127.0.0.1:PORT/v1/traces`.
@@ -407,9 +487,10 @@ impl Receiver {
         lock(&self.shared.recorded).requests.clone()
     }
 
-    /// How many requests (any path) have been received so far.
+    /// How many requests (any path) have been received so far, recorded or not.
     pub fn request_count(&self) -> usize {
-        lock(&self.shared.recorded).requests.len()
+        let recorded = lock(&self.shared.recorded);
+        recorded.requests.len() + recorded.unrecorded
     }
 
     /// Everything the receiver could not decode so far, as messages.
@@ -428,9 +509,8 @@ impl Receiver {
     /// Blocks until at least `n` requests have been received or `timeout` passes, then returns
     /// the number received so far (possibly fewer than `n`).
     pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> usize {
-        self.wait_until(timeout, |r| r.requests.len() >= n)
-            .requests
-            .len()
+        let recorded = self.wait_until(timeout, |r| r.requests.len() + r.unrecorded >= n);
+        recorded.requests.len() + recorded.unrecorded
     }
 
     fn wait_until(
@@ -450,21 +530,26 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        {
-            let mut connections = lock(&self.shared.connections);
-            connections.stopping = true;
-            for stream in connections.open.values() {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
-            connections.open.clear();
-        }
-        // Unblock `accept`; join only if that worked, so dropping never hangs.
-        if TcpStream::connect_timeout(&self.addr, WAKE_TIMEOUT).is_ok()
-            && let Some(acceptor) = self.acceptor.take()
-        {
-            let _ = acceptor.join();
-        }
+        self.go_away();
     }
+}
+
+fn assert_final_status(status: u16) {
+    assert!(
+        (200..=599).contains(&status),
+        "status {status} is not a final HTTP status"
+    );
+}
+
+fn spawn_acceptor(
+    listener: TcpListener,
+    addr: SocketAddr,
+    shared: &Arc<Shared>,
+) -> io::Result<JoinHandle<()>> {
+    let shared = Arc::clone(shared);
+    thread::Builder::new()
+        .name(format!("otlp-receiver-{}", addr.port()))
+        .spawn(move || accept_loop(&listener, &shared))
 }
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
@@ -571,11 +656,15 @@ fn close_gracefully(reader: &mut BufReader<TcpStream>, writer: &TcpStream) {
 
 /// Decodes and records one request; returns the status to answer.
 fn handle(shared: &Shared, request: ReceivedRequest) -> u16 {
-    let (status, spans, error) = process(shared.status, &request);
+    let (status, spans, error) = process(shared.status.load(Ordering::SeqCst), &request);
     {
         let mut recorded = lock(&shared.recorded);
-        recorded.requests.push(request);
-        recorded.spans.extend(spans);
+        if shared.recording.load(Ordering::SeqCst) {
+            recorded.requests.push(request);
+            recorded.spans.extend(spans);
+        } else {
+            recorded.unrecorded += 1;
+        }
         recorded.decode_errors.extend(error);
     }
     shared.changed.notify_all();

@@ -87,6 +87,23 @@ impl StdHttpClient {
     }
 }
 
+impl StdHttpClient {
+    /// The transport error as a diagnostic. A read or write timeout surfaces from the socket as
+    /// `WouldBlock` ("Resource temporarily unavailable" on Linux), which says nothing about a
+    /// collector that stopped answering; name the timeout instead.
+    fn describe(&self, error: &(dyn std::error::Error + 'static)) -> String {
+        match error
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+        {
+            Some(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                format!("timed out: no response within {:?} ({error})", self.timeout)
+            }
+            _ => error.to_string(),
+        }
+    }
+}
+
 impl HttpClient for StdHttpClient {
     fn send_bytes<'life0, 'async_trait>(
         &'life0 self,
@@ -100,7 +117,7 @@ impl HttpClient for StdHttpClient {
             let uri = request.uri().to_string();
             let result = self.send_blocking(request);
             if let (Err(e), Ok(mut last)) = (&result, self.last_error.lock()) {
-                *last = Some(format!("{uri}: {e}"));
+                *last = Some(format!("{uri}: {}", self.describe(e.as_ref())));
             }
             result
         })
