@@ -507,6 +507,12 @@ fn parse_rule(index: usize, text: &str) -> Result<FilterRule, FilterError> {
     Ok(FilterRule::KeySubstring(text.to_owned()))
 }
 
+/// The deepest nesting of groups and repetitions a `/.../` rule may use. The regex compiler
+/// recurses once per level; its default limit (250) let `/a?++++…/` overflow a 2 MiB thread
+/// stack in a debug build (found by `fuzz/`, target `filter`), and a rule on key names never
+/// needs more than a few levels.
+const REGEX_NEST_LIMIT: u32 = 32;
+
 fn parse_regex(rule: &str, pattern: &str, flags: &str) -> Result<FilterRule, FilterError> {
     let invalid = |message: String| FilterError::InvalidRegex {
         rule: rule.to_owned(),
@@ -529,6 +535,7 @@ fn parse_regex(rule: &str, pattern: &str, flags: &str) -> Result<FilterRule, Fil
     }
     RegexBuilder::new(pattern)
         .case_insensitive(case_insensitive)
+        .nest_limit(REGEX_NEST_LIMIT)
         .build()
         .map(FilterRule::KeyPattern)
         .map_err(|error| invalid(regex_reason(&error)))
@@ -798,6 +805,21 @@ mod tests {
             assert!(text.contains(rule), "{text}");
             assert!(text.contains("/pattern/i"), "{text}");
         }
+    }
+
+    #[test]
+    fn deeply_nested_regex_is_an_error_not_a_stack_overflow() {
+        // On this 2 MiB test thread the regex crate's own limit (250) overflowed the stack.
+        let stacked = format!("/a?{}/", "+".repeat(200));
+        let grouped = format!("/{}a{}/", "(".repeat(200), ")".repeat(200));
+        for rule in [stacked, grouped] {
+            assert!(matches!(
+                ParameterFilter::new([&rule], "m"),
+                Err(FilterError::InvalidRegex { .. })
+            ));
+        }
+        let nested = format!("/{}key{}/", "(?:".repeat(12), ")+".repeat(12));
+        assert!(ParameterFilter::new([nested], "m").is_ok());
     }
 
     #[test]

@@ -306,6 +306,11 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// can pin at most this much memory. A scrape's head is a few hundred bytes.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
 
+/// Connections the kernel may queue before the server accepts them (capped by the system's
+/// `net.core.somaxconn`). tokio's default of 1,024 reset some of 5,000 clients connecting at
+/// once (`TASKER_SOAK=1 cargo test --test http_robustness`).
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// How long a stopping [`MetricsServer`] lets open connections finish before it drops them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -409,7 +414,16 @@ impl MetricsServer {
             .build()
             .map_err(io)?;
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(addr))
+            .block_on(async {
+                let socket = if addr.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                socket.set_reuseaddr(true)?;
+                socket.bind(addr)?;
+                socket.listen(LISTEN_BACKLOG)
+            })
             .map_err(io)?;
         let addr = listener.local_addr().map_err(io)?;
         let mut paths = vec!["/metrics"];
@@ -466,10 +480,13 @@ async fn serve(
                 let mut closing = closing.subscribe();
                 connections.spawn(async move {
                     let mut builder = hyper::server::conn::http1::Builder::new();
+                    // A client may shut its sending side once its request is out (`nc -N`,
+                    // some HTTP/1.0 clients); it still gets its answer.
                     builder
                         .timer(hyper_util::rt::TokioTimer::new())
                         .header_read_timeout(header_read_timeout)
-                        .max_buf_size(MAX_REQUEST_HEAD_BYTES);
+                        .max_buf_size(MAX_REQUEST_HEAD_BYTES)
+                        .half_close(true);
                     let connection =
                         builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                     tokio::pin!(connection);
