@@ -163,11 +163,6 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
                     .store(0, Ordering::Relaxed);
             }
             Err(e) => {
-                self.counters.failed.fetch_add(n, Ordering::Relaxed);
-                self.counters.failed_exports.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .consecutive_failures
-                    .fetch_add(1, Ordering::Relaxed);
                 let transport = self
                     .counters
                     .transport_error
@@ -187,6 +182,13 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
                 if let Ok(mut last) = self.counters.last_error.lock() {
                     *last = Some(message);
                 }
+                // Counted after the error is stored (release, paired with the report's acquire):
+                // a report that shows a failure also shows why.
+                self.counters.failed.fetch_add(n, Ordering::Relaxed);
+                self.counters
+                    .consecutive_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                self.counters.failed_exports.fetch_add(1, Ordering::Release);
             }
         }
         result
@@ -483,6 +485,8 @@ impl SpanPipeline {
     /// What became of the spans so far.
     pub fn report(&self) -> SpanExportReport {
         let c = &self.counters;
+        // First, with acquire: every count and the error stored before it are visible below.
+        let failed_exports = c.failed_exports.load(Ordering::Acquire);
         let ended = c.ended.load(Ordering::Relaxed);
         let exported = c.exported.load(Ordering::Relaxed);
         let failed = c.failed.load(Ordering::Relaxed);
@@ -491,7 +495,7 @@ impl SpanPipeline {
             exported,
             failed,
             dropped: ended.saturating_sub(exported + failed),
-            failed_exports: c.failed_exports.load(Ordering::Relaxed),
+            failed_exports,
             consecutive_failures: c.consecutive_failures.load(Ordering::Relaxed),
             last_error: c.last_error.lock().ok().and_then(|l| l.clone()),
             endpoint: self.endpoint.clone(),

@@ -173,3 +173,27 @@ impl SpanExporter for SpanStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    use super::*;
+
+    /// The store is what the embedded default keeps of every task: however many spans end, it
+    /// holds at most its capacity, the newest.
+    #[test]
+    fn keeps_at_most_capacity_spans_newest_last() {
+        let store = SpanStore::new(3);
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(store.clone())
+            .build();
+        let tracer = provider.tracer("store-test");
+        for i in 0..50 {
+            tracer.start(format!("span-{i}")).end();
+        }
+        let names: Vec<String> = store.spans().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["span-47", "span-48", "span-49"]);
+    }
+}
