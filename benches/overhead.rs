@@ -154,10 +154,17 @@ fn step_scope(telemetry: &Telemetry) -> StepScope {
         .with_retry_limit(3)
 }
 
-/// One instrumented attempt around [`work`] as `#[step_handler]` runs it: `step.attempt(1)`,
-/// the call inside the attempt's span (entered, as the peers' spans are), `finish`.
+/// One instrumented attempt around [`work`] as `#[step_handler]` runs it:
+/// `StepScope::run_attempt` (start, the call inside the attempt's span, entered as the peers'
+/// spans are, then the outcome).
 #[inline(always)]
 fn one_attempt(step: &StepScope, x: u64) -> Result<u64, WorkError> {
+    step.run_attempt(1, || work(x))
+}
+
+/// The same attempt through the value API: `step.attempt(1)`, `in_scope`, `finish`.
+#[inline(always)]
+fn one_attempt_value_api(step: &StepScope, x: u64) -> Result<u64, WorkError> {
     let attempt = step.attempt(1);
     let result = attempt.in_scope(|| work(x));
     attempt.finish(&result);
@@ -246,6 +253,13 @@ fn ours(group: &mut BenchmarkGroup<'_, WallTime>) {
     let step = tracing::subscriber::with_default(NoSubscriber::default(), || step_scope(&quiet));
     set_enabled(false);
     group.bench_function("off", |b| attempt_loop(b, &step));
+    group.bench_function("off_value_api", |b| {
+        let mut x = 0u64;
+        b.iter(|| {
+            x += 1;
+            black_box(one_attempt_value_api(&step, x))
+        })
+    });
     set_enabled(true);
 
     // metrics_only: metrics on (step counters, duration histograms, active gauge, operation

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 
 use crate::scope::{Failure, StepAttempt, StepScope, TaskScope};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Telemetry, is_enabled};
 
 /// The task a step belongs to, as `process()` sees it: id, name, context, and its telemetry
 /// scope.
@@ -115,6 +115,16 @@ impl Step {
         self
     }
 
+    /// Sets inputs shared with other steps (see `StepScope::with_shared_inputs`).
+    pub(crate) fn with_shared_inputs(
+        mut self,
+        inputs: Arc<serde_json::Value>,
+        filtered: Option<Arc<serde_json::Value>>,
+    ) -> Self {
+        self.scope = self.scope.with_shared_inputs(inputs, filtered);
+        self
+    }
+
     /// The step's id.
     pub fn id(&self) -> &str {
         self.scope.id()
@@ -152,7 +162,8 @@ impl Step {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Sequence {
-    results: Vec<(Arc<str>, serde_json::Value)>,
+    // Shared: every running step gets a snapshot, so a clone must not copy the results.
+    results: Arc<Vec<(Arc<str>, Arc<serde_json::Value>)>>,
 }
 
 impl Sequence {
@@ -164,9 +175,11 @@ impl Sequence {
     /// Records (or replaces) a step's results.
     pub fn record(&mut self, step_name: impl Into<Arc<str>>, results: serde_json::Value) {
         let name = step_name.into();
-        match self.results.iter_mut().find(|(n, _)| *n == name) {
+        let results = Arc::new(results);
+        let entries = Arc::make_mut(&mut self.results);
+        match entries.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = results,
-            None => self.results.push((name, results)),
+            None => entries.push((name, results)),
         }
     }
 
@@ -175,7 +188,7 @@ impl Sequence {
         self.results
             .iter()
             .find(|(n, _)| &**n == step_name)
-            .map(|(_, v)| v)
+            .map(|(_, v)| &**v)
     }
 
     /// The names of the steps with results, in the order they completed.
@@ -381,25 +394,26 @@ where
     T: Serialize,
     E: std::error::Error + 'static,
 {
+    let output = step_output(result);
+    match &output {
+        Ok(json) => attempt.complete(json),
+        Err(error) => attempt.fail_with(&error.failure()),
+    }
+    output
+}
+
+/// The step's output for what `process()` returned: its results as JSON, or its error.
+fn step_output<T, E>(result: Result<T, E>) -> StepOutput
+where
+    T: Serialize,
+    E: std::error::Error + 'static,
+{
     match result {
-        Ok(value) => match serde_json::to_value(&value) {
-            Ok(json) => {
-                attempt.complete(&json);
-                Ok(json)
-            }
-            Err(e) => {
-                let error =
-                    StepError::permanent(format!("step results could not be serialised: {e}"))
-                        .with_class("serde_json::Error");
-                attempt.fail_with(&error.failure());
-                Err(error)
-            }
-        },
-        Err(error) => {
-            let error = StepError::from_error(&error);
-            attempt.fail_with(&error.failure());
-            Err(error)
-        }
+        Ok(value) => serde_json::to_value(&value).map_err(|e| {
+            StepError::permanent(format!("step results could not be serialised: {e}"))
+                .with_class("serde_json::Error")
+        }),
+        Err(error) => Err(StepError::from_error(&error)),
     }
 }
 
@@ -425,6 +439,10 @@ where
     T: StepResults,
     E: StepFailure,
 {
+    if !is_enabled() {
+        // Nothing to report: no attempt is built, and a panic simply continues.
+        return Handled::ready(step_output(process()));
+    }
     let attempt = step
         .scope()
         .attempt_with_default_limit(step.attempt_number(), info.retry_limit.unwrap_or(1));
@@ -447,6 +465,9 @@ where
     T: StepResults,
     E: StepFailure,
 {
+    if !is_enabled() {
+        return Handled::pending(async move { step_output(process.await) });
+    }
     Handled::pending(async move {
         let attempt = step
             .scope()

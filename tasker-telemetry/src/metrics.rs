@@ -2,7 +2,7 @@
 //! handles resolved once, a cardinality cap per family), the standard metrics the scopes record,
 //! and their exposition as Prometheus text, OpenMetrics, JSON and CSV.
 
-mod cell;
+pub(crate) mod cell;
 mod exposition;
 #[cfg(feature = "otlp-metrics")]
 mod otlp;

@@ -13,10 +13,45 @@ use crate::scope::TaskScope;
 use crate::telemetry::Telemetry;
 
 /// Resident memory of this process in megabytes, when the platform tells.
+///
+/// ```
+/// if let Some(mb) = tasker_telemetry::performance::resident_megabytes() {
+///     assert!(mb > 0.0);
+/// }
+/// ```
 pub fn resident_megabytes() -> Option<f64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096.0 / (1024.0 * 1024.0))
+    let pages = statm::resident_pages()?;
+    Some(pages as f64 * 4096.0 / (1024.0 * 1024.0))
+}
+
+/// `/proc/self/statm`, kept open: one `pread` per reading (about 1 µs) instead of an open, a
+/// read and a close (about 7 µs), which the runner pays twice per task.
+#[cfg(target_os = "linux")]
+mod statm {
+    use std::fs::File;
+    use std::os::unix::fs::FileExt;
+    use std::sync::OnceLock;
+
+    static STATM: OnceLock<Option<File>> = OnceLock::new();
+
+    /// The second field of `/proc/self/statm`: resident pages.
+    pub(super) fn resident_pages() -> Option<u64> {
+        let file = STATM
+            .get_or_init(|| File::open("/proc/self/statm").ok())
+            .as_ref()?;
+        // Seven numbers of at most 20 digits each, with separators.
+        let mut buf = [0u8; 160];
+        let len = file.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..len]).ok()?;
+        text.split_ascii_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod statm {
+    pub(super) fn resident_pages() -> Option<u64> {
+        None
+    }
 }
 
 /// Measures operations; see the module docs.

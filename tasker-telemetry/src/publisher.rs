@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 
 use crate::catalog::{self, EventRegistrationListener, MAX_EVENTS};
 use crate::event::{Event, EventName};
+use crate::metrics::cell::{self, Lane, Slots};
 use crate::payload::Payload;
 use crate::subscriber::{Delivery, Subscriber, SubscriberStats};
 use crate::timestamp::Timestamp;
@@ -63,17 +64,27 @@ pub struct PublisherStats {
     pub dropped: u64,
 }
 
-#[derive(Default)]
 struct Counters {
-    delivered: AtomicU64,
+    /// Counted on every delivery, so per thread lane (a plain add, no locked instruction).
+    delivered: Slots,
     panics: AtomicU64,
     dropped: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            delivered: Slots::new(1, 0),
+            panics: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Counters {
     fn snapshot(&self) -> SubscriberStats {
         SubscriberStats {
-            delivered: self.delivered.load(Ordering::Relaxed),
+            delivered: self.delivered.sum_u64(0),
             panics: self.panics.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
         }
@@ -113,8 +124,8 @@ struct Inner {
     table: ArcSwap<Table>,
     subscriptions: Mutex<Vec<Subscription>>,
     next_id: AtomicU64,
-    published: AtomicU64,
-    published_by_event: Box<[AtomicU64]>,
+    /// Events published, one word per event, per thread lane: counted on every publish.
+    published_by_event: Slots,
     panics: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
 }
@@ -177,8 +188,7 @@ impl Publisher {
             }),
             subscriptions: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
-            published: AtomicU64::new(0),
-            published_by_event: (0..MAX_EVENTS).map(|_| AtomicU64::new(0)).collect(),
+            published_by_event: Slots::new(MAX_EVENTS, 0),
             panics: Arc::new(AtomicU64::new(0)),
             dropped: Arc::new(AtomicU64::new(0)),
         });
@@ -364,7 +374,9 @@ impl Publisher {
     /// Totals across every subscription.
     pub fn stats(&self) -> PublisherStats {
         PublisherStats {
-            published: self.inner.published.load(Ordering::Relaxed),
+            published: (0..MAX_EVENTS)
+                .map(|i| self.inner.published_by_event.sum_u64(i))
+                .sum(),
             subscriber_panics: self.inner.panics.load(Ordering::Relaxed),
             dropped: self.inner.dropped.load(Ordering::Relaxed),
         }
@@ -374,7 +386,7 @@ impl Publisher {
     pub fn published_by_namespace(&self) -> std::collections::BTreeMap<&'static str, u64> {
         let mut out = std::collections::BTreeMap::new();
         for event in catalog::events() {
-            let n = self.inner.published_by_event[event.name.index()].load(Ordering::Relaxed);
+            let n = self.inner.published_by_event.sum_u64(event.name.index());
             if n > 0 {
                 *out.entry(event.name.namespace()).or_insert(0) += n;
             }
@@ -440,7 +452,14 @@ fn spawn_worker(
         .spawn(move || {
             // Ends when the subscription is dropped and the queue drained.
             for event in rx {
-                deliver(&*subscriber, &event, &name, &counters, &panics);
+                deliver(
+                    &*subscriber,
+                    &event,
+                    &name,
+                    &counters,
+                    cell::lane(),
+                    &panics,
+                );
             }
         })
         .map(drop)
@@ -455,12 +474,11 @@ fn deliver(
     event: &Event,
     name: &str,
     counters: &Counters,
+    lane: Lane,
     panics: &AtomicU64,
 ) {
     match catch_unwind(AssertUnwindSafe(|| subscriber.on_event(event))) {
-        Ok(()) => {
-            counters.delivered.fetch_add(1, Ordering::Relaxed);
-        }
+        Ok(()) => counters.delivered.add_u64(lane, 0, 1),
         Err(payload) => {
             counters.panics.fetch_add(1, Ordering::Relaxed);
             panics.fetch_add(1, Ordering::Relaxed);
@@ -524,23 +542,28 @@ impl Inner {
         if slot.entries.is_empty() {
             return false;
         }
-        self.published.fetch_add(1, Ordering::Relaxed);
-        self.published_by_event[index].fetch_add(1, Ordering::Relaxed);
+        let lane = cell::lane();
+        self.published_by_event.add_u64(lane, index, 1);
         if slot.has_async {
             let shared = Arc::new(make());
-            self.fan_out(slot, &shared, Some(&shared));
+            self.fan_out(slot, &shared, Some(&shared), lane);
         } else {
-            self.fan_out(slot, &make(), None);
+            self.fan_out(slot, &make(), None, lane);
         }
         true
     }
 
-    fn fan_out(&self, slot: &Slot, event: &Event, shared: Option<&Arc<Event>>) {
+    fn fan_out(&self, slot: &Slot, event: &Event, shared: Option<&Arc<Event>>, lane: Lane) {
         for entry in slot.entries.iter() {
             match (&entry.target, shared) {
-                (Target::Sync(s), _) => {
-                    deliver(&**s, event, &entry.name, &entry.counters, &self.panics)
-                }
+                (Target::Sync(s), _) => deliver(
+                    &**s,
+                    event,
+                    &entry.name,
+                    &entry.counters,
+                    lane,
+                    &self.panics,
+                ),
                 (Target::Async(tx), Some(shared)) => match tx.try_send(shared.clone()) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {

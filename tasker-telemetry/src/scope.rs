@@ -360,6 +360,11 @@ impl TaskScope {
         &self.inner.name
     }
 
+    /// The task's id and name as shared strings (payloads clone them, never copy the text).
+    pub(crate) fn shared_id_and_name(&self) -> (&Arc<str>, &Arc<str>) {
+        (&self.inner.id, &self.inner.name)
+    }
+
     /// The telemetry this task reports to.
     pub fn telemetry(&self) -> &Telemetry {
         &self.inner.telemetry
@@ -600,7 +605,7 @@ pub struct StepScope {
     id: Arc<str>,
     name: Arc<str>,
     retry_limit: Option<u32>,
-    inputs: Option<serde_json::Value>,
+    inputs: Option<Arc<serde_json::Value>>,
     filtered_inputs: OnceLock<Arc<serde_json::Value>>,
     metrics: OnceLock<Option<Arc<StepMetrics>>>,
 }
@@ -624,14 +629,26 @@ impl StepScope {
 
     /// Attaches the step's inputs; payloads carry them after the parameter filter.
     pub fn with_inputs(mut self, inputs: serde_json::Value) -> Self {
-        self.inputs = Some(inputs);
+        self.inputs = Some(Arc::new(inputs));
         self.filtered_inputs = OnceLock::new();
+        self
+    }
+
+    /// Attaches inputs shared with other steps, with their filtered form when already known
+    /// (the runner gives every step of a task the same inputs: filtered once, not per step).
+    pub(crate) fn with_shared_inputs(
+        mut self,
+        inputs: Arc<serde_json::Value>,
+        filtered: Option<Arc<serde_json::Value>>,
+    ) -> Self {
+        self.inputs = Some(inputs);
+        self.filtered_inputs = filtered.map_or_else(OnceLock::new, OnceLock::from);
         self
     }
 
     /// The step's inputs as given (unfiltered), if any.
     pub fn inputs(&self) -> Option<&serde_json::Value> {
-        self.inputs.as_ref()
+        self.inputs.as_deref()
     }
 
     /// The owning task.
@@ -649,6 +666,11 @@ impl StepScope {
         &self.name
     }
 
+    /// The step's id and name as shared strings.
+    pub(crate) fn shared_id_and_name(&self) -> (&Arc<str>, &Arc<str>) {
+        (&self.id, &self.name)
+    }
+
     /// How many attempts the step may make (1 unless set).
     pub fn retry_limit(&self) -> u32 {
         self.retry_limit.unwrap_or(1)
@@ -659,7 +681,7 @@ impl StepScope {
         self.retry_limit
     }
 
-    fn filtered_inputs(&self) -> Option<Arc<serde_json::Value>> {
+    pub(crate) fn filtered_inputs(&self) -> Option<Arc<serde_json::Value>> {
         let raw = self.inputs.as_ref()?;
         Some(
             self.filtered_inputs
@@ -770,6 +792,38 @@ impl StepScope {
             };
         }
         self.begin(attempt_number, retry_limit)
+    }
+
+    /// Runs `process` as attempt `attempt_number` of this step and reports its outcome: the
+    /// closure form of [`attempt`](Self::attempt) + [`StepAttempt::in_scope`] +
+    /// [`StepAttempt::finish`], and what `#[step_handler]` expands to.
+    ///
+    /// With telemetry off this is one relaxed load, a branch and the call: no attempt is built.
+    /// A panic in `process` is reported as `step.failed` (class `panic`) and continues.
+    ///
+    /// ```
+    /// use tasker_telemetry::{TaskScope, Telemetry};
+    ///
+    /// let telemetry = Telemetry::new(Default::default())?;
+    /// let task = TaskScope::new(&telemetry, "42", "checkout");
+    /// let step = task.step("42-1", "charge_card");
+    /// let charged: Result<u32, std::io::Error> = step.run_attempt(1, || Ok(4_200));
+    /// assert_eq!(charged.unwrap(), 4_200);
+    /// # Ok::<(), tasker_telemetry::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn run_attempt<T: Serialize, E: std::error::Error>(
+        &self,
+        attempt_number: u32,
+        process: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        if !is_enabled() {
+            return process();
+        }
+        let attempt = self.begin(attempt_number, self.retry_limit.unwrap_or(1));
+        let result = attempt.in_scope(process);
+        attempt.finish(&result);
+        result
     }
 
     #[inline(never)]
@@ -899,29 +953,37 @@ impl StepAttempt<'_> {
     // and a branch: the work is in the never-inlined `succeed`.
     #[inline(always)]
     pub fn complete<T: Serialize + ?Sized>(mut self, result: &T) {
-        if let Some(active) = self.active.take() {
-            self.succeed(active, result);
+        // Checked in place and the attempt forgotten rather than dropped: moving it out or
+        // calling `Drop` would put the whole attempt through memory on the off path.
+        if self.active.is_some() {
+            self.succeed(result);
         }
+        std::mem::forget(self);
     }
 
     /// Reports failure with an error value: publishes `step.failed`.
     #[inline(always)]
     pub fn fail<E: std::error::Error + ?Sized>(mut self, error: &E) {
-        if let Some(active) = self.active.take() {
-            self.fail_now(active, error);
+        if self.active.is_some() {
+            self.fail_now(error);
         }
+        std::mem::forget(self);
     }
 
     #[inline(never)]
-    fn succeed<T: Serialize + ?Sized>(&self, active: Active, result: &T) {
-        self.report_success(&active.span, active.started.elapsed(), result);
+    fn succeed<T: Serialize + ?Sized>(&mut self, result: &T) {
+        if let Some(active) = self.active.take() {
+            self.report_success(&active.span, active.started.elapsed(), result);
+        }
     }
 
     #[cold]
     #[inline(never)]
-    fn fail_now<E: std::error::Error + ?Sized>(&self, active: Active, error: &E) {
-        let failure = Failure::from_error(error);
-        self.report_failure(&active.span, active.started.elapsed(), &failure);
+    fn fail_now<E: std::error::Error + ?Sized>(&mut self, error: &E) {
+        if let Some(active) = self.active.take() {
+            let failure = Failure::from_error(error);
+            self.report_failure(&active.span, active.started.elapsed(), &failure);
+        }
     }
 
     /// Reports failure with an explicit [`Failure`]: publishes `step.failed`.
@@ -933,11 +995,14 @@ impl StepAttempt<'_> {
 
     /// Reports whichever outcome `result` holds.
     #[inline(always)]
-    pub fn finish<T: Serialize, E: std::error::Error>(self, result: &Result<T, E>) {
-        match result {
-            Ok(value) => self.complete(value),
-            Err(error) => self.fail(error),
+    pub fn finish<T: Serialize, E: std::error::Error>(mut self, result: &Result<T, E>) {
+        if self.active.is_some() {
+            match result {
+                Ok(value) => self.succeed(value),
+                Err(error) => self.fail_now(error),
+            }
         }
+        std::mem::forget(self);
     }
 
     /// Publishes `performance.slow_operation` when the attempt ran longer than

@@ -36,7 +36,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::event::names;
-use crate::fast_hash::FnvBuildHasher;
 use crate::handler::{Sequence, StepHandler, Task};
 use crate::payload::{EntityKind, ErrorPayload, OrchestrationPayload, TransitionPayload};
 use crate::scope::{Failure, StepCounts, TaskScope};
@@ -288,7 +287,8 @@ impl WorkflowBuilder {
         let steps = self
             .steps
             .into_iter()
-            .map(|def| {
+            .enumerate()
+            .map(|(position, def)| {
                 let handler = self.handlers[def.handler.as_deref().unwrap_or(&def.name)].clone();
                 let retry_limit = def
                     .retry_limit
@@ -297,6 +297,8 @@ impl WorkflowBuilder {
                     .max(1);
                 Arc::new(PlannedStep {
                     name: Arc::from(def.name.as_str()),
+                    index: position,
+                    deps: def.depends_on.iter().map(|d| index[d]).collect(),
                     def,
                     handler,
                     retry_limit,
@@ -304,6 +306,7 @@ impl WorkflowBuilder {
             })
             .collect();
         Ok(Workflow {
+            step_inputs: Arc::new(serde_json::json!({ "workflow": &self.name })),
             name: Arc::from(self.name),
             steps,
         })
@@ -356,6 +359,10 @@ struct PlannedStep {
     /// The step's name, allocated once: every run's scopes share it, so the step's metric
     /// handles are found by its address, not by comparing text.
     name: Arc<str>,
+    /// The step's position in the workflow: a run keeps its per-step state by position.
+    index: usize,
+    /// The positions of the steps it depends on.
+    deps: Vec<usize>,
     def: StepDef,
     handler: Arc<dyn StepHandler>,
     retry_limit: u32,
@@ -366,6 +373,8 @@ struct PlannedStep {
 pub struct Workflow {
     name: Arc<str>,
     steps: Vec<Arc<PlannedStep>>,
+    /// What every step of a task gets as inputs (`{"workflow": <name>}`), built once.
+    step_inputs: Arc<serde_json::Value>,
 }
 
 impl std::fmt::Debug for Workflow {
@@ -487,17 +496,23 @@ pub struct RunOptions {
 struct Run {
     workflow: Workflow,
     task: Arc<Task>,
-    states: Mutex<HashMap<String, StepState, FnvBuildHasher>>,
+    /// Each step's state, by position in the workflow.
+    states: Mutex<Vec<StepState>>,
+    /// Each step's id in this task (`<task id>/<step name>`), by position.
+    step_ids: Vec<Arc<str>>,
+    /// The steps' inputs after the parameter filter: filtered once per task, not per step.
+    filtered_inputs: Option<Arc<serde_json::Value>>,
     sequence: Mutex<Sequence>,
     errors: Mutex<BTreeMap<String, String>>,
-    attempts: Mutex<BTreeMap<String, u32>>,
+    /// Attempts made per step, by position (0: never attempted).
+    attempts: Mutex<Vec<u32>>,
     cancel: CancelHandle,
 }
 
 impl Run {
     fn counts(&self) -> StepCounts {
         let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        let count = |s: StepState| states.values().filter(|v| **v == s).count() as u64;
+        let count = |s: StepState| states.iter().filter(|v| **v == s).count() as u64;
         StepCounts {
             total: states.len() as u64,
             completed: count(StepState::Complete) + count(StepState::Skipped),
@@ -508,7 +523,8 @@ impl Run {
 
     fn orchestration(&self, scope: &TaskScope) -> OrchestrationPayload {
         let c = self.counts();
-        let mut p = OrchestrationPayload::new(scope.id().to_owned(), scope.name().to_owned());
+        let (id, name) = scope.shared_id_and_name();
+        let mut p = OrchestrationPayload::new(id.clone(), name.clone());
         p.total_steps = Some(c.total);
         p.completed_steps = Some(c.completed);
         p.failed_steps = Some(c.failed);
@@ -530,60 +546,51 @@ impl Run {
         });
     }
 
-    fn set_state(&self, step: &str, state: StepState) {
-        self.states
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(step.to_owned(), state);
+    fn set_state(&self, step: usize, state: StepState) {
+        self.states.lock().unwrap_or_else(|e| e.into_inner())[step] = state;
     }
 
-    fn state(&self, step: &str) -> StepState {
-        *self
-            .states
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(step)
-            .unwrap_or(&StepState::Pending)
+    /// The step's scope for this task, with the task's shared inputs.
+    fn step(&self, planned: &PlannedStep) -> crate::handler::Step {
+        self.task
+            .step(self.step_ids[planned.index].clone(), planned.name.clone())
+            .with_shared_inputs(
+                self.workflow.step_inputs.clone(),
+                self.filtered_inputs.clone(),
+            )
     }
 
     fn task_transition(&self, from: Option<&'static str>, to: &'static str) {
         self.task
             .scope()
             .publish(names::TASK_BEFORE_TRANSITION, |s| {
-                TransitionPayload::new(
-                    EntityKind::Task,
-                    s.id().to_owned(),
-                    s.name().to_owned(),
-                    from,
-                    to,
-                )
+                let (id, name) = s.shared_id_and_name();
+                TransitionPayload::new(EntityKind::Task, id.clone(), name.clone(), from, to)
             });
     }
 
     /// Runs one step to its end: attempts, retries with backoff, final state.
     async fn run_step(self: Arc<Self>, planned: Arc<PlannedStep>) {
-        let name = planned.def.name.clone();
+        let name = &planned.def.name;
         let sequence = self
             .sequence
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let mut step = self
-            .task
-            .step(format!("{}/{}", self.task.id(), name), planned.name.clone())
-            .with_retry_limit(planned.retry_limit)
-            .with_inputs(serde_json::json!({ "workflow": &*self.workflow.name }));
+        let mut step = self.step(&planned).with_retry_limit(planned.retry_limit);
         let transition = |step: &crate::handler::Step, from: &'static str, to: &'static str| {
             step.scope().publish(names::STEP_BEFORE_TRANSITION, |s| {
+                let (task_id, task_name) = s.task().shared_id_and_name();
+                let (step_id, step_name) = s.shared_id_and_name();
                 let mut p = TransitionPayload::new(
                     EntityKind::Step,
-                    s.task().id().to_owned(),
-                    s.task().name().to_owned(),
+                    task_id.clone(),
+                    task_name.clone(),
                     Some(from),
                     to,
                 );
-                p.step_id = Some(s.id().into());
-                p.step_name = Some(s.name().into());
+                p.step_id = Some(step_id.clone());
+                p.step_name = Some(step_name.clone());
                 p
             });
         };
@@ -592,10 +599,7 @@ impl Run {
                 return;
             }
             step.set_attempt(attempt);
-            self.attempts
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(name.clone(), attempt);
+            self.attempts.lock().unwrap_or_else(|e| e.into_inner())[planned.index] = attempt;
             transition(
                 &step,
                 if attempt == 1 { "pending" } else { "error" },
@@ -614,10 +618,10 @@ impl Run {
                     self.sequence
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .record(name.clone(), value);
-                    self.set_state(&name, StepState::Complete);
+                        .record(planned.name.clone(), value);
+                    self.set_state(planned.index, StepState::Complete);
                     self.publish_orchestration(names::WORKFLOW_STEP_COMPLETED, |p| {
-                        p.step_names = Some(vec![Arc::<str>::from(name.as_str())].into());
+                        p.step_names = Some(vec![planned.name.clone()].into());
                     });
                     return;
                 }
@@ -643,9 +647,9 @@ impl Run {
                                 p.retry_limit = Some(planned.retry_limit);
                                 p
                             });
-                        self.set_state(&name, StepState::Failed);
+                        self.set_state(planned.index, StepState::Failed);
                         self.publish_orchestration(names::WORKFLOW_STEP_FAILED, |p| {
-                            p.step_names = Some(vec![Arc::<str>::from(name.as_str())].into());
+                            p.step_names = Some(vec![planned.name.clone()].into());
                             p.reason = Some(Cow::Owned(error.message().to_owned()));
                         });
                         return;
@@ -725,7 +729,11 @@ impl Workflow {
         options: RunOptions,
     ) -> TaskOutcome {
         let started = Instant::now();
-        let resident_at_start = crate::performance::resident_megabytes();
+        // Read only when check_memory will use it: a reading is a system call.
+        let resident_at_start = (crate::is_enabled()
+            && telemetry.config().performance_monitoring_enabled)
+            .then(crate::performance::resident_megabytes)
+            .flatten();
         let id: Arc<str> = id.into();
         let mut scope = TaskScope::new(telemetry, id, self.name.clone());
         if let Some(correlation_id) = options.correlation_id {
@@ -739,15 +747,17 @@ impl Workflow {
         let run = Arc::new(Run {
             workflow: self.clone(),
             task: task.clone(),
-            states: Mutex::new(
-                self.steps
-                    .iter()
-                    .map(|s| (s.def.name.clone(), StepState::Pending))
-                    .collect(),
-            ),
+            states: Mutex::new(vec![StepState::Pending; self.steps.len()]),
+            step_ids: self
+                .steps
+                .iter()
+                .map(|s| Arc::from(format!("{}/{}", task.id(), s.def.name)))
+                .collect(),
+            filtered_inputs: crate::is_enabled()
+                .then(|| Arc::new(telemetry.filter().filtered(&self.step_inputs))),
             sequence: Mutex::new(Sequence::new()),
             errors: Mutex::new(BTreeMap::new()),
-            attempts: Mutex::new(BTreeMap::new()),
+            attempts: Mutex::new(vec![0; self.steps.len()]),
             cancel: options.cancel,
         });
         let scope = task.scope();
@@ -757,10 +767,7 @@ impl Workflow {
         });
         scope.initialize();
         for planned in &self.steps {
-            let step = task.step(
-                format!("{}/{}", task.id(), planned.def.name),
-                planned.name.clone(),
-            );
+            let step = task.step(run.step_ids[planned.index].clone(), planned.name.clone());
             step.scope()
                 .publish(names::STEP_INITIALIZE_REQUESTED, |s| s.payload(0));
         }
@@ -778,17 +785,19 @@ impl Workflow {
             run.publish_orchestration(names::OBSERVABILITY_STEP_FIND_VIABLE, |p| {
                 p.iteration = Some(iteration)
             });
-            let viable: Vec<Arc<PlannedStep>> =
+            let viable: Vec<Arc<PlannedStep>> = {
+                let states = run.states.lock().unwrap_or_else(|e| e.into_inner());
                 self.steps
                     .iter()
-                    .filter(|s| run.state(&s.def.name) == StepState::Pending)
+                    .filter(|s| states[s.index] == StepState::Pending)
                     .filter(|s| {
-                        s.def.depends_on.iter().all(|d| {
-                            matches!(run.state(d), StepState::Complete | StepState::Skipped)
-                        })
+                        s.deps
+                            .iter()
+                            .all(|&d| matches!(states[d], StepState::Complete | StepState::Skipped))
                     })
                     .cloned()
-                    .collect();
+                    .collect()
+            };
             if viable.is_empty() {
                 let reason = if run.counts().pending == 0 {
                     "every step finished"
@@ -802,10 +811,7 @@ impl Workflow {
                 break;
             }
             let names_of = |steps: &[Arc<PlannedStep>]| -> Arc<[Arc<str>]> {
-                steps
-                    .iter()
-                    .map(|s| Arc::<str>::from(s.def.name.as_str()))
-                    .collect()
+                steps.iter().map(|s| s.name.clone()).collect()
             };
             run.publish_orchestration(names::WORKFLOW_VIABLE_STEPS_DISCOVERED, |p| {
                 p.iteration = Some(iteration);
@@ -826,13 +832,10 @@ impl Workflow {
                     .and_then(|f| f(&task, &sequence));
                 match reason {
                     Some(reason) => {
-                        task.step(
-                            format!("{}/{}", task.id(), planned.def.name),
-                            planned.name.clone(),
-                        )
-                        .scope()
-                        .skip(reason);
-                        run.set_state(&planned.def.name, StepState::Skipped);
+                        task.step(run.step_ids[planned.index].clone(), planned.name.clone())
+                            .scope()
+                            .skip(reason);
+                        run.set_state(planned.index, StepState::Skipped);
                     }
                     None => runnable.push(planned),
                 }
@@ -851,19 +854,21 @@ impl Workflow {
                 });
                 let batch_started = Instant::now();
                 let mut joins = tokio::task::JoinSet::new();
-                let mut running = HashMap::new();
+                let mut running = Vec::with_capacity(batch.len());
                 for planned in batch {
                     let handle = joins.spawn(run.clone().run_step(planned.clone()));
-                    running.insert(handle.id(), planned.def.name.clone());
+                    running.push((handle.id(), planned.clone()));
                 }
                 while let Some(joined) = joins.join_next_with_id().await {
                     let Err(error) = joined else { continue };
                     // A handler that panicked (the attempt already published step.failed with
                     // class "panic"): its step fails and the task goes on to finalize.
-                    let Some(name) = running.get(&error.id()).cloned() else {
+                    let Some((_, planned)) = running.iter().find(|(id, _)| *id == error.id())
+                    else {
                         continue;
                     };
-                    run.set_state(&name, StepState::Failed);
+                    let name = &planned.def.name;
+                    run.set_state(planned.index, StepState::Failed);
                     run.errors
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -924,13 +929,13 @@ impl Workflow {
         }
         run.publish_orchestration(names::WORKFLOW_TASK_FINALIZATION_COMPLETED, |_| {});
 
-        let steps = run
-            .states
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        let steps = {
+            let states = run.states.lock().unwrap_or_else(|e| e.into_inner());
+            self.steps
+                .iter()
+                .map(|s| (s.def.name.clone(), states[s.index]))
+                .collect()
+        };
         let results = run
             .sequence
             .lock()
@@ -941,11 +946,14 @@ impl Workflow {
             })
             .unwrap_or_default();
         let errors = run.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let attempts = run
-            .attempts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let attempts = {
+            let attempts = run.attempts.lock().unwrap_or_else(|e| e.into_inner());
+            self.steps
+                .iter()
+                .filter(|s| attempts[s.index] > 0)
+                .map(|s| (s.def.name.clone(), attempts[s.index]))
+                .collect()
+        };
         TaskOutcome {
             status,
             steps,
@@ -964,7 +972,8 @@ impl Run {
         if !crate::is_enabled() {
             return;
         }
-        let (Some(start), Some(now)) = (at_start, crate::performance::resident_megabytes()) else {
+        let Some(start) = at_start else { return };
+        let Some(now) = crate::performance::resident_megabytes() else {
             return;
         };
         let scope = self.task.scope();
