@@ -177,3 +177,109 @@ fn an_abandoned_attempt_is_reported_as_cancelled() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].name(), names::STEP_CANCELLED);
 }
+
+/// Step events borrow their scope's ids and reuse one results allocation per thread: events a
+/// subscriber keeps (sync, cloned; async, queued) must stay intact after the scope is gone and
+/// after later attempts, and the shared strings must be freed exactly once (a miscount would
+/// show as a use-after-free or a double free, which the allocator or Miri would catch, and as
+/// wrong text here).
+#[test]
+fn kept_step_events_outlive_their_scope_and_later_attempts() {
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let kept = recorder(&telemetry, &["step.before_handle", "step.completed"]);
+    let queued = Arc::new(Mutex::new(Vec::new()));
+    let sink = queued.clone();
+    let handle = telemetry
+        .publisher()
+        .subscribe_with(
+            &["step.completed"],
+            subscriber::from_fn("queue", move |e| sink.lock().unwrap().push(e.clone())),
+            subscriber::Delivery::Asynchronous { capacity: 1024 },
+        )
+        .unwrap();
+    for i in 0..200u64 {
+        let task = TaskScope::new(&telemetry, format!("task-{i}"), format!("flow-{i}"));
+        let step = task
+            .step(format!("task-{i}/s"), format!("step-{i}"))
+            .with_inputs(serde_json::json!({ "n": i }));
+        let result: Result<u64, GatewayTimeout> = step.run_attempt(1, || Ok(i * 10));
+        assert_eq!(result.unwrap(), i * 10);
+        // Scope and task dropped here: only the events' own references remain.
+    }
+    handle.unsubscribe();
+    let check = |events: &[Event], name: &str| {
+        let events: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.name().as_str() == name)
+            .collect();
+        assert_eq!(events.len(), 200, "{name}");
+        for (i, e) in events.iter().enumerate() {
+            let Payload::Step(p) = e.payload() else {
+                panic!("{name} without a step payload")
+            };
+            assert_eq!(&*p.task_id, format!("task-{i}"));
+            assert_eq!(&*p.task_name, format!("flow-{i}"));
+            assert_eq!(&*p.step_id, format!("task-{i}/s"));
+            assert_eq!(&*p.step_name, format!("step-{i}"));
+            assert_eq!(p.inputs.as_deref(), Some(&serde_json::json!({ "n": i })));
+            assert!(e.correlation_id().is_some_and(|c| !c.is_empty()));
+            if name == "step.completed" {
+                assert_eq!(
+                    p.step_results.as_deref(),
+                    Some(&serde_json::json!(i as u64 * 10)),
+                    "results of attempt {i} were overwritten by a later one"
+                );
+            }
+        }
+    };
+    let kept = kept.lock().unwrap();
+    check(&kept, "step.before_handle");
+    check(&kept, "step.completed");
+    // The async queue is drained by its thread once unsubscribed; wait for it by polling the
+    // delivered count, not by sleeping a fixed time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while queued.lock().unwrap().len() < 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "async deliveries missing"
+        );
+        std::thread::yield_now();
+    }
+    check(&queued.lock().unwrap(), "step.completed");
+}
+
+/// `run_attempt` reports the outcome it returns, and a panic as `step.failed` (class `panic`)
+/// before letting it continue.
+#[test]
+fn run_attempt_reports_outcomes_and_panics() {
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let seen = recorder(&telemetry, &["step.*"]);
+    let task = TaskScope::new(&telemetry, "7", "checkout");
+    let step = task.step("7-1", "charge").with_retry_limit(2);
+    let failed: Result<u32, GatewayTimeout> = step.run_attempt(1, || Err(GatewayTimeout));
+    assert!(failed.is_err());
+    let ok: Result<u32, GatewayTimeout> = step.run_attempt(2, || Ok(5));
+    assert_eq!(ok.unwrap(), 5);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _: Result<u32, GatewayTimeout> = step.run_attempt(2, || panic!("boom"));
+    }));
+    assert!(panicked.is_err());
+    let events = seen.lock().unwrap().clone();
+    let order: Vec<&str> = events.iter().map(|e| e.name().as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "step.before_handle",
+            "step.failed",
+            "step.before_handle",
+            "step.completed",
+            "step.before_handle",
+            "step.failed",
+        ]
+    );
+    assert_eq!(
+        events[1].get("error_message"),
+        Some(Value::Str("gateway timed out"))
+    );
+    assert_eq!(events[5].get("error_class"), Some(Value::Str("panic")));
+}

@@ -96,14 +96,31 @@ pub(crate) fn wall_now() -> SystemTime {
     SystemTime::now()
 }
 
+/// The wall-clock time of `reading` (taken just now by this thread), sparing a second clock read
+/// when an event's timestamp marks the same moment as a duration's end.
+#[inline]
+pub(crate) fn wall_at(reading: Reading) -> SystemTime {
+    #[cfg(target_arch = "x86_64")]
+    if let Source::Tsc { nanos_per_tick } = source() {
+        return tsc_wall_at(reading.0, *nanos_per_tick);
+    }
+    let _ = reading;
+    SystemTime::now()
+}
+
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn tsc_wall_now(nanos_per_tick: f64) -> SystemTime {
+    tsc_wall_at(rdtsc(), nanos_per_tick)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn tsc_wall_at(now: u64, nanos_per_tick: f64) -> SystemTime {
     thread_local! {
         /// (counter, nanoseconds since the Unix epoch) read together; (0, 0) until first use.
         static ANCHOR: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     }
-    let now = rdtsc();
     let (tsc, unix_nanos) = ANCHOR.with(Cell::get);
     let since = (now.wrapping_sub(tsc) as f64 * nanos_per_tick) as u64;
     if tsc != 0 && now >= tsc && since < REANCHOR.as_nanos() as u64 {

@@ -289,7 +289,8 @@ impl ParameterFilter {
     /// inside arrays and arrays of arrays). Values with nothing sensitive are left exactly as they
     /// were, key order included.
     pub fn filter_in_place(&self, value: &mut Value) {
-        if self.is_empty() {
+        // A scalar has no keys to filter.
+        if self.is_empty() || !matches!(value, Value::Object(_) | Value::Array(_)) {
             return;
         }
         // Path rules whose segments matched so far, as indices into `paths`; all are candidates at the root.

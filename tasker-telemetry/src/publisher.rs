@@ -5,6 +5,7 @@
 //! nobody listens to costs that load and a branch, and its payload is never built.
 
 use std::borrow::Cow;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -358,6 +359,42 @@ impl Publisher {
         })
     }
 
+    /// Publishes an event whose shared fields *alias* the caller's `Arc`s: copies of their
+    /// pointers made without counting a reference. Synchronous subscribers get the event by
+    /// reference (they can only keep it by cloning it, which counts properly); asynchronous ones
+    /// get an owned clone. The event is never dropped as a whole: `release` takes out the fields
+    /// it owns, and the aliases are forgotten.
+    ///
+    /// # Safety
+    /// Every `Arc` in the built event that `release` leaves in place must alias one that outlives
+    /// this call and must not have been counted for the event.
+    #[inline]
+    pub(crate) unsafe fn publish_aliased(
+        &self,
+        event: EventName,
+        stamp: impl FnOnce() -> Timestamp,
+        build: impl FnOnce(Timestamp) -> Event,
+        release: impl FnOnce(&mut Event),
+    ) -> bool {
+        if !self.has_subscribers(event) {
+            return false;
+        }
+        let Some((table, lane)) = self.inner.route(event) else {
+            return false;
+        };
+        let slot = &table.slots[event.index()];
+        // Never dropped as a whole (the aliases must not be), and written in place.
+        let mut event = ManuallyDrop::new(build(stamp()));
+        if slot.has_async {
+            let shared = Arc::new(Event::clone(&event));
+            self.inner.fan_out(slot, &shared, Some(&shared), lane);
+        } else {
+            self.inner.fan_out(slot, &event, None, lane);
+        }
+        release(&mut event);
+        true
+    }
+
     /// Publishes a ready-made event. Returns whether anyone received it.
     pub fn publish(&self, event: Event) -> bool {
         if !self.has_subscribers(event.name()) {
@@ -533,17 +570,10 @@ impl Inner {
     /// and in place (a payload is a few hundred bytes: moving it costs more than building it).
     #[inline]
     fn dispatch_with(&self, name: EventName, make: impl FnOnce() -> Event) -> bool {
-        let index = name.index();
-        if self.muted[index].load(Ordering::Relaxed) {
+        let Some((table, lane)) = self.route(name) else {
             return false;
-        }
-        let table = self.table.load();
-        let slot = &table.slots[index];
-        if slot.entries.is_empty() {
-            return false;
-        }
-        let lane = cell::lane();
-        self.published_by_event.add_u64(lane, index, 1);
+        };
+        let slot = &table.slots[name.index()];
         if slot.has_async {
             let shared = Arc::new(make());
             self.fan_out(slot, &shared, Some(&shared), lane);
@@ -551,6 +581,23 @@ impl Inner {
             self.fan_out(slot, &make(), None, lane);
         }
         true
+    }
+
+    /// The subscription table for an event that is not muted and has subscribers, with the
+    /// caller's lane; the event is counted as published.
+    #[inline]
+    fn route(&self, name: EventName) -> Option<(arc_swap::Guard<Arc<Table>>, Lane)> {
+        let index = name.index();
+        if self.muted[index].load(Ordering::Relaxed) {
+            return None;
+        }
+        let table = self.table.load();
+        if table.slots[index].entries.is_empty() {
+            return None;
+        }
+        let lane = cell::lane();
+        self.published_by_event.add_u64(lane, index, 1);
+        Some((table, lane))
     }
 
     fn fan_out(&self, slot: &Slot, event: &Event, shared: Option<&Arc<Event>>, lane: Lane) {

@@ -31,6 +31,12 @@ impl Timestamp {
         Self(crate::clock::wall_now())
     }
 
+    /// The wall-clock time of a monotonic reading just taken by this thread.
+    #[inline]
+    pub(crate) fn at_reading(reading: crate::clock::Reading) -> Self {
+        Self(crate::clock::wall_at(reading))
+    }
+
     /// The underlying [`SystemTime`].
     pub fn as_system_time(&self) -> SystemTime {
         self.0
