@@ -27,11 +27,34 @@ const REANCHOR: Duration = Duration::from_millis(20);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Reading(u64);
 
+/// Nanoseconds per counter tick in 32.32 fixed point: a conversion is one multiply, where a
+/// float one costs two conversions and their fix-ups on every reading.
+#[derive(Debug, Clone, Copy)]
+struct TickScale {
+    /// `nanos_per_tick * 2^32`, rounded.
+    mult: u64,
+}
+
+impl TickScale {
+    /// For `nanos_per_tick` in (0, 10] (calibration accepts 0.05 to 10).
+    fn new(nanos_per_tick: f64) -> Self {
+        Self {
+            mult: (nanos_per_tick * 4_294_967_296.0).round() as u64,
+        }
+    }
+
+    /// `ticks` in nanoseconds (saturating).
+    #[inline]
+    fn nanos(self, ticks: u64) -> u64 {
+        u64::try_from((u128::from(ticks) * u128::from(self.mult)) >> 32).unwrap_or(u64::MAX)
+    }
+}
+
 #[derive(Debug)]
 enum Source {
-    /// `rdtsc`, scaled by `nanos_per_tick`.
+    /// `rdtsc`, scaled to nanoseconds.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Tsc { nanos_per_tick: f64 },
+    Tsc { scale: TickScale },
     /// Nanoseconds since `anchor`.
     Instant { anchor: Instant },
 }
@@ -77,9 +100,7 @@ impl Reading {
     pub(crate) fn until(self, later: Reading) -> Duration {
         let delta = later.0.saturating_sub(self.0);
         match source() {
-            Source::Tsc { nanos_per_tick } => {
-                Duration::from_nanos((delta as f64 * nanos_per_tick) as u64)
-            }
+            Source::Tsc { scale } => Duration::from_nanos(scale.nanos(delta)),
             Source::Instant { .. } => Duration::from_nanos(delta),
         }
     }
@@ -90,8 +111,8 @@ impl Reading {
 #[inline]
 pub(crate) fn wall_now() -> SystemTime {
     #[cfg(target_arch = "x86_64")]
-    if let Source::Tsc { nanos_per_tick } = source() {
-        return tsc_wall_now(*nanos_per_tick);
+    if let Source::Tsc { scale } = source() {
+        return tsc_wall_now(*scale);
     }
     SystemTime::now()
 }
@@ -101,8 +122,8 @@ pub(crate) fn wall_now() -> SystemTime {
 #[inline]
 pub(crate) fn wall_at(reading: Reading) -> SystemTime {
     #[cfg(target_arch = "x86_64")]
-    if let Source::Tsc { nanos_per_tick } = source() {
-        return tsc_wall_at(reading.0, *nanos_per_tick);
+    if let Source::Tsc { scale } = source() {
+        return tsc_wall_at(reading.0, *scale);
     }
     let _ = reading;
     SystemTime::now()
@@ -110,19 +131,19 @@ pub(crate) fn wall_at(reading: Reading) -> SystemTime {
 
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn tsc_wall_now(nanos_per_tick: f64) -> SystemTime {
-    tsc_wall_at(rdtsc(), nanos_per_tick)
+fn tsc_wall_now(scale: TickScale) -> SystemTime {
+    tsc_wall_at(rdtsc(), scale)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn tsc_wall_at(now: u64, nanos_per_tick: f64) -> SystemTime {
+fn tsc_wall_at(now: u64, scale: TickScale) -> SystemTime {
     thread_local! {
         /// (counter, nanoseconds since the Unix epoch) read together; (0, 0) until first use.
         static ANCHOR: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     }
     let (tsc, unix_nanos) = ANCHOR.with(Cell::get);
-    let since = (now.wrapping_sub(tsc) as f64 * nanos_per_tick) as u64;
+    let since = scale.nanos(now.wrapping_sub(tsc));
     if tsc != 0 && now >= tsc && since < REANCHOR.as_nanos() as u64 {
         return UNIX_EPOCH + Duration::from_nanos(unix_nanos + since);
     }
@@ -152,7 +173,9 @@ fn choose() -> Source {
         return fallback();
     }
     match calibrate_tsc() {
-        Some(nanos_per_tick) => Source::Tsc { nanos_per_tick },
+        Some(nanos_per_tick) => Source::Tsc {
+            scale: TickScale::new(nanos_per_tick),
+        },
         None => fallback(),
     }
 }
@@ -214,6 +237,32 @@ fn calibrate_tsc() -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_point_scale_matches_the_float_conversion() {
+        for nanos_per_tick in [0.05, 0.2857, 0.3448275862, 1.0, 2.5, 10.0] {
+            let scale = TickScale::new(nanos_per_tick);
+            for ticks in [
+                0u64,
+                1,
+                1_000,
+                2_900_000_000,
+                3_600 * 3_000_000_000,
+                u64::MAX / 16,
+            ] {
+                let exact = ticks as f64 * nanos_per_tick;
+                let got = scale.nanos(ticks) as f64;
+                // Rounding the scale to 2^-32 ns per tick: under 1 ns per 4e9 ticks, plus one
+                // for truncation.
+                let tolerance = 1.0 + ticks as f64 / 4.0e9;
+                assert!(
+                    (got - exact).abs() <= tolerance,
+                    "{nanos_per_tick} x {ticks}: {got} vs {exact}"
+                );
+            }
+        }
+        assert_eq!(TickScale::new(10.0).nanos(u64::MAX), u64::MAX, "saturates");
+    }
 
     #[test]
     fn agrees_with_instant() {
