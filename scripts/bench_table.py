@@ -23,7 +23,8 @@ import sys
 VARIANTS: dict[str, list[tuple[str, str]]] = {
     "overhead": [
         ("baseline", "bare `work(x)`"),
-        ("off", "StepScope attempt, `set_enabled(false)`"),
+        ("off", "`StepScope::run_attempt`, `set_enabled(false)`"),
+        ("off_value_api", "`attempt` / `in_scope` / `finish`, `set_enabled(false)`"),
         ("metrics_only", "attempt, metrics on, no subscriber, spans disabled"),
         ("events_noop_sub", "attempt, metrics off, 1 no-op sync subscriber"),
         ("full", "attempt, metrics + subscriber + span to discarding exporter"),

@@ -752,9 +752,9 @@ impl StepScope {
         moment: impl FnOnce(Timestamp) -> StepMoment,
     ) {
         let task = &self.task.inner;
-        let corr = self.task.corr();
         let build = |now| {
             let m = moment(now);
+            let corr = self.task.corr();
             let inputs = self.inputs.as_ref().map(|_| self.filtered_inputs_ref());
             let (completed_at, execution_duration) = match m.ended {
                 Some((at, elapsed)) => (Some(at), Some(elapsed.as_secs_f64())),
@@ -1130,11 +1130,9 @@ impl StepAttempt<'_> {
     /// Publishes `performance.slow_operation` when the attempt ran longer than
     /// `slow_query_threshold_seconds` (and performance monitoring is on).
     #[inline]
-    fn check_slow(&self, elapsed: Duration) {
+    fn check_slow(&self, elapsed: Duration, seconds: f64) {
         let config = self.scope.task.inner.telemetry.config();
-        if config.performance_monitoring_enabled
-            && elapsed.as_secs_f64() > config.slow_query_threshold_seconds
-        {
+        if config.performance_monitoring_enabled && seconds > config.slow_query_threshold_seconds {
             self.report_slow(elapsed);
         }
     }
@@ -1221,9 +1219,11 @@ impl StepAttempt<'_> {
         ended: clock::Reading,
         result: &T,
     ) {
+        // Converted once: each conversion is a division.
+        let seconds = elapsed.as_secs_f64();
         let sinks = self.scope.task.sinks(names::STEP_COMPLETED);
         let event = sinks.contains(Sinks::TRACE).then_some("step.completed");
-        spans::record_success(span, event, elapsed.as_secs_f64());
+        spans::record_success(span, event, seconds);
         // Checked before the line's fields are gathered: with no log layer listening this is
         // one load and a branch.
         if sinks.contains(Sinks::LOGS)
@@ -1231,11 +1231,10 @@ impl StepAttempt<'_> {
         {
             self.log_attempt(elapsed, None);
         }
-        self.check_slow(elapsed);
+        self.check_slow(elapsed, seconds);
         if let Some(m) = self.scope.metrics() {
             m.completed.inc();
-            m.duration_completed
-                .observe_with(&m.operation, elapsed.as_secs_f64());
+            m.duration_completed.observe_with(&m.operation, seconds);
             m.active.dec();
         }
         let scope = self.scope;
@@ -1257,7 +1256,7 @@ impl StepAttempt<'_> {
         if sinks.contains(Sinks::LOGS) {
             self.log_attempt(elapsed, Some(failure));
         }
-        self.check_slow(elapsed);
+        self.check_slow(elapsed, elapsed.as_secs_f64());
         if let Some(m) = self.scope.metrics() {
             m.failed.inc();
             m.duration_failed
