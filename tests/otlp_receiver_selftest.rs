@@ -128,6 +128,7 @@ fn expected_spans() -> Vec<ReceivedSpan> {
                 ("task.name".to_owned(), AttrValue::Str("import".into())),
                 ("task.attempt".to_owned(), AttrValue::Int(3)),
             ]),
+            attribute_keys: vec!["task.name".to_owned(), "task.attempt".to_owned()],
             events: Vec::new(),
             status_code: 1,
             status_message: String::new(),
@@ -147,6 +148,9 @@ fn expected_spans() -> Vec<ReceivedSpan> {
                 ("step.retry".to_owned(), AttrValue::Bool(true)),
                 ("step.tags".to_owned(), AttrValue::Other("[a, 2]".into())),
             ]),
+            attribute_keys: ["step.name", "step.ratio", "step.retry", "step.tags"]
+                .map(str::to_owned)
+                .to_vec(),
             events: vec![ReceivedEvent {
                 name: "exception".to_owned(),
                 attributes: BTreeMap::from([(

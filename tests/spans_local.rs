@@ -2,8 +2,11 @@
 //! (an unsampled task's steps get no span at all), and steps run on another thread joining the
 //! task's trace.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tasker_telemetry::scope::StepCounts;
 use tasker_telemetry::spans::SpanPipeline;
 use tasker_telemetry::{
@@ -29,6 +32,64 @@ fn local(config: TelemetryConfig) -> (SpanPipeline, Telemetry) {
         SpanPipeline::new(&config).unwrap(),
         Telemetry::new(config).unwrap(),
     )
+}
+
+/// Keeps what the SDK exports, for a subscriber built without `SpanPipeline`.
+#[derive(Debug, Clone, Default)]
+struct Collect(Arc<Mutex<Vec<SpanData>>>);
+
+impl SpanExporter for Collect {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
+/// `SpanPipeline`'s layer adds a step span's text attributes itself (shared, not copied); a
+/// plain tracing-opentelemetry layer must still get every attribute, each exactly once.
+#[test]
+fn a_plain_tracing_opentelemetry_layer_gets_each_step_attribute_once() {
+    let exported = Collect::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exported.clone())
+        .build();
+    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("plain"));
+    let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let task = Task::new(&telemetry, "t-plain", "checkout", serde_json::Value::Null);
+        let sequence = Sequence::new();
+        for attempt in 1..=2 {
+            let step = task.step("t-plain/flaky", "flaky").with_attempt(attempt);
+            let _ = Flaky.handle(&task, &sequence, &step).now();
+        }
+    });
+    provider.shutdown().unwrap();
+
+    let spans = exported.0.lock().unwrap();
+    let steps: Vec<&SpanData> = spans
+        .iter()
+        .filter(|s| s.name == "tasker.step.execution")
+        .collect();
+    assert_eq!(steps.len(), 2, "{spans:#?}");
+    for step in steps {
+        let attr = |key: &str| {
+            let values: Vec<String> = step
+                .attributes
+                .iter()
+                .filter(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.to_string())
+                .collect();
+            assert_eq!(values.len(), 1, "{key} on {:?}", step.attributes);
+            values.into_iter().next().unwrap()
+        };
+        assert_eq!(attr("tasker.task_id"), "t-plain");
+        assert_eq!(attr("tasker.task_name"), "checkout");
+        assert_eq!(attr("tasker.step_id"), "t-plain/flaky");
+        assert_eq!(attr("tasker.step_name"), "flaky");
+        assert!(!attr("tasker.correlation_id").is_empty());
+        assert_eq!(attr("tasker.retry_limit"), "2");
+        attr("tasker.attempt_number");
+    }
 }
 
 #[test]

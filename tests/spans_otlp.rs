@@ -202,22 +202,37 @@ fn a_three_step_task_is_one_trace_with_steps_under_the_task() {
     assert_eq!(steps.len(), 4);
     for step in &steps {
         assert_eq!(step.parent_span_id, task.span_id, "{}", step.name);
-        for key in [
-            "tasker.task_id",
-            "tasker.task_name",
-            "tasker.step_id",
-            "tasker.step_name",
-            "tasker.attempt_number",
-            "tasker.retry_limit",
-            "tasker.execution_duration",
-        ] {
-            assert!(
-                step.attr(key).is_some(),
-                "{key} missing on {:?}",
-                step.attr("tasker.step_name")
-            );
-        }
+        // Each attribute exactly once: the text ones are added apart from the numeric ones.
+        let mut keys = step.attribute_keys.clone();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "tasker.attempt_number",
+                "tasker.correlation_id",
+                "tasker.execution_duration",
+                "tasker.retry_limit",
+                "tasker.step_id",
+                "tasker.step_name",
+                "tasker.task_id",
+                "tasker.task_name",
+            ],
+            "attributes of {:?}",
+            step.attr("tasker.step_name")
+        );
     }
+    let step_names: std::collections::BTreeSet<_> = steps
+        .iter()
+        .filter_map(|s| s.attr("tasker.step_name").and_then(|v| v.as_str()))
+        .collect();
+    assert_eq!(step_names.len(), 3, "{step_names:?}");
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.attr("tasker.task_id") == task.attr("tasker.task_id")
+                && s.attr("tasker.task_name") == task.attr("tasker.task_name")),
+        "steps carry their task's id and name"
+    );
     let attempt = |name: &str, n: i64| {
         *steps
             .iter()

@@ -903,7 +903,7 @@ impl StepScope {
             spans::step_span(
                 &task.inner.span,
                 &StepSpanFields {
-                    correlation_id: task.correlation_id().as_str(),
+                    correlation_id: task.correlation_id().shared(),
                     task_id: &task.inner.id,
                     task_name: &task.inner.name,
                     step_id: &self.id,

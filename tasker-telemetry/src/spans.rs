@@ -11,6 +11,8 @@ mod layer;
 mod pipeline;
 mod store;
 
+use std::sync::Arc;
+
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Status, TraceContextExt};
 use tracing::Span;
@@ -30,6 +32,8 @@ pub const TASK_SPAN: &str = "tasker.task.execution";
 pub const STEP_SPAN: &str = "tasker.step.execution";
 /// The `tracing` target of every span and event this crate creates.
 pub const TARGET: &str = "tasker";
+/// The module path on the step span's metadata.
+const MODULE: &str = module_path!();
 
 /// The trace a task's spans belong to.
 #[derive(Debug, Clone)]
@@ -98,45 +102,70 @@ impl TaskSpan {
     }
 }
 
+/// A step span's text attributes, as the scope holds them: shared, so that the exported span can
+/// share them too instead of copying each into a new `String` per attempt.
 pub(crate) struct StepSpanFields<'a> {
-    pub(crate) correlation_id: &'a str,
-    pub(crate) task_id: &'a str,
-    pub(crate) task_name: &'a str,
-    pub(crate) step_id: &'a str,
-    pub(crate) step_name: &'a str,
+    pub(crate) correlation_id: &'a Arc<str>,
+    pub(crate) task_id: &'a Arc<str>,
+    pub(crate) task_name: &'a Arc<str>,
+    pub(crate) step_id: &'a Arc<str>,
+    pub(crate) step_name: &'a Arc<str>,
     pub(crate) attempt_number: u32,
     pub(crate) retry_limit: u32,
 }
 
+/// The step span's text attributes, as [`SpanLayer`] leaves them to [`step_span`] to add.
+const STEP_TEXT_ATTRIBUTES: [&str; 5] = [
+    "tasker.correlation_id",
+    "tasker.task_id",
+    "tasker.task_name",
+    "tasker.step_id",
+    "tasker.step_name",
+];
+
 pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> Span {
-    macro_rules! step_span {
-        ($parent:expr) => {
-            tracing::info_span!(
-                target: TARGET,
-                parent: $parent,
-                "tasker.step.execution",
-                tasker.correlation_id = f.correlation_id,
-                tasker.task_id = f.task_id,
-                tasker.task_name = f.task_name,
-                tasker.step_id = f.step_id,
-                tasker.step_name = f.step_name,
-                // i64: OpenTelemetry has no unsigned integers, and tracing-opentelemetry
-                // would export a u32 / u64 as text.
-                tasker.attempt_number = i64::from(f.attempt_number),
-                tasker.retry_limit = i64::from(f.retry_limit),
-                tasker.execution_duration = Empty,
-            )
-        };
+    let parent = match task {
+        TaskSpan::Local(parent) => parent.id(),
+        TaskSpan::Remote(_) => None,
+        TaskSpan::Off => return Span::none(),
+    };
+    // One callsite, so that `SpanLayer` can recognise it by its metadata's address.
+    let span = tracing::info_span!(
+        target: TARGET,
+        parent: parent,
+        "tasker.step.execution",
+        tasker.correlation_id = &**f.correlation_id,
+        tasker.task_id = &**f.task_id,
+        tasker.task_name = &**f.task_name,
+        tasker.step_id = &**f.step_id,
+        tasker.step_name = &**f.step_name,
+        // i64: OpenTelemetry has no unsigned integers, and tracing-opentelemetry
+        // would export a u32 / u64 as text.
+        tasker.attempt_number = i64::from(f.attempt_number),
+        tasker.retry_limit = i64::from(f.retry_limit),
+        tasker.execution_duration = Empty,
+    );
+    if let TaskSpan::Remote(ctx) = task {
+        let _ = span.set_parent(ctx.to_otel_context());
     }
-    match task {
-        TaskSpan::Local(parent) => step_span!(parent),
-        TaskSpan::Remote(ctx) => {
-            let span = step_span!(None);
-            let _ = span.set_parent(ctx.to_otel_context());
-            span
-        }
-        TaskSpan::Off => Span::none(),
+    if layer::shares_step_text(&span) {
+        // `SpanLayer` kept the text fields out of the OpenTelemetry span (tracing-opentelemetry
+        // would copy each into a new `String`); they go in here as shared references instead.
+        let values = [
+            f.correlation_id,
+            f.task_id,
+            f.task_name,
+            f.step_id,
+            f.step_name,
+        ];
+        span.context().span().set_attributes(
+            STEP_TEXT_ATTRIBUTES
+                .into_iter()
+                .zip(values)
+                .map(|(key, value)| KeyValue::new(key, Arc::clone(value))),
+        );
     }
+    span
 }
 
 /// Adds a lifecycle event (`task.started`, ...) to a span.

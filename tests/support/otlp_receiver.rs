@@ -192,6 +192,8 @@ pub struct ReceivedSpan {
     pub end_unix_nano: u64,
     /// The span attributes (for a repeated key, the last value wins).
     pub attributes: BTreeMap<String, AttrValue>,
+    /// The span attributes' keys in the order sent, repeats included.
+    pub attribute_keys: Vec<String>,
     /// The span events, in the order sent.
     pub events: Vec<ReceivedEvent>,
     /// The status code: 0 unset, 1 ok, 2 error.
@@ -255,6 +257,7 @@ fn flatten(request: &ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
                     start_unix_nano: span.start_time_unix_nano,
                     end_unix_nano: span.end_time_unix_nano,
                     attributes: attributes(&span.attributes),
+                    attribute_keys: span.attributes.iter().map(|kv| kv.key.clone()).collect(),
                     events: span
                         .events
                         .iter()

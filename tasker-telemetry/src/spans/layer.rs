@@ -5,10 +5,19 @@
 //! already carries those moments as its own events. That one rule is applied here, in
 //! `on_event`, rather than with a per-layer filter: `tracing-subscriber`'s per-layer filtering
 //! adds bookkeeping to every span callback, and spans are the hot path of a traced step.
+//!
+//! The other difference is the step span's text attributes (ids and names). Handed over as
+//! `tracing` fields, tracing-opentelemetry copies each into a new `String` per attempt, and
+//! the export thread frees them again: on glibc the two threads then fight over the step
+//! thread's allocator arena, which made those five copies the largest cost of a traced step.
+//! So the layer passes only the step span's numeric fields on, and says so through a marker type
+//! ([`shares_step_text`]); the scope then adds the text as shared `Arc<str>` values.
 
 use std::any::TypeId;
+use std::sync::OnceLock;
 
 use opentelemetry_sdk::trace::SdkTracer;
+use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Dispatch, Event, Metadata, Subscriber};
@@ -35,6 +44,90 @@ use crate::logging::LIFECYCLE_TARGET;
 /// ```
 pub struct SpanLayer<S> {
     inner: OpenTelemetryLayer<S, SdkTracer>,
+    /// The step span's callsite, once `tracing` has registered it with this layer.
+    step: OnceLock<StepCallsite>,
+}
+
+/// The step span's callsite and the numeric fields passed on to tracing-opentelemetry.
+struct StepCallsite {
+    metadata: &'static Metadata<'static>,
+    attempt_number: Field,
+    retry_limit: Field,
+}
+
+impl StepCallsite {
+    fn recognise(metadata: &'static Metadata<'static>) -> Option<Self> {
+        // String compares, but once per callsite: the hot path compares addresses.
+        if !metadata.is_span()
+            || metadata.name() != super::STEP_SPAN
+            || metadata.target() != super::TARGET
+            || metadata.module_path() != Some(super::MODULE)
+        {
+            return None;
+        }
+        let fields = metadata.fields();
+        Some(Self {
+            metadata,
+            attempt_number: fields.field("tasker.attempt_number")?,
+            retry_limit: fields.field("tasker.retry_limit")?,
+        })
+    }
+
+    /// `attrs` without the text fields, which [`super::step_span`] adds as shared values.
+    fn numeric_only(&self, attrs: &Attributes<'_>, visit: impl FnOnce(&Attributes<'_>)) {
+        let mut numbers = StepNumbers {
+            step: self,
+            attempt_number: None,
+            retry_limit: None,
+        };
+        attrs.record(&mut numbers);
+        let (attempt_number, retry_limit) = (numbers.attempt_number, numbers.retry_limit);
+        let values = [
+            (
+                &self.attempt_number,
+                attempt_number.as_ref().map(|n| n as &dyn tracing::Value),
+            ),
+            (
+                &self.retry_limit,
+                retry_limit.as_ref().map(|n| n as &dyn tracing::Value),
+            ),
+        ];
+        let values = self.metadata.fields().value_set(&values);
+        let numeric = match attrs.parent() {
+            Some(parent) => Attributes::child_of(parent.clone(), self.metadata, &values),
+            None if attrs.is_root() => Attributes::new_root(self.metadata, &values),
+            None => Attributes::new(self.metadata, &values),
+        };
+        visit(&numeric);
+    }
+}
+
+struct StepNumbers<'a> {
+    step: &'a StepCallsite,
+    attempt_number: Option<i64>,
+    retry_limit: Option<i64>,
+}
+
+impl Visit for StepNumbers<'_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if *field == self.step.attempt_number {
+            self.attempt_number = Some(value);
+        } else if *field == self.step.retry_limit {
+            self.retry_limit = Some(value);
+        }
+    }
+
+    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
+}
+
+/// What [`SpanLayer`] answers to a downcast once it passes the step span's text on to the scope.
+struct SharesStepText;
+
+/// Whether `span`'s subscriber has a [`SpanLayer`] that left the step span's text attributes
+/// for the caller to add.
+pub(super) fn shares_step_text(span: &tracing::Span) -> bool {
+    span.with_subscriber(|(_, dispatch)| dispatch.is::<SharesStepText>())
+        .unwrap_or(false)
 }
 
 impl<S> std::fmt::Debug for SpanLayer<S> {
@@ -48,7 +141,10 @@ where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
     pub(super) fn new(inner: OpenTelemetryLayer<S, SdkTracer>) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            step: OnceLock::new(),
+        }
     }
 }
 
@@ -65,6 +161,11 @@ where
     }
 
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if self.step.get().is_none()
+            && let Some(step) = StepCallsite::recognise(metadata)
+        {
+            let _ = self.step.set(step);
+        }
         self.inner.register_callsite(metadata)
     }
 
@@ -73,7 +174,12 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        self.inner.on_new_span(attrs, id, ctx);
+        match self.step.get() {
+            Some(step) if std::ptr::eq(attrs.metadata(), step.metadata) => {
+                step.numeric_only(attrs, |numeric| self.inner.on_new_span(numeric, id, ctx));
+            }
+            _ => self.inner.on_new_span(attrs, id, ctx),
+        }
     }
 
     fn on_record(&self, span: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -111,6 +217,11 @@ where
     unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
         if id == TypeId::of::<Self>() {
             Some(self as *const Self as *const ())
+        } else if id == TypeId::of::<SharesStepText>() {
+            // Only once the step callsite is known: before that its spans go through whole.
+            self.step
+                .get()
+                .map(|_| &SharesStepText as *const SharesStepText as *const ())
         } else {
             // SAFETY: forwarded unchanged; the inner layer upholds `downcast_raw`'s contract.
             unsafe { self.inner.downcast_raw(id) }
