@@ -913,7 +913,7 @@ impl StepScope {
                 },
             )
         } else {
-            tracing::Span::none()
+            spans::StepSpan::none()
         };
         if let Some(m) = self.metrics() {
             if attempt_number > 1 {
@@ -1021,7 +1021,7 @@ pub struct StepAttempt<'s> {
 struct Active {
     started: clock::Reading,
     /// The attempt's `tasker.step.execution` span (disabled when unsampled).
-    span: tracing::Span,
+    span: spans::StepSpan,
 }
 
 static NO_SPAN: tracing::Span = tracing::Span::none();
@@ -1040,7 +1040,7 @@ impl StepAttempt<'_> {
     /// The attempt's `tasker.step.execution` span: enter it around `process()` so that spans
     /// and events inside become its children.
     pub fn span(&self) -> &tracing::Span {
-        self.active.as_ref().map_or(&NO_SPAN, |a| &a.span)
+        self.active.as_ref().map_or(&NO_SPAN, |a| a.span.span())
     }
 
     /// Runs `f` inside the attempt's span (entered around it, so spans and events inside become
@@ -1060,7 +1060,7 @@ impl StepAttempt<'_> {
     #[inline(always)]
     pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
         match &self.active {
-            Some(active) if !active.span.is_disabled() => active.span.in_scope(f),
+            Some(active) if !active.span.span().is_disabled() => active.span.span().in_scope(f),
             _ => f(),
         }
     }
@@ -1214,7 +1214,7 @@ impl StepAttempt<'_> {
 
     fn report_success<T: Serialize + ?Sized>(
         &self,
-        span: &tracing::Span,
+        span: &spans::StepSpan,
         elapsed: Duration,
         ended: clock::Reading,
         result: &T,
@@ -1223,7 +1223,7 @@ impl StepAttempt<'_> {
         let seconds = elapsed.as_secs_f64();
         let sinks = self.scope.task.sinks(names::STEP_COMPLETED);
         let event = sinks.contains(Sinks::TRACE).then_some("step.completed");
-        spans::record_success(span, event, seconds);
+        span.record_success(event, seconds);
         // Checked before the line's fields are gathered: with no log layer listening this is
         // one load and a branch.
         if sinks.contains(Sinks::LOGS)
@@ -1251,7 +1251,7 @@ impl StepAttempt<'_> {
     }
 
     #[cold]
-    fn report_failure(&self, span: &tracing::Span, elapsed: Duration, failure: &Failure) {
+    fn report_failure(&self, span: &spans::StepSpan, elapsed: Duration, failure: &Failure) {
         let sinks = self.scope.task.sinks(names::STEP_FAILED);
         if sinks.contains(Sinks::LOGS) {
             self.log_attempt(elapsed, Some(failure));
@@ -1266,8 +1266,7 @@ impl StepAttempt<'_> {
                 m.max_retries_reached.inc();
             }
         }
-        spans::record_failure(
-            span,
+        span.record_failure(
             sinks.contains(Sinks::TRACE).then_some("step.failed"),
             elapsed.as_secs_f64(),
             &failure.class,
@@ -1331,7 +1330,7 @@ impl Drop for StepAttempt<'_> {
 impl StepAttempt<'_> {
     #[cold]
     #[inline(never)]
-    fn report_abandoned(&self, span: &tracing::Span, elapsed: Duration) {
+    fn report_abandoned(&self, span: &spans::StepSpan, elapsed: Duration) {
         if std::thread::panicking() {
             let backtrace = std::backtrace::Backtrace::capture();
             let mut failure = Failure::new("process() panicked", "panic");
@@ -1346,7 +1345,7 @@ impl StepAttempt<'_> {
                 .sinks(names::STEP_CANCELLED)
                 .contains(Sinks::TRACE)
             {
-                spans::record_event(span, "step.cancelled");
+                span.record_event("step.cancelled");
             }
             if let Some(m) = self.scope.metrics() {
                 m.active.dec();

@@ -114,6 +114,9 @@ pub(crate) struct StepSpanFields<'a> {
     pub(crate) retry_limit: u32,
 }
 
+/// The duration attribute of task and step spans, in seconds.
+const EXECUTION_DURATION: &str = "tasker.execution_duration";
+
 /// The step span's text attributes, as [`SpanLayer`] leaves them to [`step_span`] to add.
 const STEP_TEXT_ATTRIBUTES: [&str; 5] = [
     "tasker.correlation_id",
@@ -123,11 +126,73 @@ const STEP_TEXT_ATTRIBUTES: [&str; 5] = [
     "tasker.step_name",
 ];
 
-pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> Span {
+/// A step attempt's span, and its OpenTelemetry span when [`SpanLayer`] lets the scope write
+/// to it directly.
+#[derive(Debug)]
+pub(crate) struct StepSpan {
+    span: Span,
+    /// Set under `SpanLayer`: the outcome then goes straight to the OpenTelemetry span, each part
+    /// one uncontended lock, instead of a registry lookup per part through the subscriber.
+    otel: Option<opentelemetry::Context>,
+}
+
+impl StepSpan {
+    /// No span: telemetry off, or the trace sampled out.
+    pub(crate) fn none() -> Self {
+        Self {
+            span: Span::none(),
+            otel: None,
+        }
+    }
+
+    pub(crate) fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Records a successful end: duration, `OK` status, and the lifecycle event.
+    pub(crate) fn record_success(&self, event: Option<&'static str>, duration_secs: f64) {
+        record_end(
+            &self.span,
+            self.otel.as_ref(),
+            event,
+            duration_secs,
+            || Status::Ok,
+            Vec::new,
+        );
+    }
+
+    /// Records a failure: see [`record_failure`].
+    pub(crate) fn record_failure(
+        &self,
+        event: Option<&'static str>,
+        duration_secs: f64,
+        class: &str,
+        message: &str,
+    ) {
+        record_end(
+            &self.span,
+            self.otel.as_ref(),
+            event,
+            duration_secs,
+            || Status::error(message.to_owned()),
+            || exception(class, message),
+        );
+    }
+
+    /// Adds a lifecycle event (`step.cancelled`).
+    pub(crate) fn record_event(&self, event: &'static str) {
+        match &self.otel {
+            Some(cx) => cx.span().add_event(event, Vec::new()),
+            None => record_event(&self.span, event),
+        }
+    }
+}
+
+pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> StepSpan {
     let parent = match task {
         TaskSpan::Local(parent) => parent.id(),
         TaskSpan::Remote(_) => None,
-        TaskSpan::Off => return Span::none(),
+        TaskSpan::Off => return StepSpan::none(),
     };
     // One callsite, so that `SpanLayer` can recognise it by its metadata's address.
     let span = tracing::info_span!(
@@ -148,24 +213,29 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> Span {
     if let TaskSpan::Remote(ctx) = task {
         let _ = span.set_parent(ctx.to_otel_context());
     }
-    if layer::shares_step_text(&span) {
-        // `SpanLayer` kept the text fields out of the OpenTelemetry span (tracing-opentelemetry
-        // would copy each into a new `String`); they go in here as shared references instead.
-        let values = [
-            f.correlation_id,
-            f.task_id,
-            f.task_name,
-            f.step_id,
-            f.step_name,
-        ];
-        span.context().span().set_attributes(
-            STEP_TEXT_ATTRIBUTES
-                .into_iter()
-                .zip(values)
-                .map(|(key, value)| KeyValue::new(key, Arc::clone(value))),
-        );
+    if !layer::shares_step_text(&span) {
+        return StepSpan { span, otel: None };
     }
-    span
+    // `SpanLayer` kept the text fields out of the OpenTelemetry span (tracing-opentelemetry
+    // would copy each into a new `String`); they go in here as shared references instead.
+    let otel = span.context();
+    let values = [
+        f.correlation_id,
+        f.task_id,
+        f.task_name,
+        f.step_id,
+        f.step_name,
+    ];
+    otel.span().set_attributes(
+        STEP_TEXT_ATTRIBUTES
+            .into_iter()
+            .zip(values)
+            .map(|(key, value)| KeyValue::new(key, Arc::clone(value))),
+    );
+    StepSpan {
+        span,
+        otel: Some(otel),
+    }
 }
 
 /// Adds a lifecycle event (`task.started`, ...) to a span.
@@ -178,14 +248,7 @@ pub(crate) fn record_event(span: &Span, event: &'static str) {
 /// Records a successful end on a span: duration, `OK` status, and the lifecycle event.
 /// `event` is `None` when the router keeps the event off the trace sink.
 pub(crate) fn record_success(span: &Span, event: Option<&'static str>, duration_secs: f64) {
-    if span.is_disabled() {
-        return;
-    }
-    span.record("tasker.execution_duration", duration_secs);
-    span.set_status(Status::Ok);
-    if let Some(event) = event {
-        span.add_event(event, Vec::new());
-    }
+    record_end(span, None, event, duration_secs, || Status::Ok, Vec::new);
 }
 
 /// Records a failure on a span: duration, `ERROR` status with the message, and the lifecycle
@@ -197,17 +260,52 @@ pub(crate) fn record_failure(
     class: &str,
     message: &str,
 ) {
+    record_end(
+        span,
+        None,
+        event,
+        duration_secs,
+        || Status::error(message.to_owned()),
+        || exception(class, message),
+    );
+}
+
+fn exception(class: &str, message: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new("exception.type", class.to_owned()),
+        KeyValue::new("exception.message", message.to_owned()),
+    ]
+}
+
+/// The end of a task or step span. With `otel` (a step span under `SpanLayer`), the
+/// OpenTelemetry span is written directly; the `tracing` field is still recorded for other
+/// layers, and `SpanLayer` leaves that record alone.
+fn record_end(
+    span: &Span,
+    otel: Option<&opentelemetry::Context>,
+    event: Option<&'static str>,
+    duration_secs: f64,
+    status: impl FnOnce() -> Status,
+    attributes: impl FnOnce() -> Vec<KeyValue>,
+) {
     if span.is_disabled() {
         return;
     }
-    span.record("tasker.execution_duration", duration_secs);
-    span.set_status(Status::error(message.to_owned()));
-    let Some(event) = event else { return };
-    span.add_event(
-        event,
-        vec![
-            KeyValue::new("exception.type", class.to_owned()),
-            KeyValue::new("exception.message", message.to_owned()),
-        ],
-    );
+    span.record(EXECUTION_DURATION, duration_secs);
+    match otel {
+        Some(cx) => {
+            let otel = cx.span();
+            otel.set_attribute(KeyValue::new(EXECUTION_DURATION, duration_secs));
+            otel.set_status(status());
+            if let Some(event) = event {
+                otel.add_event(event, attributes());
+            }
+        }
+        None => {
+            span.set_status(status());
+            if let Some(event) = event {
+                span.add_event(event, attributes());
+            }
+        }
+    }
 }

@@ -11,7 +11,8 @@
 //! the export thread frees them again: on glibc the two threads then fight over the step
 //! thread's allocator arena, which made those five copies the largest cost of a traced step.
 //! So the layer passes only the step span's numeric fields on, and says so through a marker type
-//! ([`shares_step_text`]); the scope then adds the text as shared `Arc<str>` values.
+//! ([`shares_step_text`]); the scope then adds the text as shared `Arc<str>` values, and later
+//! writes the step's outcome (duration, status, event) to the OpenTelemetry span directly.
 
 use std::any::TypeId;
 use std::sync::OnceLock;
@@ -53,6 +54,8 @@ struct StepCallsite {
     metadata: &'static Metadata<'static>,
     attempt_number: Field,
     retry_limit: Field,
+    /// Recorded at the end; the scope writes it to the OpenTelemetry span itself.
+    execution_duration: Field,
 }
 
 impl StepCallsite {
@@ -70,6 +73,7 @@ impl StepCallsite {
             metadata,
             attempt_number: fields.field("tasker.attempt_number")?,
             retry_limit: fields.field("tasker.retry_limit")?,
+            execution_duration: fields.field(super::EXECUTION_DURATION)?,
         })
     }
 
@@ -183,6 +187,13 @@ where
     }
 
     fn on_record(&self, span: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        // The step span's one later field, its duration, reaches the OpenTelemetry span
+        // directly from the scope (`StepSpan`); passing it on would add it twice.
+        if let Some(step) = self.step.get()
+            && values.contains(&step.execution_duration)
+        {
+            return;
+        }
         self.inner.on_record(span, values, ctx);
     }
 
