@@ -117,15 +117,6 @@ pub(crate) struct StepSpanFields<'a> {
 /// The duration attribute of task and step spans, in seconds.
 const EXECUTION_DURATION: &str = "tasker.execution_duration";
 
-/// The step span's text attributes, as [`SpanLayer`] leaves them to [`step_span`] to add.
-const STEP_TEXT_ATTRIBUTES: [&str; 5] = [
-    "tasker.correlation_id",
-    "tasker.task_id",
-    "tasker.task_name",
-    "tasker.step_id",
-    "tasker.step_name",
-];
-
 /// A step attempt's span, and its OpenTelemetry span when [`SpanLayer`] lets the scope write
 /// to it directly.
 #[derive(Debug)]
@@ -213,25 +204,22 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> StepSpan {
     if let TaskSpan::Remote(ctx) = task {
         let _ = span.set_parent(ctx.to_otel_context());
     }
-    if !layer::shares_step_text(&span) {
+    if !layer::owns_step_attributes(&span) {
         return StepSpan { span, otel: None };
     }
-    // `SpanLayer` kept the text fields out of the OpenTelemetry span (tracing-opentelemetry
-    // would copy each into a new `String`); they go in here as shared references instead.
+    // `SpanLayer` left the attributes out of the OpenTelemetry span: tracing-opentelemetry
+    // would copy each text into a new `String`. They go in here, the text shared.
     let otel = span.context();
-    let values = [
-        f.correlation_id,
-        f.task_id,
-        f.task_name,
-        f.step_id,
-        f.step_name,
-    ];
-    otel.span().set_attributes(
-        STEP_TEXT_ATTRIBUTES
-            .into_iter()
-            .zip(values)
-            .map(|(key, value)| KeyValue::new(key, Arc::clone(value))),
-    );
+    let text = |key: &'static str, value: &Arc<str>| KeyValue::new(key, Arc::clone(value));
+    otel.span().set_attributes([
+        text("tasker.correlation_id", f.correlation_id),
+        text("tasker.task_id", f.task_id),
+        text("tasker.task_name", f.task_name),
+        text("tasker.step_id", f.step_id),
+        text("tasker.step_name", f.step_name),
+        KeyValue::new("tasker.attempt_number", i64::from(f.attempt_number)),
+        KeyValue::new("tasker.retry_limit", i64::from(f.retry_limit)),
+    ]);
     StepSpan {
         span,
         otel: Some(otel),

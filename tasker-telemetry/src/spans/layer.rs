@@ -10,15 +10,16 @@
 //! `tracing` fields, tracing-opentelemetry copies each into a new `String` per attempt, and
 //! the export thread frees them again: on glibc the two threads then fight over the step
 //! thread's allocator arena, which made those five copies the largest cost of a traced step.
-//! So the layer passes only the step span's numeric fields on, and says so through a marker type
-//! ([`shares_step_text`]); the scope then adds the text as shared `Arc<str>` values, and later
-//! writes the step's outcome (duration, status, event) to the OpenTelemetry span directly.
+//! So the layer passes the step span on without its values, and says so through a marker type
+//! ([`owns_step_attributes`]); the scope then adds the attributes itself, the text as shared
+//! `Arc<str>` values, and later writes the step's outcome (duration, status, event) to the
+//! OpenTelemetry span directly.
 
 use std::any::TypeId;
 use std::sync::OnceLock;
 
 use opentelemetry_sdk::trace::SdkTracer;
-use tracing::field::{Field, Visit};
+use tracing::field::Field;
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
 use tracing::{Dispatch, Event, Metadata, Subscriber};
@@ -49,11 +50,9 @@ pub struct SpanLayer<S> {
     step: OnceLock<StepCallsite>,
 }
 
-/// The step span's callsite and the numeric fields passed on to tracing-opentelemetry.
+/// The step span's callsite.
 struct StepCallsite {
     metadata: &'static Metadata<'static>,
-    attempt_number: Field,
-    retry_limit: Field,
     /// Recorded at the end; the scope writes it to the OpenTelemetry span itself.
     execution_duration: Field,
 }
@@ -68,69 +67,32 @@ impl StepCallsite {
         {
             return None;
         }
-        let fields = metadata.fields();
         Some(Self {
             metadata,
-            attempt_number: fields.field("tasker.attempt_number")?,
-            retry_limit: fields.field("tasker.retry_limit")?,
-            execution_duration: fields.field(super::EXECUTION_DURATION)?,
+            execution_duration: metadata.fields().field(super::EXECUTION_DURATION)?,
         })
     }
 
-    /// `attrs` without the text fields, which [`super::step_span`] adds as shared values.
-    fn numeric_only(&self, attrs: &Attributes<'_>, visit: impl FnOnce(&Attributes<'_>)) {
-        let mut numbers = StepNumbers {
-            step: self,
-            attempt_number: None,
-            retry_limit: None,
-        };
-        attrs.record(&mut numbers);
-        let (attempt_number, retry_limit) = (numbers.attempt_number, numbers.retry_limit);
-        let values = [
-            (
-                &self.attempt_number,
-                attempt_number.as_ref().map(|n| n as &dyn tracing::Value),
-            ),
-            (
-                &self.retry_limit,
-                retry_limit.as_ref().map(|n| n as &dyn tracing::Value),
-            ),
-        ];
-        let values = self.metadata.fields().value_set(&values);
-        let numeric = match attrs.parent() {
+    /// `attrs` without their values, which [`super::step_span`] adds itself.
+    fn without_values(&self, attrs: &Attributes<'_>, visit: impl FnOnce(&Attributes<'_>)) {
+        let none: [(&Field, Option<&dyn tracing::Value>); 1] = [(&self.execution_duration, None)];
+        let values = self.metadata.fields().value_set(&none);
+        let bare = match attrs.parent() {
             Some(parent) => Attributes::child_of(parent.clone(), self.metadata, &values),
             None if attrs.is_root() => Attributes::new_root(self.metadata, &values),
             None => Attributes::new(self.metadata, &values),
         };
-        visit(&numeric);
+        visit(&bare);
     }
 }
 
-struct StepNumbers<'a> {
-    step: &'a StepCallsite,
-    attempt_number: Option<i64>,
-    retry_limit: Option<i64>,
-}
+/// What [`SpanLayer`] answers to a downcast once it leaves the step span's attributes to the scope.
+struct OwnsStepAttributes;
 
-impl Visit for StepNumbers<'_> {
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if *field == self.step.attempt_number {
-            self.attempt_number = Some(value);
-        } else if *field == self.step.retry_limit {
-            self.retry_limit = Some(value);
-        }
-    }
-
-    fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
-}
-
-/// What [`SpanLayer`] answers to a downcast once it passes the step span's text on to the scope.
-struct SharesStepText;
-
-/// Whether `span`'s subscriber has a [`SpanLayer`] that left the step span's text attributes
-/// for the caller to add.
-pub(super) fn shares_step_text(span: &tracing::Span) -> bool {
-    span.with_subscriber(|(_, dispatch)| dispatch.is::<SharesStepText>())
+/// Whether `span`'s subscriber has a [`SpanLayer`] that left the step span's attributes for the
+/// caller to add.
+pub(super) fn owns_step_attributes(span: &tracing::Span) -> bool {
+    span.with_subscriber(|(_, dispatch)| dispatch.is::<OwnsStepAttributes>())
         .unwrap_or(false)
 }
 
@@ -180,7 +142,7 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         match self.step.get() {
             Some(step) if std::ptr::eq(attrs.metadata(), step.metadata) => {
-                step.numeric_only(attrs, |numeric| self.inner.on_new_span(numeric, id, ctx));
+                step.without_values(attrs, |bare| self.inner.on_new_span(bare, id, ctx));
             }
             _ => self.inner.on_new_span(attrs, id, ctx),
         }
@@ -228,11 +190,11 @@ where
     unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
         if id == TypeId::of::<Self>() {
             Some(self as *const Self as *const ())
-        } else if id == TypeId::of::<SharesStepText>() {
+        } else if id == TypeId::of::<OwnsStepAttributes>() {
             // Only once the step callsite is known: before that its spans go through whole.
             self.step
                 .get()
-                .map(|_| &SharesStepText as *const SharesStepText as *const ())
+                .map(|_| &OwnsStepAttributes as *const OwnsStepAttributes as *const ())
         } else {
             // SAFETY: forwarded unchanged; the inner layer upholds `downcast_raw`'s contract.
             unsafe { self.inner.downcast_raw(id) }
