@@ -259,3 +259,28 @@ fn an_https_endpoint_for_the_http_exporter_is_a_clear_error() {
     let err = SpanPipeline::new(&config).unwrap_err();
     assert!(err.to_string().contains("plain http:// only"), "{err}");
 }
+
+/// An attempt dropped before its outcome (a cancelled future, say) ends its span with a
+/// `step.cancelled` event and no status, through `SpanPipeline`'s direct path.
+#[test]
+fn an_abandoned_attempt_ends_its_span_with_step_cancelled() {
+    let exported = Collect::default();
+    let config = TelemetryConfig::default();
+    let pipeline = SpanPipeline::with_exporter(&config, exported.clone());
+    let telemetry = Telemetry::new(config).unwrap();
+    let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let task = tasker_telemetry::TaskScope::new(&telemetry, "t-cancel", "checkout");
+        let step = task.step("t-cancel/slow", "slow");
+        drop(step.attempt(1));
+    });
+    pipeline.shutdown();
+    let spans = exported.0.lock().unwrap();
+    let step = spans
+        .iter()
+        .find(|s| s.name == "tasker.step.execution")
+        .expect("the step span was exported");
+    let events: Vec<&str> = step.events.iter().map(|e| e.name.as_ref()).collect();
+    assert_eq!(events, ["step.cancelled"]);
+    assert_eq!(step.status, opentelemetry::trace::Status::Unset);
+}
