@@ -169,3 +169,62 @@ fn other_formats_render_the_same_fields() {
         assert!(text.contains(needle), "{format:?}: {text}");
     }
 }
+
+/// A layer of the user's own that keeps the messages of lifecycle lines.
+#[derive(Clone, Default)]
+struct Lifecycle(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Lifecycle {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message<'a>(&'a mut Vec<String>);
+        impl tracing::field::Visit for Message<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0.push(format!("{value:?}"));
+                }
+            }
+        }
+        if event.metadata().target() == tasker_telemetry::logging::LIFECYCLE_TARGET {
+            event.record(&mut Message(&mut self.0.lock().unwrap()));
+        }
+    }
+}
+
+/// The span pipeline's layer drops lifecycle lines (the span carries those moments as events),
+/// but never for the layers beside it: a user's own layer and the log layer get every line.
+#[test]
+fn lifecycle_lines_reach_any_layer_beside_the_span_pipeline() {
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let config = tasker_telemetry::TelemetryConfig::default();
+    let run = |subscriber: tracing::Dispatch| {
+        tracing::dispatcher::with_default(&subscriber, || {
+            let task = tasker_telemetry::TaskScope::new(&telemetry, "t-lines", "checkout");
+            let step = task.step("t-lines/a", "a");
+            let _: Result<u32, std::io::Error> = step.run_attempt(1, || Ok(1));
+        });
+    };
+
+    let seen = Lifecycle::default();
+    let pipeline = tasker_telemetry::spans::SpanPipeline::new(&config).unwrap();
+    run(tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(pipeline.layer())
+            .with(seen.clone()),
+    ));
+    assert_eq!(*seen.0.lock().unwrap(), ["step completed"]);
+
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let logs = LogLayer::new(LogFormat::Json, ParameterFilter::tasker_default())
+        .with_writer(buffer.clone());
+    run(tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(pipeline.layer())
+            .with(logs),
+    ));
+    let logged = lines(&buffer);
+    assert!(
+        logged.iter().any(|l| l["message"] == "step completed"),
+        "{logged:#?}"
+    );
+    pipeline.shutdown();
+}
