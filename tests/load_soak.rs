@@ -269,9 +269,11 @@ fn soak_holds_memory_and_forgets_finished_tasks() {
         .enable_time()
         .build()
         .unwrap();
-    // Runs tasks `from..to`, IN_FLIGHT at a time, and checks each one's end on the way: every
-    // step completed, and its correlation id held by nobody but this test.
+    // Runs tasks `from..to`, IN_FLIGHT at a time, and checks each one's end: every step
+    // completed, and, once the span pipeline has exported what it queued (exported spans share
+    // their task's ids until then), its correlation id held by nobody but this test.
     let run_tasks = |from: u64, to: u64| {
+        let mut finished = Vec::new();
         runtime.block_on(async {
             let mut next = from;
             let mut running = tokio::task::JoinSet::new();
@@ -295,13 +297,17 @@ fn soak_holds_memory_and_forgets_finished_tasks() {
                 let (outcome, correlation_id) = running.join_next().await.unwrap().unwrap();
                 assert_eq!(outcome.status, TaskStatus::Complete, "{outcome:?}");
                 assert_eq!(outcome.results.len() as u64, STEPS_PER_TASK);
-                assert_eq!(
-                    correlation_id.holders(),
-                    1,
-                    "task {correlation_id} ended but something still holds its correlation id"
-                );
+                finished.push(correlation_id);
             }
-        })
+        });
+        pipeline.flush();
+        for correlation_id in finished {
+            assert_eq!(
+                correlation_id.holders(),
+                1,
+                "task {correlation_id} ended but something still holds its correlation id"
+            );
+        }
     };
 
     let started = Instant::now();
