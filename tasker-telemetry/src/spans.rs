@@ -102,8 +102,10 @@ impl TaskSpan {
     }
 }
 
-/// A step span's text attributes, as the scope holds them: shared, so that the exported span can
-/// share them too instead of copying each into a new `String` per attempt.
+/// A step span's attributes, the text as the scope holds it: shared, so that the exported span
+/// can share it too instead of copying each value into a new `String` per attempt. The keys are
+/// written twice in [`step_span`] (the `tracing` fields, and the attributes added under
+/// `SpanLayer`); `tests/spans_local.rs` checks both paths export the same attributes.
 pub(crate) struct StepSpanFields<'a> {
     pub(crate) correlation_id: &'a Arc<str>,
     pub(crate) task_id: &'a Arc<str>,
