@@ -236,8 +236,9 @@ fn with_span_pipeline<R>(pipeline: &SpanPipeline, f: impl FnOnce() -> R) -> R {
 // Group `overhead`: ns per call.
 // ------------------------------------------------------------------------------------------------
 
-/// Our variants: the bare step, then one `StepScope` attempt in each configuration.
-fn ours(group: &mut BenchmarkGroup<'_, WallTime>) {
+/// Our untraced variants: the bare step, then one `StepScope` attempt with telemetry off,
+/// events only, and metrics only (last, as the metrics peers follow).
+fn ours_untraced(group: &mut BenchmarkGroup<'_, WallTime>) {
     // baseline: the bare function, nothing else.
     group.bench_function("baseline", |b| {
         let mut x = 0u64;
@@ -262,14 +263,6 @@ fn ours(group: &mut BenchmarkGroup<'_, WallTime>) {
     });
     set_enabled(true);
 
-    // metrics_only: metrics on (step counters, duration histograms, active gauge, operation
-    // histogram), no event subscriber, spans disabled (no `tracing` subscriber).
-    let metered = telemetry(&TelemetryConfig::default(), false);
-    tracing::subscriber::with_default(NoSubscriber::default(), || {
-        let step = step_scope(&metered);
-        group.bench_function("metrics_only", |b| attempt_loop(b, &step));
-    });
-
     // events_noop_sub: metrics off, one no-op synchronous subscriber on `step.*` (so
     // `step.before_handle` and `step.completed` are built and delivered), spans disabled.
     let mut config = TelemetryConfig::default();
@@ -280,6 +273,17 @@ fn ours(group: &mut BenchmarkGroup<'_, WallTime>) {
         group.bench_function("events_noop_sub", |b| attempt_loop(b, &step));
     });
 
+    // metrics_only: metrics on (step counters, duration histograms, active gauge, operation
+    // histogram), no event subscriber, spans disabled (no `tracing` subscriber).
+    let metered = telemetry(&TelemetryConfig::default(), false);
+    tracing::subscriber::with_default(NoSubscriber::default(), || {
+        let step = step_scope(&metered);
+        group.bench_function("metrics_only", |b| attempt_loop(b, &step));
+    });
+}
+
+/// Our traced variants, run right after `tracing_otel` (see [`overhead`]).
+fn ours_traced(group: &mut BenchmarkGroup<'_, WallTime>) {
     // full: metrics, the no-op subscriber, and a step span per attempt exported through
     // `SpanPipeline` (sampler, batch processor, counting) to a discarding exporter. No log layer.
     // full_unsampled: the same with `trace_sampling_ratio = 0.0`, so the task's trace is sampled
@@ -384,20 +388,10 @@ fn fastrace_peers(group: &mut BenchmarkGroup<'_, WallTime>) {
     fastrace::flush();
 }
 
-/// Metrics peers: autometrics, the `metrics` facade with the Prometheus recorder (cached handles
-/// and per-call macros), prometheus-client with cached handles.
+/// Metrics peers: the `metrics` facade with the Prometheus recorder (cached handles first, the
+/// nearest comparison to `metrics_only`, then per-call macros), autometrics, prometheus-client
+/// with cached handles.
 fn metrics_peers(group: &mut BenchmarkGroup<'_, WallTime>) {
-    // autometrics: its settings (prometheus-client registry, default buckets) initialised once,
-    // before first use.
-    autometrics::settings::AutometricsSettings::builder().init();
-    group.bench_function("autometrics", |b| {
-        let mut x = 0u64;
-        b.iter(|| {
-            x += 1;
-            black_box(work_autometrics(x))
-        })
-    });
-
     // The `metrics` global recorder, installed once, no HTTP listener. `install_recorder` leaves
     // upkeep (draining histogram samples) to the caller; this thread does it every 5 s like the
     // exporter's own `install()` would.
@@ -451,6 +445,17 @@ fn metrics_peers(group: &mut BenchmarkGroup<'_, WallTime>) {
     });
     stop.store(true, Ordering::Relaxed);
     upkeep.join().expect("upkeep thread");
+
+    // autometrics: its settings (prometheus-client registry, default buckets) initialised once,
+    // before first use.
+    autometrics::settings::AutometricsSettings::builder().init();
+    group.bench_function("autometrics", |b| {
+        let mut x = 0u64;
+        b.iter(|| {
+            x += 1;
+            black_box(work_autometrics(x))
+        })
+    });
 
     // prometheus_client_cached: a counter family and a histogram family (Prometheus' default
     // buckets) labelled by step; handles cloned once; per call two clock reads, inc, observe.
@@ -520,12 +525,17 @@ fn floors(group: &mut BenchmarkGroup<'_, WallTime>) {
 }
 
 /// Group `overhead`: every variant, ns per call of the trivial step.
+/// Group `overhead`. Each target compares figures from this one run; the two sides of each
+/// comparison run back to back (ours, then the metrics peers; `tracing_otel`, then our traced
+/// variants), so that a slow drift in the machine's speed over the run (other tenants on the
+/// host) bends a ratio as little as possible.
 fn overhead(c: &mut Criterion) {
     let mut group = c.benchmark_group("overhead");
-    ours(&mut group);
-    tracing_peers(&mut group);
-    fastrace_peers(&mut group);
+    ours_untraced(&mut group);
     metrics_peers(&mut group);
+    tracing_peers(&mut group);
+    ours_traced(&mut group);
+    fastrace_peers(&mut group);
     floors(&mut group);
     group.finish();
 }

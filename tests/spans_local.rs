@@ -129,6 +129,48 @@ fn step_span_attributes_are_the_same_through_span_pipeline_and_a_plain_layer() {
     assert_eq!(from_pipeline, from_plain);
 }
 
+/// The export thread decides the step span's own keys once, in advance, rather than per span:
+/// a filter that names them must still mask them, whatever their value's type.
+#[test]
+fn a_filter_naming_step_attributes_masks_them_on_every_step_span() {
+    let mut config = TelemetryConfig::default();
+    config.filter_parameters = vec!["step_name".into(), "retry_limit".into()];
+    let exported = Collect::default();
+    let pipeline = SpanPipeline::with_exporter(&config, exported.clone());
+    let telemetry = Telemetry::new(config).unwrap();
+    tracing::subscriber::with_default(
+        tracing_subscriber::registry().with(pipeline.layer()),
+        || {
+            let task = Task::new(&telemetry, "t-mask", "checkout", serde_json::Value::Null);
+            let sequence = Sequence::new();
+            for attempt in 1..=2 {
+                let step = task.step("t-mask/flaky", "flaky").with_attempt(attempt);
+                let _ = Flaky.handle(&task, &sequence, &step).now();
+            }
+        },
+    );
+    pipeline.shutdown();
+    let spans = exported.0.lock().unwrap();
+    let steps: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "tasker.step.execution")
+        .collect();
+    assert_eq!(steps.len(), 2);
+    for span in steps {
+        let value = |key: &str| {
+            span.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.to_string())
+        };
+        assert_eq!(value("tasker.step_name").as_deref(), Some("[FILTERED]"));
+        // An integer under a sensitive key is masked as text too.
+        assert_eq!(value("tasker.retry_limit").as_deref(), Some("[FILTERED]"));
+        assert_eq!(value("tasker.step_id").as_deref(), Some("t-mask/flaky"));
+        assert_eq!(value("tasker.task_name").as_deref(), Some("checkout"));
+    }
+}
+
 #[test]
 fn without_an_endpoint_spans_stay_in_process_and_print_as_a_tree() {
     let (pipeline, telemetry) = local(TelemetryConfig::default());

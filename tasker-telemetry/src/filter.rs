@@ -335,6 +335,12 @@ impl ParameterFilter {
         if self.is_sensitive_field_key(key) {
             return Cow::Owned(self.inner.mask.clone());
         }
+        self.filter_text(key, value)
+    }
+
+    /// [`filter_field`](Self::filter_field) for a key already known not to be sensitive: only
+    /// JSON text is looked into.
+    pub(crate) fn filter_text<'a>(&self, key: &str, value: &'a str) -> Cow<'a, str> {
         if !self.is_empty() && looks_like_json_container(value) {
             return self.filter_json_text(key, value);
         }

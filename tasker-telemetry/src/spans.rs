@@ -4,6 +4,7 @@
 //! pipeline that [`init`](crate::init) installs, or that you add to your own subscriber as a
 //! layer.
 
+mod attribute_filter;
 mod context;
 #[cfg(feature = "otlp")]
 pub(crate) mod http_client;
@@ -116,8 +117,52 @@ pub(crate) struct StepSpanFields<'a> {
     pub(crate) retry_limit: u32,
 }
 
-/// The duration attribute of task and step spans, in seconds.
-const EXECUTION_DURATION: &str = "tasker.execution_duration";
+/// The attribute keys [`step_span`] and [`StepSpan`] write to the OpenTelemetry span
+/// themselves. Read from this one static, every exported step span's keys point at the same
+/// bytes, so the export thread recognises them by address instead of hashing each one per span
+/// (see `attribute_filter`).
+pub(crate) struct StepKeys {
+    correlation_id: &'static str,
+    task_id: &'static str,
+    task_name: &'static str,
+    step_id: &'static str,
+    step_name: &'static str,
+    attempt_number: &'static str,
+    retry_limit: &'static str,
+    /// Also the task span's duration attribute (in seconds), there as a `tracing` field.
+    execution_duration: &'static str,
+}
+
+/// The step span's own attribute keys.
+pub(crate) static STEP_KEYS: StepKeys = StepKeys {
+    correlation_id: "tasker.correlation_id",
+    task_id: "tasker.task_id",
+    task_name: "tasker.task_name",
+    step_id: "tasker.step_id",
+    step_name: "tasker.step_name",
+    attempt_number: "tasker.attempt_number",
+    retry_limit: "tasker.retry_limit",
+    execution_duration: "tasker.execution_duration",
+};
+
+impl StepKeys {
+    /// How many keys there are.
+    pub(crate) const COUNT: usize = 8;
+
+    /// Every key.
+    pub(crate) fn all(&self) -> [&'static str; Self::COUNT] {
+        [
+            self.correlation_id,
+            self.task_id,
+            self.task_name,
+            self.step_id,
+            self.step_name,
+            self.attempt_number,
+            self.retry_limit,
+            self.execution_duration,
+        ]
+    }
+}
 
 /// A step attempt's span, and its OpenTelemetry span when [`SpanLayer`] lets the scope write
 /// to it directly.
@@ -212,15 +257,16 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> StepSpan {
     // `SpanLayer` left the attributes out of the OpenTelemetry span: tracing-opentelemetry
     // would copy each text into a new `String`. They go in here, the text shared.
     let otel = span.context();
+    let keys = &STEP_KEYS;
     let text = |key: &'static str, value: &Arc<str>| KeyValue::new(key, Arc::clone(value));
     otel.span().set_attributes([
-        text("tasker.correlation_id", f.correlation_id),
-        text("tasker.task_id", f.task_id),
-        text("tasker.task_name", f.task_name),
-        text("tasker.step_id", f.step_id),
-        text("tasker.step_name", f.step_name),
-        KeyValue::new("tasker.attempt_number", i64::from(f.attempt_number)),
-        KeyValue::new("tasker.retry_limit", i64::from(f.retry_limit)),
+        text(keys.correlation_id, f.correlation_id),
+        text(keys.task_id, f.task_id),
+        text(keys.task_name, f.task_name),
+        text(keys.step_id, f.step_id),
+        text(keys.step_name, f.step_name),
+        KeyValue::new(keys.attempt_number, i64::from(f.attempt_number)),
+        KeyValue::new(keys.retry_limit, i64::from(f.retry_limit)),
     ]);
     StepSpan {
         span,
@@ -281,11 +327,11 @@ fn record_end(
     if span.is_disabled() {
         return;
     }
-    span.record(EXECUTION_DURATION, duration_secs);
+    span.record(STEP_KEYS.execution_duration, duration_secs);
     match otel {
         Some(cx) => {
             let otel = cx.span();
-            otel.set_attribute(KeyValue::new(EXECUTION_DURATION, duration_secs));
+            otel.set_attribute(KeyValue::new(STEP_KEYS.execution_duration, duration_secs));
             otel.set_status(status());
             if let Some(event) = event {
                 otel.add_event(event, attributes());

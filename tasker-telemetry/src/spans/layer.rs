@@ -69,7 +69,9 @@ impl StepCallsite {
         }
         Some(Self {
             metadata,
-            execution_duration: metadata.fields().field(super::EXECUTION_DURATION)?,
+            execution_duration: metadata
+                .fields()
+                .field(super::STEP_KEYS.execution_duration)?,
         })
     }
 

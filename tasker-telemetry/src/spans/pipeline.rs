@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
@@ -17,6 +17,7 @@ use opentelemetry_sdk::trace::{
     SpanExporter, SpanProcessor,
 };
 
+use super::attribute_filter::AttributeFilter;
 use super::layer::SpanLayer;
 use super::store::SpanStore;
 use crate::config::{OtlpProtocol, TelemetryConfig};
@@ -103,39 +104,6 @@ impl SpanProcessor for CountingProcessor {
     }
 }
 
-/// Masks what the parameter filter says is sensitive in a span's attributes, its events'
-/// attributes (a user's `tracing::info!(api_token = ..)` inside a step) and its links'
-/// attributes: a sensitive key's value of any type becomes the mask, and JSON text is filtered
-/// inside (see [`ParameterFilter::filter_field`]).
-fn filter_span(filter: &ParameterFilter, span: &mut SpanData) {
-    filter_attributes(filter, &mut span.attributes);
-    for event in &mut span.events.events {
-        filter_attributes(filter, &mut event.attributes);
-    }
-    for link in &mut span.links.links {
-        filter_attributes(filter, &mut link.attributes);
-    }
-}
-
-fn filter_attributes(filter: &ParameterFilter, attributes: &mut [KeyValue]) {
-    for attribute in attributes {
-        let key = attribute.key.as_str();
-        let masked = match &attribute.value {
-            Value::String(text) => match filter.filter_field(key, text.as_str()) {
-                std::borrow::Cow::Owned(masked) => Some(masked),
-                std::borrow::Cow::Borrowed(_) => None,
-            },
-            // A number, a boolean or an array under a sensitive key is as secret as text.
-            _ => filter
-                .is_sensitive_field_key(key)
-                .then(|| filter.mask().to_owned()),
-        };
-        if let Some(masked) = masked {
-            attribute.value = Value::String(masked.into());
-        }
-    }
-}
-
 /// Counts what the exporter delivered or failed to, and reports failures through `tracing`
 /// (target `tasker_telemetry::export`): export failures are never silent. Filters every span
 /// first, on the export thread, so the steps never pay for it.
@@ -143,15 +111,23 @@ fn filter_attributes(filter: &ParameterFilter, attributes: &mut [KeyValue]) {
 struct CountingExporter<E> {
     inner: E,
     counters: Arc<Counters>,
-    filter: ParameterFilter,
+    filter: AttributeFilter,
+}
+
+impl<E> CountingExporter<E> {
+    fn new(inner: E, counters: &Arc<Counters>, filter: ParameterFilter) -> Self {
+        Self {
+            inner,
+            counters: counters.clone(),
+            filter: AttributeFilter::new(filter),
+        }
+    }
 }
 
 impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
-        if !self.filter.is_empty() {
-            for span in &mut batch {
-                filter_span(&self.filter, span);
-            }
+        for span in &mut batch {
+            self.filter.apply(span);
         }
         let n = batch.len() as u64;
         let result = self.inner.export(batch).await;
@@ -261,11 +237,7 @@ impl SpanPipeline {
             (None, _) => {
                 let s = SpanStore::new(STORE_CAPACITY);
                 store = Some(s.clone());
-                batch(CountingExporter {
-                    inner: s,
-                    counters: counters.clone(),
-                    filter,
-                })
+                batch(CountingExporter::new(s, &counters, filter))
             }
         };
         Ok(Self::assemble(config, processor, counters, store, endpoint))
@@ -297,13 +269,13 @@ impl SpanPipeline {
     /// ```
     pub fn with_exporter<E: SpanExporter + 'static>(config: &TelemetryConfig, exporter: E) -> Self {
         let counters = Arc::new(Counters::default());
-        let processor = batch(CountingExporter {
-            inner: exporter,
-            counters: counters.clone(),
-            filter: config
+        let processor = batch(CountingExporter::new(
+            exporter,
+            &counters,
+            config
                 .parameter_filter()
                 .unwrap_or_else(|_| ParameterFilter::tasker_default()),
-        });
+        ));
         Self::assemble(config, processor, counters, None, None)
     }
 
@@ -359,11 +331,11 @@ impl SpanPipeline {
             .map_err(|e| Error::SpanExport {
                 message: e.to_string(),
             })?;
-        Ok(batch(CountingExporter {
-            inner: exporter,
-            counters: counters.clone(),
-            filter: filter.clone(),
-        }))
+        Ok(batch(CountingExporter::new(
+            exporter,
+            counters,
+            filter.clone(),
+        )))
     }
 
     #[cfg(not(feature = "otlp"))]
@@ -404,14 +376,14 @@ impl SpanPipeline {
                     message: e.to_string(),
                 })?
         };
-        Ok(batch(CountingExporter {
-            inner: OnRuntime {
+        Ok(batch(CountingExporter::new(
+            OnRuntime {
                 runtime,
                 inner: exporter,
             },
-            counters: counters.clone(),
-            filter: filter.clone(),
-        }))
+            counters,
+            filter.clone(),
+        )))
     }
 
     #[cfg(not(feature = "otlp-grpc"))]

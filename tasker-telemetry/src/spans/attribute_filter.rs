@@ -1,0 +1,142 @@
+//! The parameter filter as the span exporter applies it: to span, span-event and link
+//! attributes, on the export thread, before any exporter sees them.
+//!
+//! Every step span carries the same eight keys, which the filter would otherwise look up (hash
+//! and compare) per attribute per span. Their decisions are made once, when the exporter is
+//! built, and recognised afterwards by address: [`step_span`](super::step_span) writes them
+//! from the one static [`STEP_KEYS`], so each exported span's keys point at the same
+//! bytes. A key at another address, even with the same text, takes the ordinary path.
+
+use std::borrow::Cow;
+
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::trace::SpanData;
+
+use super::{STEP_KEYS, StepKeys};
+use crate::filter::ParameterFilter;
+
+/// A [`ParameterFilter`] with the step span's keys decided in advance.
+#[derive(Debug, Clone)]
+pub(super) struct AttributeFilter {
+    filter: ParameterFilter,
+    /// Each step key, and whether the filter masks its value.
+    decided: [(&'static str, bool); StepKeys::COUNT],
+}
+
+impl AttributeFilter {
+    pub(super) fn new(filter: ParameterFilter) -> Self {
+        let decided = STEP_KEYS
+            .all()
+            .map(|key| (key, filter.is_sensitive_field_key(key)));
+        Self { filter, decided }
+    }
+
+    /// Masks what the filter says is sensitive in `span`: a sensitive key's value of any type
+    /// becomes the mask, and JSON text is filtered inside (see
+    /// [`ParameterFilter::filter_field`]).
+    pub(super) fn apply(&self, span: &mut SpanData) {
+        if self.filter.is_empty() {
+            return;
+        }
+        self.apply_to(&mut span.attributes);
+        for event in &mut span.events.events {
+            self.apply_to(&mut event.attributes);
+        }
+        for link in &mut span.links.links {
+            self.apply_to(&mut link.attributes);
+        }
+    }
+
+    fn apply_to(&self, attributes: &mut [KeyValue]) {
+        for attribute in attributes {
+            let key = attribute.key.as_str();
+            let sensitive = self
+                .decided_for(key)
+                .unwrap_or_else(|| self.filter.is_sensitive_field_key(key));
+            let masked = if sensitive {
+                // A number, a boolean or an array under a sensitive key is as secret as text.
+                Some(self.filter.mask().to_owned())
+            } else if let Value::String(text) = &attribute.value {
+                match self.filter.filter_text(key, text.as_str()) {
+                    Cow::Owned(masked) => Some(masked),
+                    Cow::Borrowed(_) => None,
+                }
+            } else {
+                None
+            };
+            if let Some(masked) = masked {
+                attribute.value = Value::String(masked.into());
+            }
+        }
+    }
+
+    /// The advance decision for `key`, if it is one of the step keys' own statics. Equal
+    /// address and length mean the same bytes: no other string can live inside a static.
+    fn decided_for(&self, key: &str) -> Option<bool> {
+        self.decided
+            .iter()
+            .find(|(own, _)| std::ptr::eq(own.as_ptr(), key.as_ptr()) && own.len() == key.len())
+            .map(|&(_, sensitive)| sensitive)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::ParameterFilter;
+
+    fn step_key(text: &str) -> &'static str {
+        STEP_KEYS
+            .all()
+            .into_iter()
+            .find(|key| *key == text)
+            .expect("a step key")
+    }
+
+    fn masks(filter: &AttributeFilter, attributes: Vec<KeyValue>) -> Vec<String> {
+        let mut attributes = attributes;
+        filter.apply_to(&mut attributes);
+        attributes.iter().map(|kv| kv.value.to_string()).collect()
+    }
+
+    #[test]
+    fn step_keys_are_decided_by_the_filter_in_advance() {
+        // A filter that names a step key: its static must be masked like any other key.
+        let filter =
+            AttributeFilter::new(ParameterFilter::new(["task_name"], "[X]").expect("valid"));
+        let values = masks(
+            &filter,
+            vec![
+                KeyValue::new(step_key("tasker.task_name"), "checkout"),
+                KeyValue::new(step_key("tasker.task_id"), "42"),
+            ],
+        );
+        assert_eq!(values, ["[X]", "42"]);
+    }
+
+    #[test]
+    fn a_key_with_a_step_keys_text_elsewhere_takes_the_ordinary_path() {
+        let filter =
+            AttributeFilter::new(ParameterFilter::new(["task_name"], "[X]").expect("valid"));
+        let owned: String = "tasker.task_name".to_owned();
+        let values = masks(
+            &filter,
+            vec![
+                KeyValue::new(owned, "checkout"),
+                KeyValue::new("api_token", "t0k3n"),
+            ],
+        );
+        assert_eq!(values, ["[X]", "t0k3n"]);
+    }
+
+    #[test]
+    fn json_text_under_a_step_key_is_still_filtered_inside() {
+        let filter = AttributeFilter::new(ParameterFilter::tasker_default());
+        let key = step_key("tasker.step_name");
+        let values = masks(
+            &filter,
+            vec![KeyValue::new(key, r#"{"password": "hunter2"}"#)],
+        );
+        assert_eq!(values, [r#"{"password":"[FILTERED]"}"#]);
+    }
+}
