@@ -190,6 +190,46 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Lifecycle {
     }
 }
 
+/// `structured_logging_enabled = false` is the log sink off: no layer gets lifecycle lines,
+/// while the scopes' other sinks (here a subscriber to `step.completed`) carry on.
+#[test]
+fn structured_logging_off_builds_no_lifecycle_lines() {
+    let run = |enabled: bool| {
+        let mut config = tasker_telemetry::TelemetryConfig::default();
+        config.structured_logging_enabled = enabled;
+        let telemetry = Telemetry::new(config).unwrap();
+        let delivered = Arc::new(Mutex::new(0));
+        let count = delivered.clone();
+        telemetry
+            .publisher()
+            .subscribe(
+                &["step.completed"],
+                tasker_telemetry::subscriber::from_fn("count", move |_| {
+                    *count.lock().unwrap() += 1;
+                }),
+            )
+            .unwrap();
+        let seen = Lifecycle::default();
+        tracing::subscriber::with_default(
+            tracing_subscriber::registry().with(seen.clone()),
+            || {
+                let task = tasker_telemetry::TaskScope::new(&telemetry, "t-quiet", "checkout");
+                let step = task.step("t-quiet/a", "a");
+                let _: Result<u32, std::io::Error> = step.run_attempt(1, || Ok(1));
+                task.complete(tasker_telemetry::scope::StepCounts::default());
+            },
+        );
+        let lines = seen.0.lock().unwrap().clone();
+        (lines, *delivered.lock().unwrap())
+    };
+    let (lines, delivered) = run(true);
+    assert!(lines.contains(&"step completed".to_owned()), "{lines:?}");
+    assert_eq!(delivered, 1);
+    let (lines, delivered) = run(false);
+    assert_eq!(lines, Vec::<String>::new());
+    assert_eq!(delivered, 1);
+}
+
 /// The span pipeline's layer drops lifecycle lines (the span carries those moments as events),
 /// but never for the layers beside it: a user's own layer and the log layer get every line.
 #[test]

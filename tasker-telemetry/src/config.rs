@@ -423,7 +423,10 @@ pub struct TelemetryConfig {
     pub filter_parameters: Vec<String>,
     /// Replacement for sensitive values. Default `"[FILTERED]"`.
     pub filter_mask: String,
-    /// Emit JSON-structured logs with correlation ids. Default `true`.
+    /// Emit JSON-structured logs with correlation ids. Default `true`. When `false`,
+    /// [`init`](crate::init) installs no log layer and the scopes build no lifecycle lines
+    /// (target [`LIFECYCLE_TARGET`](crate::logging::LIFECYCLE_TARGET)) for any layer: the
+    /// router's log sink is off.
     pub structured_logging_enabled: bool,
     /// HTTP header carrying the correlation id. Default `"X-Correlation-ID"`.
     pub correlation_id_header: String,

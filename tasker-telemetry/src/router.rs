@@ -37,6 +37,19 @@ impl Sinks {
     pub const fn union(self, other: Sinks) -> Sinks {
         Sinks(self.0 | other.0)
     }
+
+    /// The sinks of `self` that are not in `other`.
+    ///
+    /// ```
+    /// use tasker_telemetry::router::Sinks;
+    ///
+    /// let sinks = Sinks::ALL.difference(Sinks::LOGS);
+    /// assert!(sinks.contains(Sinks::TRACE | Sinks::METRICS));
+    /// assert!(!sinks.contains(Sinks::LOGS));
+    /// ```
+    pub const fn difference(self, other: Sinks) -> Sinks {
+        Sinks(self.0 & !other.0)
+    }
 }
 
 impl std::ops::BitOr for Sinks {

@@ -212,10 +212,15 @@ impl Telemetry {
     }
 
     /// Decides which sinks this occurrence of `event` reaches, once, and counts it in
-    /// `tasker_routed_events_total` when metrics is among them.
+    /// `tasker_routed_events_total` when metrics is among them. With
+    /// `structured_logging_enabled` off, no event reaches the log sink: nobody asked for the
+    /// lines, so they are not built.
     #[inline]
     pub(crate) fn route(&self, event: EventName) -> Sinks {
-        let sinks = self.inner.router.decide(event);
+        let mut sinks = self.inner.router.decide(event);
+        if !self.inner.config.structured_logging_enabled {
+            sinks = sinks.difference(Sinks::LOGS);
+        }
         if sinks.contains(Sinks::METRICS)
             && let Some(routed) = &self.inner.routed
         {
