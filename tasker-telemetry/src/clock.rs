@@ -91,18 +91,40 @@ pub(crate) fn now() -> Reading {
 impl Reading {
     /// Time since this reading.
     #[inline]
-    pub(crate) fn elapsed(self) -> Duration {
+    pub(crate) fn elapsed(self) -> Elapsed {
         self.until(now())
     }
 
     /// Time from this reading to `later` (zero if `later` is not later).
     #[inline]
-    pub(crate) fn until(self, later: Reading) -> Duration {
+    pub(crate) fn until(self, later: Reading) -> Elapsed {
         let delta = later.0.saturating_sub(self.0);
         match source() {
-            Source::Tsc { scale } => Duration::from_nanos(scale.nanos(delta)),
-            Source::Instant { .. } => Duration::from_nanos(delta),
+            Source::Tsc { scale } => Elapsed(scale.nanos(delta)),
+            Source::Instant { .. } => Elapsed(delta),
         }
+    }
+}
+
+/// Time between two readings, in whole nanoseconds.
+///
+/// Kept as one integer because metrics want seconds and payloads want a [`Duration`]: seconds are
+/// then one multiply, where `Duration::as_secs_f64` splits and divides on every attempt, and the
+/// `Duration` is built only when an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Elapsed(u64);
+
+impl Elapsed {
+    /// In seconds.
+    #[inline]
+    pub(crate) fn as_secs_f64(self) -> f64 {
+        self.0 as f64 * 1e-9
+    }
+
+    /// As a [`Duration`].
+    #[inline]
+    pub(crate) fn to_duration(self) -> Duration {
+        Duration::from_nanos(self.0)
     }
 }
 
@@ -275,7 +297,7 @@ mod tests {
             spin = std::hint::black_box(spin + 1);
         }
         let by_instant = instant.elapsed();
-        let by_clock = start.elapsed();
+        let by_clock = start.elapsed().to_duration();
         let diff = by_clock.abs_diff(by_instant);
         assert!(
             diff < by_instant / 20 + Duration::from_micros(50),
@@ -303,7 +325,8 @@ mod tests {
     fn never_negative() {
         let later = now();
         let earlier = Reading(later.0.saturating_add(1_000_000));
-        assert_eq!(earlier.until(later), Duration::ZERO);
+        assert_eq!(earlier.until(later).to_duration(), Duration::ZERO);
+        assert_eq!(earlier.until(later).as_secs_f64(), 0.0);
     }
 
     #[test]

@@ -890,9 +890,12 @@ impl StepScope {
         if !is_enabled() {
             return process();
         }
-        let attempt = self.begin(attempt_number, self.retry_limit.unwrap_or(1));
+        let mut attempt = self.begin(attempt_number, self.retry_limit.unwrap_or(1));
         let result = attempt.in_scope(process);
-        attempt.finish(&result);
+        // Settled where `begin` wrote it: `finish` takes the attempt by value, and the move
+        // compiles to a copy that reloads what `begin` has just stored, stalling on every field.
+        attempt.settle(&result);
+        std::mem::forget(attempt);
         result
     }
 
@@ -1118,28 +1121,35 @@ impl StepAttempt<'_> {
     /// Reports whichever outcome `result` holds.
     #[inline(always)]
     pub fn finish<T: Serialize, E: std::error::Error>(mut self, result: &Result<T, E>) {
+        self.settle(result);
+        std::mem::forget(self);
+    }
+
+    /// Reports whichever outcome `result` holds, leaving the attempt with nothing to report on
+    /// drop.
+    #[inline(always)]
+    fn settle<T: Serialize, E: std::error::Error>(&mut self, result: &Result<T, E>) {
         if self.active.is_some() {
             match result {
                 Ok(value) => self.succeed(value),
                 Err(error) => self.fail_now(error),
             }
         }
-        std::mem::forget(self);
     }
 
     /// Publishes `performance.slow_operation` when the attempt ran longer than
     /// `slow_query_threshold_seconds` (and performance monitoring is on).
     #[inline]
-    fn check_slow(&self, elapsed: Duration, seconds: f64) {
+    fn check_slow(&self, seconds: f64) {
         let config = self.scope.task.inner.telemetry.config();
         if config.performance_monitoring_enabled && seconds > config.slow_query_threshold_seconds {
-            self.report_slow(elapsed);
+            self.report_slow(seconds);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn report_slow(&self, elapsed: Duration) {
+    fn report_slow(&self, seconds: f64) {
         let scope = self.scope;
         let subject = performance::Subject {
             task: Some(&scope.task),
@@ -1148,7 +1158,7 @@ impl StepAttempt<'_> {
         performance::check_slow(
             &scope.task.inner.telemetry,
             || format!("step.{}", scope.name),
-            elapsed.as_secs_f64(),
+            seconds,
             &subject,
         );
     }
@@ -1215,11 +1225,10 @@ impl StepAttempt<'_> {
     fn report_success<T: Serialize + ?Sized>(
         &self,
         span: &spans::StepSpan,
-        elapsed: Duration,
+        elapsed: clock::Elapsed,
         ended: clock::Reading,
         result: &T,
     ) {
-        // Converted once: each conversion is a division.
         let seconds = elapsed.as_secs_f64();
         let sinks = self.scope.task.sinks(names::STEP_COMPLETED);
         let event = sinks.contains(Sinks::TRACE).then_some("step.completed");
@@ -1229,9 +1238,9 @@ impl StepAttempt<'_> {
         if sinks.contains(Sinks::LOGS)
             && tracing::enabled!(target: LIFECYCLE_TARGET, tracing::Level::INFO)
         {
-            self.log_attempt(elapsed, None);
+            self.log_attempt(elapsed.to_duration(), None);
         }
-        self.check_slow(elapsed, seconds);
+        self.check_slow(seconds);
         if let Some(m) = self.scope.metrics() {
             m.completed.inc();
             m.duration_completed.observe_with(&m.operation, seconds);
@@ -1241,8 +1250,8 @@ impl StepAttempt<'_> {
         scope.publish_moment(names::STEP_COMPLETED, Some(ended), |now| StepMoment {
             attempt_number: self.attempt_number,
             retry_limit: self.retry_limit,
-            started_at: started_at(now, elapsed),
-            ended: Some((now, elapsed)),
+            started_at: started_at(now, elapsed.to_duration()),
+            ended: Some((now, elapsed.to_duration())),
             step_results: serde_json::to_value(result).ok().map(|mut v| {
                 scope.task.inner.telemetry.filter().filter_in_place(&mut v);
                 results_cell::wrap(v)
@@ -1251,16 +1260,17 @@ impl StepAttempt<'_> {
     }
 
     #[cold]
-    fn report_failure(&self, span: &spans::StepSpan, elapsed: Duration, failure: &Failure) {
+    fn report_failure(&self, span: &spans::StepSpan, elapsed: clock::Elapsed, failure: &Failure) {
+        let seconds = elapsed.as_secs_f64();
+        let elapsed = elapsed.to_duration();
         let sinks = self.scope.task.sinks(names::STEP_FAILED);
         if sinks.contains(Sinks::LOGS) {
             self.log_attempt(elapsed, Some(failure));
         }
-        self.check_slow(elapsed, elapsed.as_secs_f64());
+        self.check_slow(seconds);
         if let Some(m) = self.scope.metrics() {
             m.failed.inc();
-            m.duration_failed
-                .observe_with(&m.operation, elapsed.as_secs_f64());
+            m.duration_failed.observe_with(&m.operation, seconds);
             m.active.dec();
             if self.attempt_number >= self.retry_limit {
                 m.max_retries_reached.inc();
@@ -1268,7 +1278,7 @@ impl StepAttempt<'_> {
         }
         span.record_failure(
             sinks.contains(Sinks::TRACE).then_some("step.failed"),
-            elapsed.as_secs_f64(),
+            seconds,
             &failure.class,
             &failure.message,
         );
@@ -1283,7 +1293,7 @@ impl StepAttempt<'_> {
                 p.attempt_number = Some(self.attempt_number);
                 p.retry_limit = Some(self.retry_limit);
                 p.started_at = Some(started_at(completed_at, elapsed));
-                p.execution_duration = Some(elapsed.as_secs_f64());
+                p.execution_duration = Some(seconds);
                 p.inputs = scope.filtered_inputs();
                 p.into()
             },
@@ -1330,7 +1340,7 @@ impl Drop for StepAttempt<'_> {
 impl StepAttempt<'_> {
     #[cold]
     #[inline(never)]
-    fn report_abandoned(&self, span: &spans::StepSpan, elapsed: Duration) {
+    fn report_abandoned(&self, span: &spans::StepSpan, elapsed: clock::Elapsed) {
         if std::thread::panicking() {
             let backtrace = std::backtrace::Backtrace::capture();
             let mut failure = Failure::new("process() panicked", "panic");
@@ -1352,7 +1362,7 @@ impl StepAttempt<'_> {
             }
             let publisher = self.scope.task.inner.telemetry.publisher();
             publisher.publish_stamped(names::STEP_CANCELLED, self.scope.task.corr(), |now| {
-                self.ended_payload(now, elapsed, None)
+                self.ended_payload(now, elapsed.to_duration(), None)
             });
         }
     }
