@@ -476,6 +476,21 @@ impl Default for ParameterFilter {
 
 /// Whether `text` may be the JSON of an object or an array (checked before paying for a parse).
 fn looks_like_json_container(text: &str) -> bool {
+    // Most values (ids, names) start with an ASCII character that is neither a bracket nor
+    // whitespace: the first byte settles them, where trimming decodes characters at both ends
+    // (every exported step span's five texts pass through here on the export thread).
+    match text.as_bytes().first() {
+        None => return false,
+        Some(&byte)
+            if byte.is_ascii()
+                && byte != b'{'
+                && byte != b'['
+                && !char::from(byte).is_whitespace() =>
+        {
+            return false;
+        }
+        Some(_) => {}
+    }
     let trimmed = text.trim();
     (trimmed.starts_with('{') && trimmed.ends_with('}'))
         || (trimmed.starts_with('[') && trimmed.ends_with(']'))
@@ -918,5 +933,38 @@ mod tests {
         assert_eq!(filter.mask(), DEFAULT_FILTER_MASK);
         assert!(!filter.is_sensitive_key("anything"));
         assert_eq!(filter.rules().len(), 2);
+    }
+
+    #[test]
+    fn json_containers_are_recognised_whatever_the_first_byte() {
+        // The first-byte shortcut must agree with trimming every kind of whitespace.
+        let by_trimming = |text: &str| {
+            let t = text.trim();
+            (t.starts_with('{') && t.ends_with('}')) || (t.starts_with('[') && t.ends_with(']'))
+        };
+        for text in [
+            "",
+            "{}",
+            "[1]",
+            "  {\"a\": 1} ",
+            "\t[1]\n",
+            "\u{b}{\"vertical_tab\": 1}",
+            "\u{c}[2]",
+            "\u{85}{\"next_line\": 1}",
+            "\u{a0}[3]",
+            "\u{2003}{}",
+            "\u{1}{}",
+            "order-42",
+            "x{}",
+            "{",
+            "[",
+            "é[]",
+        ] {
+            assert_eq!(
+                looks_like_json_container(text),
+                by_trimming(text),
+                "{text:?}"
+            );
+        }
     }
 }

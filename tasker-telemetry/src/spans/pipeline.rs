@@ -23,6 +23,7 @@ use super::store::SpanStore;
 use crate::config::{OtlpProtocol, TelemetryConfig};
 use crate::error::Error;
 use crate::filter::ParameterFilter;
+use crate::metrics::cell::{self, Slots};
 use crate::metrics::{FamilySnapshot, MetricKind, MetricsRegistry, SeriesSnapshot, SeriesValue};
 
 /// Spans the batch queue holds before new ones are dropped (and counted).
@@ -34,7 +35,7 @@ const STORE_CAPACITY: usize = 10_000;
 
 #[derive(Debug, Default)]
 struct Counters {
-    ended: AtomicU64,
+    ended: EndedCount,
     exported: AtomicU64,
     failed: AtomicU64,
     failed_exports: AtomicU64,
@@ -43,6 +44,28 @@ struct Counters {
     last_error: Mutex<Option<String>>,
     /// Filled by the HTTP client with the transport error behind an export failure.
     transport_error: Arc<Mutex<Option<String>>>,
+}
+
+/// Spans ended, counted on every step thread's own lane (see `metrics::cell`): the count is
+/// taken once per span, and a shared atomic would be a locked add on a line the export thread
+/// writes too.
+#[derive(Debug)]
+struct EndedCount(Slots);
+
+impl Default for EndedCount {
+    fn default() -> Self {
+        Self(Slots::new(1, 0))
+    }
+}
+
+impl EndedCount {
+    fn add_one(&self) {
+        self.0.add_u64(cell::lane(), 0, 1);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.sum_u64(0)
+    }
 }
 
 /// What became of the spans the pipeline was given.
@@ -87,7 +110,7 @@ impl SpanProcessor for CountingProcessor {
     }
 
     fn on_end(&self, span: SpanData) {
-        self.counters.ended.fetch_add(1, Ordering::Relaxed);
+        self.counters.ended.add_one();
         self.inner.on_end(span);
     }
 
@@ -459,7 +482,7 @@ impl SpanPipeline {
         let c = &self.counters;
         // First, with acquire: every count and the error stored before it are visible below.
         let failed_exports = c.failed_exports.load(Ordering::Acquire);
-        let ended = c.ended.load(Ordering::Relaxed);
+        let ended = c.ended.get();
         let exported = c.exported.load(Ordering::Relaxed);
         let failed = c.failed.load(Ordering::Relaxed);
         SpanExportReport {
