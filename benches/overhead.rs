@@ -290,16 +290,15 @@ fn ours_traced(group: &mut BenchmarkGroup<'_, WallTime>) {
     // `SpanPipeline` (sampler, batch processor, counting) to a discarding exporter. Logs off.
     // full_unsampled: the same with `trace_sampling_ratio = 0.0`, so the task's trace is sampled
     // out and steps skip span work.
-    for (id, ratio) in [("full", 1.0), ("full_unsampled", 0.0)] {
-        let config = full_config(ratio);
-        let telemetry = telemetry(&config, true);
-        let pipeline = SpanPipeline::with_exporter(&config, Discard);
-        with_span_pipeline(&pipeline, || {
-            let step = step_scope(&telemetry);
-            group.bench_function(id, |b| attempt_loop(b, &step));
-        });
-        black_box(pipeline.shutdown());
-    }
+    bench_full(group, "full", 1.0);
+    bench_full(group, "full_unsampled", 0.0);
+
+    // tracing_otel_one_cpu, full_one_cpu: the traced pair again, each with its export thread on
+    // the step thread's one CPU (see `on_one_cpu`).
+    on_one_cpu(|| {
+        bench_tracing_otel(group, "tracing_otel_one_cpu");
+        bench_full(group, "full_one_cpu", 1.0);
+    });
 }
 
 /// `tracing` peers: `#[tracing::instrument]` under no subscriber, the bare registry, and the
@@ -328,9 +327,14 @@ fn tracing_peers(group: &mut BenchmarkGroup<'_, WallTime>) {
         });
     });
 
-    // tracing_otel: registry + `tracing_opentelemetry::layer()` (its defaults) on an
-    // `SdkTracerProvider` (default sampler: parent-based always-on) whose batch processor is
-    // configured like ours (queue 4096, batch 512, 500 ms) and exports to the discarding exporter.
+    // tracing_otel: see `bench_tracing_otel`.
+    bench_tracing_otel(group, "tracing_otel");
+}
+
+/// `#[tracing::instrument]` under the registry + `tracing_opentelemetry::layer()` (its defaults)
+/// on an `SdkTracerProvider` (default sampler: parent-based always-on) whose batch processor is
+/// configured like ours (queue 4096, batch 512, 500 ms) and exports to the discarding exporter.
+fn bench_tracing_otel(group: &mut BenchmarkGroup<'_, WallTime>, id: &str) {
     let processor = BatchSpanProcessor::builder(Discard)
         .with_batch_config(
             BatchConfigBuilder::default()
@@ -346,7 +350,7 @@ fn tracing_peers(group: &mut BenchmarkGroup<'_, WallTime>) {
     let dispatch = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
     tracing::subscriber::with_default(dispatch, || {
-        group.bench_function("tracing_otel", |b| {
+        group.bench_function(id, |b| {
             let mut x = 0u64;
             b.iter(|| {
                 x += 1;
@@ -355,6 +359,59 @@ fn tracing_peers(group: &mut BenchmarkGroup<'_, WallTime>) {
         });
     });
     let _ = provider.shutdown();
+}
+
+/// Our `full` setup (see [`ours_traced`]) measured as `id`.
+fn bench_full(group: &mut BenchmarkGroup<'_, WallTime>, id: &str, trace_sampling_ratio: f64) {
+    let config = full_config(trace_sampling_ratio);
+    let telemetry = telemetry(&config, true);
+    let pipeline = SpanPipeline::with_exporter(&config, Discard);
+    with_span_pipeline(&pipeline, || {
+        let step = step_scope(&telemetry);
+        group.bench_function(id, |b| attempt_loop(b, &step));
+    });
+    black_box(pipeline.shutdown());
+}
+
+/// Runs `f` with the calling thread, and every thread it starts meanwhile (they inherit the
+/// mask), allowed on one CPU only; then gives the calling thread back its CPUs.
+///
+/// The traced pair measured this way costs each span's whole CPU time, the batch processor's
+/// export thread included, instead of the step thread's latency while that thread runs on the
+/// other core (where both figures swing by 2x from one measurement to the next with where the
+/// VM's vCPUs land; see BENCHMARKS.md).
+fn on_one_cpu<R>(f: impl FnOnce() -> R) -> R {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `cpu_set_t` is plain bits, valid zeroed; the calls read and write only the set
+    // they are given, of the size they are told.
+    unsafe {
+        let mut original: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, size, &mut original),
+            0,
+            "sched_getaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+        let first = (0..libc::CPU_SETSIZE as usize)
+            .find(|&cpu| libc::CPU_ISSET(cpu, &original))
+            .expect("the thread may run on some CPU");
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(first, &mut one);
+        assert_eq!(
+            libc::sched_setaffinity(0, size, &one),
+            0,
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+        let result = f();
+        assert_eq!(
+            libc::sched_setaffinity(0, size, &original),
+            0,
+            "sched_setaffinity (restore): {}",
+            std::io::Error::last_os_error()
+        );
+        result
+    }
 }
 
 /// fastrace peers: `#[fastrace::trace]` without and with a root span.

@@ -36,6 +36,8 @@ VARIANTS: dict[str, list[tuple[str, str]]] = {
         ("tracing_otel", "`#[tracing::instrument]`, registry + tracing-opentelemetry"),
         ("full", "attempt, metrics + subscriber + span to discarding exporter"),
         ("full_unsampled", "as full, trace_sampling_ratio = 0"),
+        ("tracing_otel_one_cpu", "as tracing_otel, its export thread on the same one CPU"),
+        ("full_one_cpu", "as full, its export thread on the same one CPU"),
         ("fastrace_disabled", "`#[fastrace::trace]`, no root span"),
         ("fastrace_enabled", "`#[fastrace::trace]` under a fresh root span"),
         ("floor_instant", "`Instant::now()` + `elapsed()`"),
@@ -182,6 +184,14 @@ def main() -> int:
             ("overhead", "full"),
             1.1,
             ("overhead", "tracing_otel"),
+        )
+    )
+    targets.append(
+        ratio_target(
+            "full_one_cpu ≤ 1.1 × tracing_otel_one_cpu (the same target, both on one CPU)",
+            ("overhead", "full_one_cpu"),
+            1.1,
+            ("overhead", "tracing_otel_one_cpu"),
         )
     )
     targets.append(

@@ -10,7 +10,8 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tasker_telemetry::scope::StepCounts;
 use tasker_telemetry::spans::SpanPipeline;
 use tasker_telemetry::{
-    Sequence, Step, StepError, StepHandler, Task, Telemetry, TelemetryConfig, step_handler,
+    Sequence, Step, StepError, StepHandler, Task, TaskScope, Telemetry, TelemetryConfig,
+    step_handler,
 };
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -169,6 +170,61 @@ fn a_filter_naming_step_attributes_masks_them_on_every_step_span() {
         assert_eq!(value("tasker.step_id").as_deref(), Some("t-mask/flaky"));
         assert_eq!(value("tasker.task_name").as_deref(), Some("checkout"));
     }
+}
+
+/// The step span's `step.completed` event and the published `step.completed` event mark the
+/// same moment: the span event is stamped from the attempt's end reading, not a later clock read.
+#[test]
+fn the_span_event_and_the_published_event_share_the_completion_time() {
+    let exported = Collect::default();
+    let config = TelemetryConfig::default();
+    let pipeline = SpanPipeline::with_exporter(&config, exported.clone());
+    let telemetry = Telemetry::new(config).unwrap();
+    let published = Arc::new(Mutex::new(Vec::new()));
+    let seen = published.clone();
+    telemetry
+        .publisher()
+        .subscribe(
+            &["step.completed"],
+            tasker_telemetry::subscriber::from_fn("completion-times", move |event| {
+                if let tasker_telemetry::payload::Payload::Step(p) = event.payload() {
+                    seen.lock()
+                        .unwrap()
+                        .push(p.completed_at.unwrap().as_system_time());
+                }
+            }),
+        )
+        .unwrap();
+    tracing::subscriber::with_default(
+        tracing_subscriber::registry().with(pipeline.layer()),
+        || {
+            let task = TaskScope::new(&telemetry, "t-times", "checkout");
+            let step = task.step("t-times/1", "charge");
+            for attempt in 1..=3 {
+                let done: Result<u32, std::io::Error> = step.run_attempt(attempt, || Ok(attempt));
+                done.unwrap();
+            }
+        },
+    );
+    pipeline.shutdown();
+    let spans = exported.0.lock().unwrap();
+    let span_events: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "tasker.step.execution")
+        .flat_map(|s| s.events.iter())
+        .filter(|e| e.name == "step.completed")
+        .map(|e| e.timestamp)
+        .collect();
+    let published = published.lock().unwrap();
+    assert_eq!(published.len(), 3);
+    // Timestamps keep microseconds in payloads: compare at that precision.
+    let micros =
+        |t: &std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+    let mut from_spans: Vec<u128> = span_events.iter().map(micros).collect();
+    let mut from_events: Vec<u128> = published.iter().map(micros).collect();
+    from_spans.sort();
+    from_events.sort();
+    assert_eq!(from_spans, from_events);
 }
 
 #[test]

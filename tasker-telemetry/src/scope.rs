@@ -743,12 +743,13 @@ impl StepScope {
     /// inputs instead of counting a reference to each (ten locked increments and decrements per
     /// attempt, on counters that every task of a workflow shares).
     ///
-    /// The event is stamped at `at` when given (a reading just taken), else now.
+    /// The event is stamped with `at()` when given (the moment a reading just taken marks),
+    /// else now.
     #[inline]
     fn publish_moment(
         &self,
         event: EventName,
-        at: Option<clock::Reading>,
+        at: Option<impl FnOnce() -> Timestamp>,
         moment: impl FnOnce(Timestamp) -> StepMoment,
     ) {
         let task = &self.task.inner;
@@ -794,7 +795,7 @@ impl StepScope {
         };
         // SAFETY: as above: the aliased `Arc`s outlive the call and `release` takes out the
         // only owned one.
-        let stamp = || at.map_or_else(Timestamp::now, Timestamp::at_reading);
+        let stamp = || at.map_or_else(Timestamp::now, |at| at());
         unsafe {
             task.telemetry
                 .publisher()
@@ -924,13 +925,17 @@ impl StepScope {
             }
             m.active.inc();
         }
-        self.publish_moment(names::STEP_BEFORE_HANDLE, None, |now| StepMoment {
-            attempt_number,
-            retry_limit,
-            started_at: now,
-            ended: None,
-            step_results: None,
-        });
+        self.publish_moment(
+            names::STEP_BEFORE_HANDLE,
+            None::<fn() -> Timestamp>,
+            |now| StepMoment {
+                attempt_number,
+                retry_limit,
+                started_at: now,
+                ended: None,
+                step_results: None,
+            },
+        );
         let started = clock::now();
         StepAttempt {
             scope: self,
@@ -1232,7 +1237,13 @@ impl StepAttempt<'_> {
         let seconds = elapsed.as_secs_f64();
         let sinks = self.scope.task.sinks(names::STEP_COMPLETED);
         let event = sinks.contains(Sinks::TRACE).then_some("step.completed");
-        span.record_success(event, seconds);
+        // The span event and the published event mark the same moment, so its wall-clock time
+        // is derived once when the span records it (deriving it twice could straddle a clock
+        // re-anchoring); untraced, only the publisher derives it, and only if someone listens.
+        let traced_at =
+            (event.is_some() && span.is_recording()).then(|| Timestamp::at_reading(ended));
+        let ended_at = || traced_at.unwrap_or_else(|| Timestamp::at_reading(ended));
+        span.record_success(event, seconds, || ended_at().as_system_time());
         // Checked before the line's fields are gathered: with no log layer listening this is
         // one load and a branch.
         if sinks.contains(Sinks::LOGS)
@@ -1247,7 +1258,7 @@ impl StepAttempt<'_> {
             m.active.dec();
         }
         let scope = self.scope;
-        scope.publish_moment(names::STEP_COMPLETED, Some(ended), |now| StepMoment {
+        scope.publish_moment(names::STEP_COMPLETED, Some(ended_at), |now| StepMoment {
             attempt_number: self.attempt_number,
             retry_limit: self.retry_limit,
             started_at: started_at(now, elapsed.to_duration()),

@@ -13,6 +13,7 @@ mod pipeline;
 mod store;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Status, TraceContextExt};
@@ -187,12 +188,32 @@ impl StepSpan {
         &self.span
     }
 
-    /// Records a successful end: duration, `OK` status, and the lifecycle event.
-    pub(crate) fn record_success(&self, event: Option<&'static str>, duration_secs: f64) {
+    /// Whether outcomes recorded on this span go anywhere.
+    #[inline]
+    pub(crate) fn is_recording(&self) -> bool {
+        !self.span.is_disabled()
+    }
+
+    /// Records a successful end: duration, `OK` status, and the lifecycle event, stamped `at`
+    /// (the moment the attempt's duration ends, which its `step.completed` event carries too).
+    #[inline]
+    pub(crate) fn record_success(
+        &self,
+        event: Option<&'static str>,
+        duration_secs: f64,
+        at: impl FnOnce() -> SystemTime,
+    ) {
+        // Checked here, inlined: an untraced attempt should not pay a call to learn it.
+        if !self.is_recording() {
+            return;
+        }
         record_end(
             &self.span,
             self.otel.as_ref(),
-            event,
+            EndEvent {
+                name: event,
+                at: Some(at),
+            },
             duration_secs,
             || Status::Ok,
             Vec::new,
@@ -210,7 +231,7 @@ impl StepSpan {
         record_end(
             &self.span,
             self.otel.as_ref(),
-            event,
+            EndEvent::now(event),
             duration_secs,
             || Status::error(message.to_owned()),
             || exception(class, message),
@@ -284,7 +305,14 @@ pub(crate) fn record_event(span: &Span, event: &'static str) {
 /// Records a successful end on a span: duration, `OK` status, and the lifecycle event.
 /// `event` is `None` when the router keeps the event off the trace sink.
 pub(crate) fn record_success(span: &Span, event: Option<&'static str>, duration_secs: f64) {
-    record_end(span, None, event, duration_secs, || Status::Ok, Vec::new);
+    record_end(
+        span,
+        None,
+        EndEvent::now(event),
+        duration_secs,
+        || Status::Ok,
+        Vec::new,
+    );
 }
 
 /// Records a failure on a span: duration, `ERROR` status with the message, and the lifecycle
@@ -299,7 +327,7 @@ pub(crate) fn record_failure(
     record_end(
         span,
         None,
-        event,
+        EndEvent::now(event),
         duration_secs,
         || Status::error(message.to_owned()),
         || exception(class, message),
@@ -313,13 +341,27 @@ fn exception(class: &str, message: &str) -> Vec<KeyValue> {
     ]
 }
 
+/// The lifecycle event a span's end records: its name (`None` when the router keeps it off the
+/// trace sink) and, when the caller already read the clock for that moment, its time.
+struct EndEvent<At> {
+    name: Option<&'static str>,
+    at: Option<At>,
+}
+
+impl EndEvent<fn() -> SystemTime> {
+    /// An event stamped when it is recorded.
+    fn now(name: Option<&'static str>) -> Self {
+        Self { name, at: None }
+    }
+}
+
 /// The end of a task or step span. With `otel` (a step span under `SpanLayer`), the
 /// OpenTelemetry span is written directly; the `tracing` field is still recorded for other
 /// layers, and `SpanLayer` leaves that record alone.
-fn record_end(
+fn record_end<At: FnOnce() -> SystemTime>(
     span: &Span,
     otel: Option<&opentelemetry::Context>,
-    event: Option<&'static str>,
+    event: EndEvent<At>,
     duration_secs: f64,
     status: impl FnOnce() -> Status,
     attributes: impl FnOnce() -> Vec<KeyValue>,
@@ -333,14 +375,20 @@ fn record_end(
             let otel = cx.span();
             otel.set_attribute(KeyValue::new(STEP_KEYS.execution_duration, duration_secs));
             otel.set_status(status());
-            if let Some(event) = event {
-                otel.add_event(event, attributes());
+            if let Some(name) = event.name {
+                match event.at {
+                    Some(at) => otel.add_event_with_timestamp(name, at(), attributes()),
+                    None => otel.add_event(name, attributes()),
+                }
             }
         }
         None => {
             span.set_status(status());
-            if let Some(event) = event {
-                span.add_event(event, attributes());
+            if let Some(name) = event.name {
+                match event.at {
+                    Some(at) => span.add_event_with_timestamp(name, at(), attributes()),
+                    None => span.add_event(name, attributes()),
+                }
             }
         }
     }
