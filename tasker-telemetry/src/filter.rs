@@ -340,6 +340,7 @@ impl ParameterFilter {
 
     /// [`filter_field`](Self::filter_field) for a key already known not to be sensitive: only
     /// JSON text is looked into.
+    #[inline]
     pub(crate) fn filter_text<'a>(&self, key: &str, value: &'a str) -> Cow<'a, str> {
         if !self.is_empty() && looks_like_json_container(value) {
             return self.filter_json_text(key, value);
@@ -475,22 +476,28 @@ impl Default for ParameterFilter {
 }
 
 /// Whether `text` may be the JSON of an object or an array (checked before paying for a parse).
+#[inline]
 fn looks_like_json_container(text: &str) -> bool {
     // Most values (ids, names) start with an ASCII character that is neither a bracket nor
     // whitespace: the first byte settles them, where trimming decodes characters at both ends
     // (every exported step span's five texts pass through here on the export thread).
     match text.as_bytes().first() {
-        None => return false,
+        None => false,
         Some(&byte)
             if byte.is_ascii()
                 && byte != b'{'
                 && byte != b'['
                 && !char::from(byte).is_whitespace() =>
         {
-            return false;
+            false
         }
-        Some(_) => {}
+        Some(_) => trimmed_is_json_container(text),
     }
+}
+
+/// The rest of [`looks_like_json_container`], out of line: few texts get this far.
+#[cold]
+fn trimmed_is_json_container(text: &str) -> bool {
     let trimmed = text.trim();
     (trimmed.starts_with('{') && trimmed.ends_with('}'))
         || (trimmed.starts_with('[') && trimmed.ends_with(']'))

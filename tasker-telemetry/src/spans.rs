@@ -118,6 +118,32 @@ pub(crate) struct StepSpanFields<'a> {
     pub(crate) retry_limit: u32,
 }
 
+impl StepSpanFields<'_> {
+    /// How many attributes [`attributes`](Self::attributes) yields.
+    const COUNT: usize = 7;
+
+    /// The attributes, in [`StepKeys::all`]'s order (which the export thread's filter expects
+    /// first), the text shared. Made one at a time as the span takes them: handing over the
+    /// seven built in an array copied all of them twice on the way to the span's lock.
+    fn attributes(&self) -> impl Iterator<Item = KeyValue> + '_ {
+        (0..Self::COUNT).map(move |index| self.attribute(index))
+    }
+
+    fn attribute(&self, index: usize) -> KeyValue {
+        let keys = &STEP_KEYS;
+        let text = |key: &'static str, value: &Arc<str>| KeyValue::new(key, Arc::clone(value));
+        match index {
+            0 => text(keys.correlation_id, self.correlation_id),
+            1 => text(keys.task_id, self.task_id),
+            2 => text(keys.task_name, self.task_name),
+            3 => text(keys.step_id, self.step_id),
+            4 => text(keys.step_name, self.step_name),
+            5 => KeyValue::new(keys.attempt_number, i64::from(self.attempt_number)),
+            _ => KeyValue::new(keys.retry_limit, i64::from(self.retry_limit)),
+        }
+    }
+}
+
 /// The attribute keys [`step_span`] and [`StepSpan`] write to the OpenTelemetry span
 /// themselves. Read from this one static, every exported step span's keys point at the same
 /// bytes, so the export thread recognises them by address instead of hashing each one per span
@@ -278,17 +304,7 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> StepSpan {
     // `SpanLayer` left the attributes out of the OpenTelemetry span: tracing-opentelemetry
     // would copy each text into a new `String`. They go in here, the text shared.
     let otel = span.context();
-    let keys = &STEP_KEYS;
-    let text = |key: &'static str, value: &Arc<str>| KeyValue::new(key, Arc::clone(value));
-    otel.span().set_attributes([
-        text(keys.correlation_id, f.correlation_id),
-        text(keys.task_id, f.task_id),
-        text(keys.task_name, f.task_name),
-        text(keys.step_id, f.step_id),
-        text(keys.step_name, f.step_name),
-        KeyValue::new(keys.attempt_number, i64::from(f.attempt_number)),
-        KeyValue::new(keys.retry_limit, i64::from(f.retry_limit)),
-    ]);
+    otel.span().set_attributes(f.attributes());
     StepSpan {
         span,
         otel: Some(otel),
