@@ -12,13 +12,13 @@ mod layer;
 mod pipeline;
 mod store;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Status, TraceContextExt};
 use tracing::Span;
-use tracing::field::Empty;
+use tracing::field::{Empty, Field};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use context::{
@@ -236,6 +236,7 @@ impl StepSpan {
         record_end(
             &self.span,
             self.otel.as_ref(),
+            step_duration_field(&self.span),
             EndEvent {
                 name: event,
                 at: Some(at),
@@ -257,6 +258,7 @@ impl StepSpan {
         record_end(
             &self.span,
             self.otel.as_ref(),
+            step_duration_field(&self.span),
             EndEvent::now(event),
             duration_secs,
             || Status::error(message.to_owned()),
@@ -324,6 +326,7 @@ pub(crate) fn record_success(span: &Span, event: Option<&'static str>, duration_
     record_end(
         span,
         None,
+        None,
         EndEvent::now(event),
         duration_secs,
         || Status::Ok,
@@ -342,6 +345,7 @@ pub(crate) fn record_failure(
 ) {
     record_end(
         span,
+        None,
         None,
         EndEvent::now(event),
         duration_secs,
@@ -371,12 +375,26 @@ impl EndEvent<fn() -> SystemTime> {
     }
 }
 
+/// The step span's duration field, found by name once: the step span has one callsite, so
+/// recording the duration per attempt needs no compare of field names. `None` until a
+/// recording step span asks.
+fn step_duration_field(span: &Span) -> Option<&'static Field> {
+    static FIELD: OnceLock<Field> = OnceLock::new();
+    if let Some(field) = FIELD.get() {
+        return Some(field);
+    }
+    let field = span.field(STEP_KEYS.execution_duration)?;
+    Some(FIELD.get_or_init(|| field))
+}
+
 /// The end of a task or step span. With `otel` (a step span under `SpanLayer`), the
 /// OpenTelemetry span is written directly; the `tracing` field is still recorded for other
-/// layers, and `SpanLayer` leaves that record alone.
+/// layers, and `SpanLayer` leaves that record alone. `duration_field` is the span's
+/// duration field when the caller has it at hand; otherwise it is looked up by name.
 fn record_end<At: FnOnce() -> SystemTime>(
     span: &Span,
     otel: Option<&opentelemetry::Context>,
+    duration_field: Option<&Field>,
     event: EndEvent<At>,
     duration_secs: f64,
     status: impl FnOnce() -> Status,
@@ -385,7 +403,10 @@ fn record_end<At: FnOnce() -> SystemTime>(
     if span.is_disabled() {
         return;
     }
-    span.record(STEP_KEYS.execution_duration, duration_secs);
+    match duration_field {
+        Some(field) => span.record(field, duration_secs),
+        None => span.record(STEP_KEYS.execution_duration, duration_secs),
+    };
     match otel {
         Some(cx) => {
             let otel = cx.span();
