@@ -382,3 +382,75 @@ fn an_abandoned_attempt_ends_its_span_with_step_cancelled() {
     assert_eq!(events, ["step.cancelled"]);
     assert_eq!(step.status, opentelemetry::trace::Status::Unset);
 }
+
+/// Under `SpanPipeline` the scope gives the step span its attributes itself: on first entering
+/// it through the attempt, or, when the attempt is never entered that way, when it ends. Every
+/// path must leave each attribute on the span exactly once.
+#[test]
+fn a_step_span_has_its_attributes_once_however_the_attempt_is_entered_or_ends() {
+    let exported = Collect::default();
+    let config = TelemetryConfig::default();
+    let pipeline = SpanPipeline::with_exporter(&config, exported.clone());
+    let telemetry = Telemetry::new(config).unwrap();
+    // Without the trace route for step.cancelled, an abandoned attempt records nothing on its
+    // span: the attributes still have to be there.
+    telemetry.set_router(
+        &tasker_telemetry::router::EventRouter::tasker_defaults()
+            .disable("step.cancelled")
+            .unwrap(),
+    );
+    let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let task = TaskScope::new(&telemetry, "t-paths", "checkout");
+        let ok = || Ok::<u32, std::io::Error>(1);
+        // Entered through the attempt, twice.
+        let step = task.step("t-paths/twice", "twice");
+        let attempt = step.attempt(1);
+        let _ = attempt.in_scope(ok);
+        let result = attempt.in_scope(ok);
+        attempt.finish(&result);
+        // Entered by the caller, through the span itself.
+        let step = task.step("t-paths/caller", "caller");
+        let attempt = step.attempt(1);
+        let result = attempt.span().in_scope(ok);
+        attempt.finish(&result);
+        // Never entered, failed.
+        let step = task.step("t-paths/failed", "failed");
+        step.attempt(1).fail(&std::io::Error::other("no"));
+        // Never entered, abandoned.
+        let step = task.step("t-paths/abandoned", "abandoned");
+        drop(step.attempt(1));
+        // The runner's path.
+        let step = task.step("t-paths/run", "run");
+        let _ = step.run_attempt(1, ok);
+    });
+    pipeline.shutdown();
+    let spans = exported.0.lock().unwrap();
+    let mut seen = Vec::new();
+    for span in spans.iter().filter(|s| s.name == "tasker.step.execution") {
+        let keys: Vec<&str> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        let step_name = span
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "tasker.step_name")
+            .map(|kv| kv.value.to_string())
+            .unwrap_or_else(|| panic!("no step name: {keys:?}"));
+        let mut expected = vec![
+            "tasker.correlation_id",
+            "tasker.task_id",
+            "tasker.task_name",
+            "tasker.step_id",
+            "tasker.step_name",
+            "tasker.attempt_number",
+            "tasker.retry_limit",
+        ];
+        // Every outcome but abandonment records the duration.
+        if step_name != "abandoned" {
+            expected.push("tasker.execution_duration");
+        }
+        assert_eq!(keys, expected, "{step_name}");
+        seen.push(step_name);
+    }
+    seen.sort();
+    assert_eq!(seen, ["abandoned", "caller", "failed", "run", "twice"]);
+}

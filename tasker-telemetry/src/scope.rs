@@ -900,21 +900,27 @@ impl StepScope {
         result
     }
 
+    /// The attributes of an attempt's span.
+    fn span_fields(&self, attempt_number: u32, retry_limit: u32) -> StepSpanFields<'_> {
+        let task = &self.task;
+        StepSpanFields {
+            correlation_id: task.correlation_id().shared(),
+            task_id: &task.inner.id,
+            task_name: &task.inner.name,
+            step_id: &self.id,
+            step_name: &self.name,
+            attempt_number,
+            retry_limit,
+        }
+    }
+
     #[inline(never)]
     fn begin(&self, attempt_number: u32, retry_limit: u32) -> StepAttempt<'_> {
         let task = &self.task;
         let span = if task.steps_sampled() {
             spans::step_span(
                 &task.inner.span,
-                &StepSpanFields {
-                    correlation_id: task.correlation_id().shared(),
-                    task_id: &task.inner.id,
-                    task_name: &task.inner.name,
-                    step_id: &self.id,
-                    step_name: &self.name,
-                    attempt_number,
-                    retry_limit,
-                },
+                &self.span_fields(attempt_number, retry_limit),
             )
         } else {
             spans::StepSpan::none()
@@ -1068,7 +1074,13 @@ impl StepAttempt<'_> {
     #[inline(always)]
     pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
         match &self.active {
-            Some(active) if !active.span.span().is_disabled() => active.span.span().in_scope(f),
+            Some(active) if !active.span.span().is_disabled() => active.span.in_scope(
+                || {
+                    self.scope
+                        .span_fields(self.attempt_number, self.retry_limit)
+                },
+                f,
+            ),
             _ => f(),
         }
     }
@@ -1243,7 +1255,15 @@ impl StepAttempt<'_> {
         let traced_at =
             (event.is_some() && span.is_recording()).then(|| Timestamp::at_reading(ended));
         let ended_at = || traced_at.unwrap_or_else(|| Timestamp::at_reading(ended));
-        span.record_success(event, seconds, || ended_at().as_system_time());
+        span.record_success(
+            || {
+                self.scope
+                    .span_fields(self.attempt_number, self.retry_limit)
+            },
+            event,
+            seconds,
+            || ended_at().as_system_time(),
+        );
         // Checked before the line's fields are gathered: with no log layer listening this is
         // one load and a branch.
         if sinks.contains(Sinks::LOGS)
@@ -1288,6 +1308,10 @@ impl StepAttempt<'_> {
             }
         }
         span.record_failure(
+            || {
+                self.scope
+                    .span_fields(self.attempt_number, self.retry_limit)
+            },
             sinks.contains(Sinks::TRACE).then_some("step.failed"),
             seconds,
             &failure.class,
@@ -1360,13 +1384,19 @@ impl StepAttempt<'_> {
             }
             self.report_failure(span, elapsed, &failure);
         } else {
+            let fields = || {
+                self.scope
+                    .span_fields(self.attempt_number, self.retry_limit)
+            };
             if self
                 .scope
                 .task
                 .sinks(names::STEP_CANCELLED)
                 .contains(Sinks::TRACE)
             {
-                span.record_event("step.cancelled");
+                span.record_event(fields, "step.cancelled");
+            } else {
+                span.settle_attributes(fields);
             }
             if let Some(m) = self.scope.metrics() {
                 m.active.dec();

@@ -198,7 +198,13 @@ pub(crate) struct StepSpan {
     span: Span,
     /// Set under `SpanLayer`: the outcome then goes straight to the OpenTelemetry span, each part
     /// one uncontended lock, instead of a registry lookup per part through the subscriber.
-    otel: Option<opentelemetry::Context>,
+    ///
+    /// Filled, and the span's attributes added, when the scope first enters the span (the
+    /// context tracing-opentelemetry activates on entering is handed over for the price of a
+    /// thread-local read), or else when the scope first needs it (then looked up in the
+    /// registry). The span starts on entering anyway, so the attributes are on it before any
+    /// code inside the span runs.
+    otel: Option<OnceLock<opentelemetry::Context>>,
 }
 
 impl StepSpan {
@@ -223,8 +229,9 @@ impl StepSpan {
     /// Records a successful end: duration, `OK` status, and the lifecycle event, stamped `at`
     /// (the moment the attempt's duration ends, which its `step.completed` event carries too).
     #[inline]
-    pub(crate) fn record_success(
+    pub(crate) fn record_success<'f>(
         &self,
+        fields: impl FnOnce() -> StepSpanFields<'f>,
         event: Option<&'static str>,
         duration_secs: f64,
         at: impl FnOnce() -> SystemTime,
@@ -235,7 +242,7 @@ impl StepSpan {
         }
         record_end(
             &self.span,
-            self.otel.as_ref(),
+            self.otel(fields),
             step_duration_field(&self.span),
             EndEvent {
                 name: event,
@@ -248,8 +255,9 @@ impl StepSpan {
     }
 
     /// Records a failure: see [`record_failure`].
-    pub(crate) fn record_failure(
+    pub(crate) fn record_failure<'f>(
         &self,
+        fields: impl FnOnce() -> StepSpanFields<'f>,
         event: Option<&'static str>,
         duration_secs: f64,
         class: &str,
@@ -257,7 +265,7 @@ impl StepSpan {
     ) {
         record_end(
             &self.span,
-            self.otel.as_ref(),
+            self.otel(fields),
             step_duration_field(&self.span),
             EndEvent::now(event),
             duration_secs,
@@ -267,11 +275,62 @@ impl StepSpan {
     }
 
     /// Adds a lifecycle event (`step.cancelled`).
-    pub(crate) fn record_event(&self, event: &'static str) {
-        match &self.otel {
+    pub(crate) fn record_event<'f>(
+        &self,
+        fields: impl FnOnce() -> StepSpanFields<'f>,
+        event: &'static str,
+    ) {
+        match self.otel(fields) {
             Some(cx) => cx.span().add_event(event, Vec::new()),
             None => record_event(&self.span, event),
         }
+    }
+
+    /// Runs `f` inside the span. Under `SpanLayer`, the first time through here also takes the
+    /// OpenTelemetry context activated on entering and gives the span its attributes.
+    #[inline]
+    pub(crate) fn in_scope<'f, R>(
+        &self,
+        fields: impl FnOnce() -> StepSpanFields<'f>,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        match &self.otel {
+            Some(cell) if cell.get().is_none() => {
+                let (entered, cx) = layer::enter_capturing_context(&self.span);
+                // Only the context that fills the cell gets the attributes: they go on once.
+                if let Some(cx) = cx
+                    && cell.set(cx).is_ok()
+                    && let Some(cx) = cell.get()
+                {
+                    cx.span().set_attributes(fields().attributes());
+                }
+                let result = f();
+                drop(entered);
+                result
+            }
+            _ => self.span.in_scope(f),
+        }
+    }
+
+    /// Makes sure the OpenTelemetry span has its attributes, for an end that records nothing
+    /// else on it.
+    pub(crate) fn settle_attributes<'f>(&self, fields: impl FnOnce() -> StepSpanFields<'f>) {
+        let _ = self.otel(fields);
+    }
+
+    /// The OpenTelemetry span's context under `SpanLayer`, with the attributes added if the
+    /// scope has not entered the span itself (the span was entered by the caller, through
+    /// [`span`](Self::span), or not at all).
+    fn otel<'f>(
+        &self,
+        fields: impl FnOnce() -> StepSpanFields<'f>,
+    ) -> Option<&opentelemetry::Context> {
+        let cell = self.otel.as_ref()?;
+        Some(cell.get_or_init(|| {
+            let cx = self.span.context();
+            cx.span().set_attributes(fields().attributes());
+            cx
+        }))
     }
 }
 
@@ -300,17 +359,11 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> StepSpan {
     if let TaskSpan::Remote(ctx) = task {
         let _ = span.set_parent(ctx.to_otel_context());
     }
-    if !layer::owns_step_attributes(&span) {
-        return StepSpan { span, otel: None };
-    }
-    // `SpanLayer` left the attributes out of the OpenTelemetry span: tracing-opentelemetry
-    // would copy each text into a new `String`. They go in here, the text shared.
-    let otel = span.context();
-    otel.span().set_attributes(f.attributes());
-    StepSpan {
-        span,
-        otel: Some(otel),
-    }
+    // Under `SpanLayer`, the OpenTelemetry span is left without these attributes:
+    // tracing-opentelemetry would copy each text into a new `String`. The scope adds them
+    // (see `StepSpan::otel`), the text shared.
+    let otel = layer::owns_step_attributes(&span).then(OnceLock::new);
+    StepSpan { span, otel }
 }
 
 /// Adds a lifecycle event (`task.started`, ...) to a span.

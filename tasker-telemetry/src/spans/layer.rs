@@ -16,6 +16,7 @@
 //! OpenTelemetry span directly.
 
 use std::any::TypeId;
+use std::cell::{Cell, RefCell};
 use std::sync::OnceLock;
 
 use opentelemetry_sdk::trace::SdkTracer;
@@ -86,6 +87,38 @@ impl StepCallsite {
         };
         visit(&bare);
     }
+}
+
+thread_local! {
+    /// The id of the span whose activated OpenTelemetry context a scope is about to take by
+    /// entering it (0: none); see [`enter_capturing_context`].
+    static WANTED: Cell<u64> = const { Cell::new(0) };
+    /// That context, left here by [`SpanLayer`] when the span was entered.
+    static CAPTURED: RefCell<Option<opentelemetry::Context>> = const { RefCell::new(None) };
+}
+
+/// Enters `span`; returns the guard and, when a [`SpanLayer`] handled the entry, the
+/// OpenTelemetry context tracing-opentelemetry activated for it. Taken as the span is entered,
+/// the context costs a thread-local read; `OpenTelemetrySpanExt::context` would look the span up
+/// in the registry again.
+pub(super) fn enter_capturing_context(
+    span: &tracing::Span,
+) -> (tracing::span::Entered<'_>, Option<opentelemetry::Context>) {
+    let Some(id) = span.id() else {
+        return (span.enter(), None);
+    };
+    let asked = WANTED.try_with(|wanted| wanted.set(id.into_u64())).is_ok();
+    let entered = span.enter();
+    if !asked {
+        return (entered, None);
+    }
+    // Cleared whether or not a `SpanLayer` saw the entry (one filtered out would not).
+    let _ = WANTED.try_with(|wanted| wanted.set(0));
+    let cx = CAPTURED
+        .try_with(|captured| captured.borrow_mut().take())
+        .ok()
+        .flatten();
+    (entered, cx)
 }
 
 /// What [`SpanLayer`] answers to a downcast once it leaves the step span's attributes to the scope.
@@ -173,6 +206,17 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         self.inner.on_enter(id, ctx);
+        // The inner layer has just made the span's context current (its context activation is
+        // on, see `SpanPipeline::layer`), and no other layer has run since: the current context
+        // is the span's. The first `SpanLayer` to see the entry takes it.
+        let _ = WANTED.try_with(|wanted| {
+            if wanted.get() == id.into_u64() {
+                wanted.set(0);
+                let _ = CAPTURED.try_with(|captured| {
+                    *captured.borrow_mut() = Some(opentelemetry::Context::current());
+                });
+            }
+        });
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
