@@ -475,9 +475,11 @@ impl Default for ParameterFilter {
     }
 }
 
-/// Whether `text` may be the JSON of an object or an array (checked before paying for a parse).
+/// Whether `text` may be the JSON of an object or an array (checked before paying for a parse):
+/// the only text a non-empty filter changes under a key that is not sensitive. Hot loops ask
+/// this before asking [`ParameterFilter::filter_text`] for a filtered copy.
 #[inline]
-fn looks_like_json_container(text: &str) -> bool {
+pub(crate) fn looks_like_json_container(text: &str) -> bool {
     // Most values (ids, names) start with an ASCII character that is neither a bracket nor
     // whitespace: the first byte settles them, where trimming decodes characters at both ends
     // (every exported step span's five texts pass through here on the export thread).

@@ -13,7 +13,7 @@ use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 
 use super::{STEP_KEYS, StepKeys};
-use crate::filter::ParameterFilter;
+use crate::filter::{ParameterFilter, looks_like_json_container};
 
 /// A [`ParameterFilter`] with the step span's keys decided in advance.
 #[derive(Debug, Clone)]
@@ -39,35 +39,55 @@ impl AttributeFilter {
             return;
         }
         self.apply_to(&mut span.attributes);
+        // Most events (a step's lifecycle moments) and links carry no attributes: skipping
+        // them here saves a call each.
         for event in &mut span.events.events {
-            self.apply_to(&mut event.attributes);
+            if !event.attributes.is_empty() {
+                self.apply_to(&mut event.attributes);
+            }
         }
         for link in &mut span.links.links {
-            self.apply_to(&mut link.attributes);
+            if !link.attributes.is_empty() {
+                self.apply_to(&mut link.attributes);
+            }
         }
     }
 
     fn apply_to(&self, attributes: &mut [KeyValue]) {
         for (position, attribute) in attributes.iter_mut().enumerate() {
             let key = attribute.key.as_str();
-            let sensitive = self
-                .decided_for(position, key)
-                .unwrap_or_else(|| self.filter.is_sensitive_field_key(key));
-            let masked = if sensitive {
-                // A number, a boolean or an array under a sensitive key is as secret as text.
-                Some(self.filter.mask().to_owned())
-            } else if let Value::String(text) = &attribute.value {
-                match self.filter.filter_text(key, text.as_str()) {
-                    Cow::Owned(masked) => Some(masked),
-                    Cow::Borrowed(_) => None,
-                }
-            } else {
-                None
+            let sensitive = match self.decided_for(position, key) {
+                Some(sensitive) => sensitive,
+                None => self.filter.is_sensitive_field_key(key),
             };
-            if let Some(masked) = masked {
-                attribute.value = Value::String(masked.into());
+            if sensitive {
+                self.mask(attribute);
+            } else if let Value::String(text) = &attribute.value
+                && looks_like_json_container(text.as_str())
+            {
+                self.filter_inside(attribute);
             }
         }
+    }
+
+    /// Filters the JSON text in `attribute`'s value (see [`ParameterFilter::filter_text`]).
+    /// Out of line, as few values are JSON.
+    #[cold]
+    fn filter_inside(&self, attribute: &mut KeyValue) {
+        if let Value::String(text) = &attribute.value
+            && let Cow::Owned(masked) = self
+                .filter
+                .filter_text(attribute.key.as_str(), text.as_str())
+        {
+            attribute.value = Value::String(masked.into());
+        }
+    }
+
+    /// Replaces a sensitive key's value, of any type: a number, a boolean or an array under a
+    /// sensitive key is as secret as text. Out of line, as few attributes get here.
+    #[cold]
+    fn mask(&self, attribute: &mut KeyValue) {
+        attribute.value = Value::String(self.filter.mask().to_owned().into());
     }
 
     /// The advance decision for `key`, if it is one of the step keys' own statics. Equal
@@ -80,12 +100,19 @@ impl AttributeFilter {
         let is = |own: &str| std::ptr::eq(own.as_ptr(), key.as_ptr()) && own.len() == key.len();
         match self.decided.get(position) {
             Some(&(own, sensitive)) if is(own) => Some(sensitive),
-            _ => self
-                .decided
-                .iter()
-                .find(|(own, _)| is(own))
-                .map(|&(_, sensitive)| sensitive),
+            _ => self.decided_elsewhere(key),
         }
+    }
+
+    /// [`decided_for`](Self::decided_for)'s scan, out of line: a step span never needs it, and
+    /// inlined it kept every step key in registers or on the stack for the whole loop.
+    #[cold]
+    #[inline(never)]
+    fn decided_elsewhere(&self, key: &str) -> Option<bool> {
+        self.decided
+            .iter()
+            .find(|(own, _)| std::ptr::eq(own.as_ptr(), key.as_ptr()) && own.len() == key.len())
+            .map(|&(_, sensitive)| sensitive)
     }
 }
 
@@ -172,5 +199,59 @@ mod tests {
             vec![KeyValue::new(key, r#"{"password": "hunter2"}"#)],
         );
         assert_eq!(values, [r#"{"password":"[FILTERED]"}"#]);
+    }
+
+    #[test]
+    fn event_and_link_attributes_are_filtered_and_any_value_under_a_sensitive_key_is_masked() {
+        use opentelemetry::trace::{Event, Link, SpanContext, SpanKind, Status};
+        use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+        use std::time::SystemTime;
+
+        let filter = AttributeFilter::new(ParameterFilter::tasker_default());
+        let mut events = SpanEvents::default();
+        events
+            .events
+            .push(Event::new("plain", SystemTime::UNIX_EPOCH, Vec::new(), 0));
+        events.events.push(Event::new(
+            "step.failed",
+            SystemTime::UNIX_EPOCH,
+            vec![
+                KeyValue::new("exception.message", r#"{"password": "hunter2"}"#),
+                KeyValue::new("api_token", 42_i64),
+            ],
+            0,
+        ));
+        let mut links = SpanLinks::default();
+        links.links.push(Link::new(
+            SpanContext::empty_context(),
+            vec![KeyValue::new("user_email", "a@example.com")],
+            0,
+        ));
+        let mut span = SpanData {
+            span_context: SpanContext::empty_context(),
+            parent_span_id: opentelemetry::trace::SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "work".into(),
+            start_time: SystemTime::UNIX_EPOCH,
+            end_time: SystemTime::UNIX_EPOCH,
+            attributes: vec![KeyValue::new("retry_secret", true)],
+            dropped_attributes_count: 0,
+            events,
+            links,
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        };
+        filter.apply(&mut span);
+        let text = |attributes: &[KeyValue]| -> Vec<String> {
+            attributes.iter().map(|kv| kv.value.to_string()).collect()
+        };
+        assert_eq!(text(&span.attributes), ["[FILTERED]"]);
+        assert!(span.events.events[0].attributes.is_empty());
+        assert_eq!(
+            text(&span.events.events[1].attributes),
+            [r#"{"password":"[FILTERED]"}"#, "[FILTERED]"]
+        );
+        assert_eq!(text(&span.links.links[0].attributes), ["[FILTERED]"]);
     }
 }
