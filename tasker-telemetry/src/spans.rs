@@ -362,7 +362,7 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> StepSpan {
     // Under `SpanLayer`, the OpenTelemetry span is left without these attributes:
     // tracing-opentelemetry would copy each text into a new `String`. The scope adds them
     // (see `StepSpan::otel`), the text shared.
-    let otel = layer::owns_step_attributes(&span).then(OnceLock::new);
+    let otel = layer::took_step_attributes(&span).then(OnceLock::new);
     StepSpan { span, otel }
 }
 
@@ -456,10 +456,18 @@ fn record_end<At: FnOnce() -> SystemTime>(
     if span.is_disabled() {
         return;
     }
-    match duration_field {
+    let record = || match duration_field {
         Some(field) => span.record(field, duration_secs),
         None => span.record(STEP_KEYS.execution_duration, duration_secs),
     };
+    match otel {
+        Some(_) => layer::record_written_directly(|| {
+            record();
+        }),
+        None => {
+            record();
+        }
+    }
     match otel {
         Some(cx) => {
             let otel = cx.span();

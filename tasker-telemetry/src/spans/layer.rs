@@ -10,8 +10,8 @@
 //! `tracing` fields, tracing-opentelemetry copies each into a new `String` per attempt, and
 //! the export thread frees them again: on glibc the two threads then fight over the step
 //! thread's allocator arena, which made those five copies the largest cost of a traced step.
-//! So the layer passes the step span on without its values, and says so through a marker type
-//! ([`owns_step_attributes`]); the scope then adds the attributes itself, the text as shared
+//! So the layer passes the step span on without its values, and says so for that span
+//! ([`took_step_attributes`]); the scope then adds the attributes itself, the text as shared
 //! `Arc<str>` values, and later writes the step's outcome (duration, status, event) to the
 //! OpenTelemetry span directly.
 
@@ -121,13 +121,43 @@ pub(super) fn enter_capturing_context(
     (entered, cx)
 }
 
-/// What [`SpanLayer`] answers to a downcast once it leaves the step span's attributes to the scope.
-struct OwnsStepAttributes;
+thread_local! {
+    /// The id of the step span whose values a [`SpanLayer`] just left out (0: none); see
+    /// [`took_step_attributes`].
+    static STRIPPED: Cell<u64> = const { Cell::new(0) };
+}
 
-/// Whether `span`'s subscriber has a [`SpanLayer`] that left the step span's attributes for the
-/// caller to add.
-pub(super) fn owns_step_attributes(span: &tracing::Span) -> bool {
-    span.with_subscriber(|(_, dispatch)| dispatch.is::<OwnsStepAttributes>())
+thread_local! {
+    /// Set while the scope records a field it also writes to the OpenTelemetry span itself;
+    /// see [`record_written_directly`].
+    static WRITTEN_DIRECTLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `record`, a `tracing` record of a value the caller also writes to the OpenTelemetry
+/// span directly: a [`SpanLayer`] leaves it to the other layers.
+pub(super) fn record_written_directly(record: impl FnOnce()) {
+    let set = WRITTEN_DIRECTLY
+        .try_with(|written| written.set(true))
+        .is_ok();
+    record();
+    if set {
+        let _ = WRITTEN_DIRECTLY.try_with(|written| written.set(false));
+    }
+}
+
+/// Whether a [`SpanLayer`] passed `span`, just created, on without its values, leaving the
+/// caller to add the attributes. Asked once, right after the span is created.
+///
+/// Decided per span, by the layer that handled its creation: a layer that learns the step
+/// callsite only after the span was created (`tracing` registers a callsite with every
+/// dispatcher, and a thread that finds another thread registering it goes on without waiting)
+/// passed that span on whole, values and all.
+pub(super) fn took_step_attributes(span: &tracing::Span) -> bool {
+    let Some(id) = span.id() else {
+        return false;
+    };
+    STRIPPED
+        .try_with(|stripped| stripped.replace(0) == id.into_u64())
         .unwrap_or(false)
 }
 
@@ -178,16 +208,19 @@ where
         match self.step.get() {
             Some(step) if std::ptr::eq(attrs.metadata(), step.metadata) => {
                 step.without_values(attrs, |bare| self.inner.on_new_span(bare, id, ctx));
+                let _ = STRIPPED.try_with(|stripped| stripped.set(id.into_u64()));
             }
             _ => self.inner.on_new_span(attrs, id, ctx),
         }
     }
 
     fn on_record(&self, span: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        // The step span's one later field, its duration, reaches the OpenTelemetry span
-        // directly from the scope (`StepSpan`); passing it on would add it twice.
+        // The step span's one later field, its duration, reaches the OpenTelemetry span of a
+        // span passed on without its values directly from the scope (`StepSpan`); passing it
+        // on too would add it twice. A step span passed on whole takes it here.
         if let Some(step) = self.step.get()
             && values.contains(&step.execution_duration)
+            && WRITTEN_DIRECTLY.try_with(Cell::get).unwrap_or(false)
         {
             return;
         }
@@ -236,11 +269,6 @@ where
     unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
         if id == TypeId::of::<Self>() {
             Some(self as *const Self as *const ())
-        } else if id == TypeId::of::<OwnsStepAttributes>() {
-            // Only once the step callsite is known: before that its spans go through whole.
-            self.step
-                .get()
-                .map(|_| &OwnsStepAttributes as *const OwnsStepAttributes as *const ())
         } else {
             // SAFETY: forwarded unchanged; the inner layer upholds `downcast_raw`'s contract.
             unsafe { self.inner.downcast_raw(id) }
