@@ -456,20 +456,17 @@ fn record_end<At: FnOnce() -> SystemTime>(
     if span.is_disabled() {
         return;
     }
-    let record = || match duration_field {
-        Some(field) => span.record(field, duration_secs),
-        None => span.record(STEP_KEYS.execution_duration, duration_secs),
+    // For the other layers; `SpanLayer` takes the value from the `tracing` record only when the
+    // scope does not write it to the OpenTelemetry span itself.
+    let record = || {
+        match duration_field {
+            Some(field) => span.record(field, duration_secs),
+            None => span.record(STEP_KEYS.execution_duration, duration_secs),
+        };
     };
     match otel {
-        Some(_) => layer::record_written_directly(|| {
-            record();
-        }),
-        None => {
-            record();
-        }
-    }
-    match otel {
         Some(cx) => {
+            layer::record_written_directly(record);
             let otel = cx.span();
             otel.set_attribute(KeyValue::new(STEP_KEYS.execution_duration, duration_secs));
             otel.set_status(status());
@@ -481,6 +478,7 @@ fn record_end<At: FnOnce() -> SystemTime>(
             }
         }
         None => {
+            record();
             span.set_status(status());
             if let Some(name) = event.name {
                 match event.at {
