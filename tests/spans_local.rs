@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{Status, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tasker_telemetry::scope::StepCounts;
@@ -423,6 +423,14 @@ fn a_step_span_has_its_attributes_once_however_the_attempt_is_entered_or_ends() 
         // The runner's path.
         let step = task.step("t-paths/run", "run");
         let _ = step.run_attempt(1, ok);
+        // Held by the caller past the attempt's end: the span closes after the scope has let
+        // go of it, so the scope writes the outcome through the span API.
+        let step = task.step("t-paths/held", "held");
+        let attempt = step.attempt(1);
+        let held = attempt.span().clone();
+        let result = attempt.in_scope(ok);
+        attempt.finish(&result);
+        drop(held);
     });
     pipeline.shutdown();
     let spans = exported.0.lock().unwrap();
@@ -449,8 +457,19 @@ fn a_step_span_has_its_attributes_once_however_the_attempt_is_entered_or_ends() 
             expected.push("tasker.execution_duration");
         }
         assert_eq!(keys, expected, "{step_name}");
+        let events: Vec<&str> = span.events.iter().map(|e| e.name.as_ref()).collect();
+        let (status, events_expected) = match step_name.as_str() {
+            "failed" => (Status::error("no"), vec!["step.failed"]),
+            "abandoned" => (Status::Unset, vec![]),
+            _ => (Status::Ok, vec!["step.completed"]),
+        };
+        assert_eq!(span.status, status, "{step_name}");
+        assert_eq!(events, events_expected, "{step_name}");
         seen.push(step_name);
     }
     seen.sort();
-    assert_eq!(seen, ["abandoned", "caller", "failed", "run", "twice"]);
+    assert_eq!(
+        seen,
+        ["abandoned", "caller", "failed", "held", "run", "twice"]
+    );
 }

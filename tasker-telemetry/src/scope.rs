@@ -1074,13 +1074,7 @@ impl StepAttempt<'_> {
     #[inline(always)]
     pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
         match &self.active {
-            Some(active) if !active.span.span().is_disabled() => active.span.in_scope(
-                || {
-                    self.scope
-                        .span_fields(self.attempt_number, self.retry_limit)
-                },
-                f,
-            ),
+            Some(active) if !active.span.span().is_disabled() => active.span.in_scope(f),
             _ => f(),
         }
     }
@@ -1109,14 +1103,11 @@ impl StepAttempt<'_> {
 
     #[inline(never)]
     fn succeed<T: Serialize + ?Sized>(&mut self, result: &T) {
-        // Read in place, not moved out: the attempt was written moments ago, and copying it
-        // would reload it through memory still in the store buffer.
-        if let Some(active) = &self.active {
+        // The span closes inside `report_success`, once its outcome is recorded.
+        if let Some(mut active) = self.active.take() {
             let ended = clock::now();
-            self.report_success(&active.span, active.started.until(ended), ended, result);
+            self.report_success(&mut active.span, active.started.until(ended), ended, result);
         }
-        // Closes the span, after its outcome is recorded.
-        self.active = None;
     }
 
     #[cold]
@@ -1241,7 +1232,7 @@ impl StepAttempt<'_> {
 
     fn report_success<T: Serialize + ?Sized>(
         &self,
-        span: &spans::StepSpan,
+        span: &mut spans::StepSpan,
         elapsed: clock::Elapsed,
         ended: clock::Reading,
         result: &T,

@@ -10,6 +10,7 @@ mod context;
 pub(crate) mod http_client;
 mod layer;
 mod pipeline;
+mod step_end;
 mod store;
 
 use std::sync::{Arc, OnceLock};
@@ -129,6 +130,22 @@ impl StepSpanFields<'_> {
         (0..Self::COUNT).map(move |index| self.attribute(index))
     }
 
+    /// Appends the attributes to `attributes`, which has room for them: each built in place.
+    fn push_into(&self, attributes: &mut Vec<KeyValue>) {
+        let keys = &STEP_KEYS;
+        let text = |key: &'static str, value: &Arc<str>| KeyValue::new(key, Arc::clone(value));
+        attributes.push(text(keys.correlation_id, self.correlation_id));
+        attributes.push(text(keys.task_id, self.task_id));
+        attributes.push(text(keys.task_name, self.task_name));
+        attributes.push(text(keys.step_id, self.step_id));
+        attributes.push(text(keys.step_name, self.step_name));
+        attributes.push(KeyValue::new(
+            keys.attempt_number,
+            i64::from(self.attempt_number),
+        ));
+        attributes.push(KeyValue::new(keys.retry_limit, i64::from(self.retry_limit)));
+    }
+
     fn attribute(&self, index: usize) -> KeyValue {
         let keys = &STEP_KEYS;
         let text = |key: &'static str, value: &Arc<str>| KeyValue::new(key, Arc::clone(value));
@@ -196,14 +213,15 @@ impl StepKeys {
 #[derive(Debug)]
 pub(crate) struct StepSpan {
     span: Span,
-    /// Set under `SpanLayer`: the outcome then goes straight to the OpenTelemetry span, each part
-    /// one uncontended lock, instead of a registry lookup per part through the subscriber.
+    /// Set under `SpanLayer`: the span's attributes and outcome then go to the OpenTelemetry
+    /// span directly, not through the subscriber (which would copy each text and look the span
+    /// up in the registry per part). They go on at the end, once: a successful end through the
+    /// pipeline's processor as the span closes (see `step_end`), any other end through the
+    /// span API.
     ///
-    /// Filled, and the span's attributes added, when the scope first enters the span (the
-    /// context tracing-opentelemetry activates on entering is handed over for the price of a
-    /// thread-local read), or else when the scope first needs it (then looked up in the
-    /// registry). The span starts on entering anyway, so the attributes are on it before any
-    /// code inside the span runs.
+    /// Filled when the scope first enters the span (the context tracing-opentelemetry activates
+    /// on entering is handed over for the price of a thread-local read), or else when the
+    /// scope first needs it (then looked up in the registry).
     otel: Option<OnceLock<opentelemetry::Context>>,
 }
 
@@ -226,11 +244,12 @@ impl StepSpan {
         !self.span.is_disabled()
     }
 
-    /// Records a successful end: duration, `OK` status, and the lifecycle event, stamped `at`
-    /// (the moment the attempt's duration ends, which its `step.completed` event carries too).
+    /// Records a successful end (duration, `OK` status, and the lifecycle event stamped `at`:
+    /// the moment the attempt's duration ends, which its `step.completed` event carries too)
+    /// and closes the span: this handle on it is dropped.
     #[inline]
     pub(crate) fn record_success<'f>(
-        &self,
+        &mut self,
         fields: impl FnOnce() -> StepSpanFields<'f>,
         event: Option<&'static str>,
         duration_secs: f64,
@@ -240,18 +259,64 @@ impl StepSpan {
         if !self.is_recording() {
             return;
         }
-        record_end(
-            &self.span,
-            self.otel(fields),
-            step_duration_field(&self.span),
-            EndEvent {
-                name: event,
-                at: Some(at),
-            },
+        if self.otel.is_none() {
+            record_end(
+                &self.span,
+                None,
+                step_duration_field(&self.span),
+                EndEvent {
+                    name: event,
+                    at: Some(at),
+                },
+                duration_secs,
+                || Status::Ok,
+                Vec::new,
+            );
+            return;
+        }
+        self.close_successfully(fields(), event.map(|name| (name, at())), duration_secs);
+    }
+
+    /// [`record_success`](Self::record_success) under `SpanLayer`: the end is staged for the
+    /// pipeline's processor while the span closes, and written through the span API only if
+    /// the span did not end then.
+    fn close_successfully(
+        &mut self,
+        fields: StepSpanFields<'_>,
+        event: Option<(&'static str, SystemTime)>,
+        duration_secs: f64,
+    ) {
+        let Some(cell) = &self.otel else {
+            return;
+        };
+        let cx = cell.get_or_init(|| self.span.context());
+        // The `tracing` record, for other layers; `SpanLayer` leaves it alone.
+        let field = step_duration_field(&self.span);
+        layer::record_written_directly(|| {
+            match field {
+                Some(field) => self.span.record(field, duration_secs),
+                None => self
+                    .span
+                    .record(STEP_KEYS.execution_duration, duration_secs),
+            };
+        });
+        let end = step_end::StagedEnd::new(
+            cx.span().span_context().span_id(),
+            fields,
             duration_secs,
-            || Status::Ok,
-            Vec::new,
+            event,
         );
+        let span = std::mem::replace(&mut self.span, Span::none());
+        if step_end::close_with(&end, || drop(span)) {
+            return;
+        }
+        let otel = cx.span();
+        otel.set_attributes(end.fields.attributes());
+        otel.set_attribute(KeyValue::new(STEP_KEYS.execution_duration, duration_secs));
+        otel.set_status(Status::Ok);
+        if let Some((name, at)) = event {
+            otel.add_event_with_timestamp(name, at, Vec::new());
+        }
     }
 
     /// Records a failure: see [`record_failure`].
@@ -265,7 +330,7 @@ impl StepSpan {
     ) {
         record_end(
             &self.span,
-            self.otel(fields),
+            self.otel_with_attributes(fields),
             step_duration_field(&self.span),
             EndEvent::now(event),
             duration_secs,
@@ -280,29 +345,21 @@ impl StepSpan {
         fields: impl FnOnce() -> StepSpanFields<'f>,
         event: &'static str,
     ) {
-        match self.otel(fields) {
+        match self.otel_with_attributes(fields) {
             Some(cx) => cx.span().add_event(event, Vec::new()),
             None => record_event(&self.span, event),
         }
     }
 
     /// Runs `f` inside the span. Under `SpanLayer`, the first time through here also takes the
-    /// OpenTelemetry context activated on entering and gives the span its attributes.
+    /// OpenTelemetry context activated on entering.
     #[inline]
-    pub(crate) fn in_scope<'f, R>(
-        &self,
-        fields: impl FnOnce() -> StepSpanFields<'f>,
-        f: impl FnOnce() -> R,
-    ) -> R {
+    pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
         match &self.otel {
             Some(cell) if cell.get().is_none() => {
                 let (entered, cx) = layer::enter_capturing_context(&self.span);
-                // Only the context that fills the cell gets the attributes: they go on once.
-                if let Some(cx) = cx
-                    && cell.set(cx).is_ok()
-                    && let Some(cx) = cell.get()
-                {
-                    cx.span().set_attributes(fields().attributes());
+                if let Some(cx) = cx {
+                    let _ = cell.set(cx);
                 }
                 let result = f();
                 drop(entered);
@@ -312,25 +369,27 @@ impl StepSpan {
         }
     }
 
-    /// Makes sure the OpenTelemetry span has its attributes, for an end that records nothing
-    /// else on it.
+    /// Gives the OpenTelemetry span its attributes, for an end that records nothing else on
+    /// it.
     pub(crate) fn settle_attributes<'f>(&self, fields: impl FnOnce() -> StepSpanFields<'f>) {
-        let _ = self.otel(fields);
+        let _ = self.otel_with_attributes(fields);
     }
 
-    /// The OpenTelemetry span's context under `SpanLayer`, with the attributes added if the
-    /// scope has not entered the span itself (the span was entered by the caller, through
-    /// [`span`](Self::span), or not at all).
-    fn otel<'f>(
+    /// The OpenTelemetry span's context under `SpanLayer`.
+    fn otel(&self) -> Option<&opentelemetry::Context> {
+        let cell = self.otel.as_ref()?;
+        Some(cell.get_or_init(|| self.span.context()))
+    }
+
+    /// [`otel`](Self::otel), after giving the span its attributes: for the ends written through
+    /// the span API, each of which is an attempt's only end.
+    fn otel_with_attributes<'f>(
         &self,
         fields: impl FnOnce() -> StepSpanFields<'f>,
     ) -> Option<&opentelemetry::Context> {
-        let cell = self.otel.as_ref()?;
-        Some(cell.get_or_init(|| {
-            let cx = self.span.context();
-            cx.span().set_attributes(fields().attributes());
-            cx
-        }))
+        let cx = self.otel()?;
+        cx.span().set_attributes(fields().attributes());
+        Some(cx)
     }
 }
 
@@ -361,7 +420,7 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> StepSpan {
     }
     // Under `SpanLayer`, the OpenTelemetry span is left without these attributes:
     // tracing-opentelemetry would copy each text into a new `String`. The scope adds them
-    // (see `StepSpan::otel`), the text shared.
+    // at the end (see `StepSpan`), the text shared.
     let otel = layer::took_step_attributes(&span).then(OnceLock::new);
     StepSpan { span, otel }
 }

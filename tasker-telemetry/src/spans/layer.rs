@@ -11,9 +11,9 @@
 //! the export thread frees them again: on glibc the two threads then fight over the step
 //! thread's allocator arena, which made those five copies the largest cost of a traced step.
 //! So the layer passes the step span on without its values, and says so for that span
-//! ([`took_step_attributes`]); the scope then adds the attributes itself, the text as shared
-//! `Arc<str>` values, and later writes the step's outcome (duration, status, event) to the
-//! OpenTelemetry span directly.
+//! ([`took_step_attributes`]); the scope then adds the attributes itself at the end, the text
+//! as shared `Arc<str>` values, with the step's outcome (duration, status, event): into the
+//! span's data as it ends (`step_end`), or through the OpenTelemetry span API.
 
 use std::any::TypeId;
 use std::cell::{Cell, RefCell};

@@ -109,7 +109,8 @@ impl SpanProcessor for CountingProcessor {
         self.inner.on_start(span, cx);
     }
 
-    fn on_end(&self, span: SpanData) {
+    fn on_end(&self, mut span: SpanData) {
+        super::step_end::apply(&mut span);
         self.counters.ended.add_one();
         self.inner.on_end(span);
     }
