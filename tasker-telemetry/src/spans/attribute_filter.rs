@@ -21,6 +21,8 @@ pub(super) struct AttributeFilter {
     filter: ParameterFilter,
     /// Each step key, and whether the filter masks its value.
     decided: [(&'static str, bool); StepKeys::COUNT],
+    /// Whether the filter masks none of the step keys.
+    step_keys_clear: bool,
 }
 
 impl AttributeFilter {
@@ -28,7 +30,12 @@ impl AttributeFilter {
         let decided = STEP_KEYS
             .all()
             .map(|key| (key, filter.is_sensitive_field_key(key)));
-        Self { filter, decided }
+        let step_keys_clear = decided.iter().all(|&(_, sensitive)| !sensitive);
+        Self {
+            filter,
+            decided,
+            step_keys_clear,
+        }
     }
 
     /// Masks what the filter says is sensitive in `span`: a sensitive key's value of any type
@@ -54,7 +61,17 @@ impl AttributeFilter {
     }
 
     fn apply_to(&self, attributes: &mut [KeyValue]) {
-        for (position, attribute) in attributes.iter_mut().enumerate() {
+        // A step span's own attributes come first, all eight, when no one added any before the
+        // span ended: with none of their keys sensitive, only their texts need looking at.
+        let own = if self.step_keys_clear && self.lead_with_step_keys(attributes) {
+            for attribute in &mut attributes[..StepKeys::COUNT] {
+                self.filter_if_json(attribute);
+            }
+            StepKeys::COUNT
+        } else {
+            0
+        };
+        for (position, attribute) in attributes.iter_mut().enumerate().skip(own) {
             let key = attribute.key.as_str();
             let sensitive = match self.decided_for(position, key) {
                 Some(sensitive) => sensitive,
@@ -62,11 +79,32 @@ impl AttributeFilter {
             };
             if sensitive {
                 self.mask(attribute);
-            } else if let Value::String(text) = &attribute.value
-                && looks_like_json_container(text.as_str())
-            {
-                self.filter_inside(attribute);
+            } else {
+                self.filter_if_json(attribute);
             }
+        }
+    }
+
+    /// Whether `attributes` start with the step keys' own statics, in [`StepKeys::all`]'s
+    /// order.
+    #[inline]
+    fn lead_with_step_keys(&self, attributes: &[KeyValue]) -> bool {
+        attributes.len() >= StepKeys::COUNT
+            && self
+                .decided
+                .iter()
+                .zip(attributes)
+                .all(|(&(own, _), attribute)| same_static(own, attribute.key.as_str()))
+    }
+
+    /// Filters `attribute`'s value inside if it is JSON text: the only change a non-empty
+    /// filter makes under a key that is not sensitive.
+    #[inline]
+    fn filter_if_json(&self, attribute: &mut KeyValue) {
+        if let Value::String(text) = &attribute.value
+            && looks_like_json_container(text.as_str())
+        {
+            self.filter_inside(attribute);
         }
     }
 
@@ -90,16 +128,14 @@ impl AttributeFilter {
         attribute.value = Value::String(self.filter.mask().to_owned().into());
     }
 
-    /// The advance decision for `key`, if it is one of the step keys' own statics. Equal
-    /// address and length mean the same bytes: no other string can live inside a static.
+    /// The advance decision for `key`, if it is one of the step keys' own statics.
     ///
     /// A step span lists the keys in [`StepKeys::all`]'s order, so the key at `position` is
     /// looked for there first: one compare per attribute instead of a scan.
     #[inline]
     fn decided_for(&self, position: usize, key: &str) -> Option<bool> {
-        let is = |own: &str| std::ptr::eq(own.as_ptr(), key.as_ptr()) && own.len() == key.len();
         match self.decided.get(position) {
-            Some(&(own, sensitive)) if is(own) => Some(sensitive),
+            Some(&(own, sensitive)) if same_static(own, key) => Some(sensitive),
             _ => self.decided_elsewhere(key),
         }
     }
@@ -111,9 +147,16 @@ impl AttributeFilter {
     fn decided_elsewhere(&self, key: &str) -> Option<bool> {
         self.decided
             .iter()
-            .find(|(own, _)| std::ptr::eq(own.as_ptr(), key.as_ptr()) && own.len() == key.len())
+            .find(|(own, _)| same_static(own, key))
             .map(|&(_, sensitive)| sensitive)
     }
+}
+
+/// Whether `key` is the static `own` itself. Equal address and length mean the same bytes: no
+/// other string can live inside a static.
+#[inline]
+fn same_static(own: &'static str, key: &str) -> bool {
+    std::ptr::eq(own.as_ptr(), key.as_ptr()) && own.len() == key.len()
 }
 
 #[cfg(test)]
@@ -199,6 +242,27 @@ mod tests {
             vec![KeyValue::new(key, r#"{"password": "hunter2"}"#)],
         );
         assert_eq!(values, [r#"{"password":"[FILTERED]"}"#]);
+    }
+
+    #[test]
+    fn a_step_spans_own_attributes_in_order_still_have_json_text_filtered_inside() {
+        let filter = AttributeFilter::new(ParameterFilter::tasker_default());
+        let mut attributes: Vec<KeyValue> = STEP_KEYS
+            .all()
+            .into_iter()
+            .map(|key| KeyValue::new(key, "v"))
+            .collect();
+        attributes[3].value = r#"{"password": "hunter2"}"#.into();
+        // Past the step span's own eight, each key gets its own decision again.
+        attributes.push(KeyValue::new("api_token", "t0k3n"));
+        attributes.push(KeyValue::new(
+            step_key("tasker.task_id"),
+            r#"[{"token": 1}]"#,
+        ));
+        let values = masks(&filter, attributes);
+        assert_eq!(values[3], r#"{"password":"[FILTERED]"}"#);
+        assert_eq!(values[8..], ["[FILTERED]", r#"[{"token":"[FILTERED]"}]"#]);
+        assert!(values[..3].iter().chain(&values[4..8]).all(|v| v == "v"));
     }
 
     #[test]
