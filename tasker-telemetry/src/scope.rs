@@ -1040,7 +1040,7 @@ struct Active {
 
 static NO_SPAN: tracing::Span = tracing::Span::none();
 
-impl StepAttempt<'_> {
+impl<'s> StepAttempt<'s> {
     /// Which attempt this is.
     pub fn attempt_number(&self) -> u32 {
         self.attempt_number
@@ -1103,11 +1103,20 @@ impl StepAttempt<'_> {
 
     #[inline(never)]
     fn succeed<T: Serialize + ?Sized>(&mut self, result: &T) {
-        // The span closes inside `report_success`, once its outcome is recorded.
-        if let Some(mut active) = self.active.take() {
-            let ended = clock::now();
-            self.report_success(&mut active.span, active.started.until(ended), ended, result);
+        // Read in place, not moved out: the attempt was written moments ago, and copying it
+        // would reload it through memory still in the store buffer.
+        let end = match &self.active {
+            Some(active) => {
+                let ended = clock::now();
+                self.report_success(&active.span, active.started.until(ended), ended, result)
+            }
+            None => None,
+        };
+        // Closes the span, after its outcome is recorded.
+        if let (Some(end), Some(active)) = (end, &mut self.active) {
+            active.span.close(end);
         }
+        self.active = None;
     }
 
     #[cold]
@@ -1230,13 +1239,15 @@ impl StepAttempt<'_> {
         }
     }
 
+    /// Reports success everywhere but on the span's end, which it returns when that goes on
+    /// as the span closes (see `StepSpan::record_success`).
     fn report_success<T: Serialize + ?Sized>(
         &self,
-        span: &mut spans::StepSpan,
+        span: &spans::StepSpan,
         elapsed: clock::Elapsed,
         ended: clock::Reading,
         result: &T,
-    ) {
+    ) -> Option<spans::StagedEnd<'s>> {
         let seconds = elapsed.as_secs_f64();
         let sinks = self.scope.task.sinks(names::STEP_COMPLETED);
         let event = sinks.contains(Sinks::TRACE).then_some("step.completed");
@@ -1246,11 +1257,9 @@ impl StepAttempt<'_> {
         let traced_at =
             (event.is_some() && span.is_recording()).then(|| Timestamp::at_reading(ended));
         let ended_at = || traced_at.unwrap_or_else(|| Timestamp::at_reading(ended));
-        span.record_success(
-            || {
-                self.scope
-                    .span_fields(self.attempt_number, self.retry_limit)
-            },
+        let scope: &'s StepScope = self.scope;
+        let end = span.record_success(
+            || scope.span_fields(self.attempt_number, self.retry_limit),
             event,
             seconds,
             || ended_at().as_system_time(),
@@ -1268,7 +1277,6 @@ impl StepAttempt<'_> {
             m.duration_completed.observe_with(&m.operation, seconds);
             m.active.dec();
         }
-        let scope = self.scope;
         scope.publish_moment(names::STEP_COMPLETED, Some(ended_at), |now| StepMoment {
             attempt_number: self.attempt_number,
             retry_limit: self.retry_limit,
@@ -1279,6 +1287,7 @@ impl StepAttempt<'_> {
                 results_cell::wrap(v)
             }),
         });
+        end
     }
 
     #[cold]

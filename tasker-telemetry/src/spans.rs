@@ -27,6 +27,7 @@ pub use context::{
 };
 pub use layer::SpanLayer;
 pub use pipeline::{SpanExportReport, SpanPipeline};
+pub(crate) use step_end::StagedEnd;
 pub use store::{SpanStore, StoredSpan};
 
 /// The name of a task's root span.
@@ -244,22 +245,23 @@ impl StepSpan {
         !self.span.is_disabled()
     }
 
-    /// Records a successful end (duration, `OK` status, and the lifecycle event stamped `at`:
-    /// the moment the attempt's duration ends, which its `step.completed` event carries too)
-    /// and closes the span: this handle on it is dropped.
+    /// Records a successful end: duration, `OK` status, and the lifecycle event stamped `at`
+    /// (the moment the attempt's duration ends, which its `step.completed` event carries too).
+    /// Under `SpanLayer` these are returned instead, to go on as the span closes: pass them to
+    /// [`close`](Self::close).
     #[inline]
     pub(crate) fn record_success<'f>(
-        &mut self,
+        &self,
         fields: impl FnOnce() -> StepSpanFields<'f>,
         event: Option<&'static str>,
         duration_secs: f64,
         at: impl FnOnce() -> SystemTime,
-    ) {
+    ) -> Option<StagedEnd<'f>> {
         // Checked here, inlined: an untraced attempt should not pay a call to learn it.
         if !self.is_recording() {
-            return;
+            return None;
         }
-        if self.otel.is_none() {
+        let Some(cell) = &self.otel else {
             record_end(
                 &self.span,
                 None,
@@ -272,25 +274,26 @@ impl StepSpan {
                 || Status::Ok,
                 Vec::new,
             );
-            return;
-        }
-        self.close_successfully(fields(), event.map(|name| (name, at())), duration_secs);
+            return None;
+        };
+        Some(self.stage_success(
+            cell,
+            fields(),
+            event.map(|name| (name, at())),
+            duration_secs,
+        ))
     }
 
-    /// [`record_success`](Self::record_success) under `SpanLayer`: the end is staged for the
-    /// pipeline's processor while the span closes, and written through the span API only if
-    /// the span did not end then.
-    fn close_successfully(
-        &mut self,
-        fields: StepSpanFields<'_>,
+    /// [`record_success`](Self::record_success) under `SpanLayer`: the `tracing` record of the
+    /// duration (for other layers; `SpanLayer` leaves it alone), and the end to stage.
+    fn stage_success<'f>(
+        &self,
+        cell: &OnceLock<opentelemetry::Context>,
+        fields: StepSpanFields<'f>,
         event: Option<(&'static str, SystemTime)>,
         duration_secs: f64,
-    ) {
-        let Some(cell) = &self.otel else {
-            return;
-        };
+    ) -> StagedEnd<'f> {
         let cx = cell.get_or_init(|| self.span.context());
-        // The `tracing` record, for other layers; `SpanLayer` leaves it alone.
         let field = step_duration_field(&self.span);
         layer::record_written_directly(|| {
             match field {
@@ -300,21 +303,33 @@ impl StepSpan {
                     .record(STEP_KEYS.execution_duration, duration_secs),
             };
         });
-        let end = step_end::StagedEnd::new(
+        StagedEnd::new(
             cx.span().span_context().span_id(),
             fields,
             duration_secs,
             event,
-        );
+        )
+    }
+
+    /// Closes the span (drops this handle on it) with `end` staged for the pipeline's processor,
+    /// which writes it into the span's data as the span ends. If the span outlives this handle
+    /// (the caller still holds it), `end` goes on through the span API instead.
+    pub(crate) fn close(&mut self, end: StagedEnd<'_>) {
         let span = std::mem::replace(&mut self.span, Span::none());
         if step_end::close_with(&end, || drop(span)) {
             return;
         }
+        let Some(cx) = self.otel.as_ref().and_then(OnceLock::get) else {
+            return;
+        };
         let otel = cx.span();
         otel.set_attributes(end.fields.attributes());
-        otel.set_attribute(KeyValue::new(STEP_KEYS.execution_duration, duration_secs));
+        otel.set_attribute(KeyValue::new(
+            STEP_KEYS.execution_duration,
+            end.duration_secs,
+        ));
         otel.set_status(Status::Ok);
-        if let Some((name, at)) = event {
+        if let Some((name, at)) = end.event {
             otel.add_event_with_timestamp(name, at, Vec::new());
         }
     }

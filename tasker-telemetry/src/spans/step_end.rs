@@ -20,7 +20,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanLimits};
 use super::{STEP_KEYS, StepSpanFields};
 
 /// What a step span's successful end writes.
-pub(super) struct StagedEnd<'a> {
+pub(crate) struct StagedEnd<'a> {
     /// The span it belongs to: no other span ending meanwhile takes it.
     pub(super) span_id: SpanId,
     pub(super) fields: StepSpanFields<'a>,
