@@ -123,8 +123,11 @@ fn write(end: &StagedEnd<'_>, span: &mut SpanData) {
     }
     span.status = Status::Ok;
     if let Some((name, at)) = end.event {
-        if span.events.events.len() < limits.max_events_per_span as usize {
-            span.events.events.push(Event::new(name, at, Vec::new(), 0));
+        let events = &mut span.events.events;
+        if events.len() < limits.max_events_per_span as usize {
+            // Usually the span's only event: room for one, not the four a first push makes.
+            events.reserve_exact(1);
+            events.push(Event::new(name, at, Vec::new(), 0));
         } else {
             span.events.dropped_count += 1;
         }
