@@ -150,3 +150,150 @@ fn write_over_limit(end: &StagedEnd<'_>, span: &mut SpanData, max_attributes: us
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceId, TraceState};
+
+    use super::*;
+
+    fn span(id: u64, attributes: usize) -> SpanData {
+        let context = SpanContext::new(
+            TraceId::from(1_u128),
+            SpanId::from(id),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        SpanData {
+            span_context: context,
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "tasker.step.execution".into(),
+            start_time: SystemTime::UNIX_EPOCH,
+            end_time: SystemTime::UNIX_EPOCH,
+            attributes: (0..attributes)
+                .map(|i| KeyValue::new(format!("user.{i}"), 1_i64))
+                .collect(),
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    struct Texts(Arc<str>);
+
+    impl Texts {
+        fn fields(&self) -> StepSpanFields<'_> {
+            StepSpanFields {
+                correlation_id: &self.0,
+                task_id: &self.0,
+                task_name: &self.0,
+                step_id: &self.0,
+                step_name: &self.0,
+                attempt_number: 2,
+                retry_limit: 3,
+            }
+        }
+    }
+
+    fn end(texts: &Texts, id: u64) -> StagedEnd<'_> {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(7);
+        StagedEnd::new(
+            SpanId::from(id),
+            texts.fields(),
+            0.5,
+            Some(("step.completed", at)),
+        )
+    }
+
+    fn keys(span: &SpanData) -> Vec<&str> {
+        span.attributes.iter().map(|kv| kv.key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_staged_end_goes_into_its_own_span_only_and_only_while_staged() {
+        let texts = Texts("t".into());
+        let staged = end(&texts, 1);
+        let (mut own, mut other, mut later) = (span(1, 0), span(2, 0), span(1, 0));
+        let written = close_with(&staged, || {
+            apply(&mut other);
+            apply(&mut own);
+            // Written once: a second span with the same id gets nothing.
+            apply(&mut later);
+        });
+        assert!(written);
+        let mut expected = STEP_KEYS.all().to_vec();
+        expected.truncate(StagedEnd::ATTRIBUTES);
+        assert_eq!(keys(&own), expected);
+        assert_eq!(own.attributes[5].value, Value::I64(2));
+        assert_eq!(own.attributes[7].value, Value::F64(0.5));
+        assert_eq!(own.status, Status::Ok);
+        let events: Vec<_> = own.events.iter().map(|e| e.name.as_ref()).collect();
+        assert_eq!(events, ["step.completed"]);
+        assert_eq!(own.events[0].timestamp, staged.event.unwrap().1);
+        for untouched in [&other, &later] {
+            assert!(untouched.attributes.is_empty());
+            assert!(untouched.events.is_empty());
+            assert_eq!(untouched.status, Status::Unset);
+        }
+        // Nothing is staged once `close_with` has returned.
+        let mut after = span(1, 0);
+        apply(&mut after);
+        assert!(after.attributes.is_empty());
+    }
+
+    #[test]
+    fn an_end_that_finds_no_span_ending_reports_it() {
+        let texts = Texts("t".into());
+        let staged = end(&texts, 1);
+        assert!(!close_with(&staged, || {}));
+        let mut other = span(2, 0);
+        assert!(!close_with(&staged, || apply(&mut other)));
+        assert!(other.attributes.is_empty());
+    }
+
+    #[test]
+    fn a_span_near_its_attribute_limit_keeps_what_fits_and_counts_the_rest() {
+        let texts = Texts("t".into());
+        let limit = SpanLimits::default().max_attributes_per_span as usize;
+        let mut full = span(1, limit - 3);
+        assert!(close_with(&end(&texts, 1), || apply(&mut full)));
+        assert_eq!(full.attributes.len(), limit);
+        assert_eq!(full.dropped_attributes_count, 5);
+        assert_eq!(keys(&full)[limit - 3..], STEP_KEYS.all()[..3]);
+        assert_eq!(full.status, Status::Ok);
+    }
+
+    #[test]
+    fn an_end_staged_inside_another_leaves_the_outer_one_staged() {
+        let texts = Texts("t".into());
+        let (outer, inner) = (end(&texts, 1), end(&texts, 2));
+        let (mut outer_span, mut inner_span) = (span(1, 0), span(2, 0));
+        let written = close_with(&outer, || {
+            assert!(close_with(&inner, || apply(&mut inner_span)));
+            apply(&mut outer_span);
+        });
+        assert!(written);
+        assert_eq!(outer_span.attributes.len(), StagedEnd::ATTRIBUTES);
+        assert_eq!(inner_span.attributes.len(), StagedEnd::ATTRIBUTES);
+    }
+
+    #[test]
+    fn a_close_that_unwinds_leaves_nothing_staged() {
+        let texts = Texts("t".into());
+        let staged = end(&texts, 1);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            close_with(&staged, || panic!("a layer panicked"))
+        }));
+        assert!(unwound.is_err());
+        let mut later = span(1, 0);
+        apply(&mut later);
+        assert!(later.attributes.is_empty());
+    }
+}
