@@ -225,6 +225,43 @@ fn panicking_subscriber_leaves_results_unchanged_and_is_counted() {
     );
 }
 
+#[test]
+fn a_lone_panicking_subscriber_is_caught_too() {
+    // A step event with one synchronous subscriber is delivered without the fan-out loop; its
+    // panics must be caught and counted the same way.
+    let _serial = serial();
+    quiet_deliberate_panics();
+    let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+    let calls = Arc::new(AtomicU64::new(0));
+    let seen = calls.clone();
+    let alone = telemetry
+        .publisher()
+        .subscribe(
+            &["step.*"],
+            subscriber::from_fn("panics_alone", move |_| {
+                if seen.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
+                    std::panic::panic_any(DELIBERATE);
+                }
+            }),
+        )
+        .unwrap();
+
+    let steps = 500 * soak();
+    run_steps(&telemetry, "t-alone", 0..steps);
+
+    assert_eq!(calls.load(Ordering::Relaxed), 2 * steps);
+    assert_eq!(alone.stats().panics, steps);
+    assert_eq!(alone.stats().delivered, steps);
+    assert_eq!(telemetry.publisher().stats().subscriber_panics, steps);
+    assert_eq!(
+        count_in_prometheus(
+            &telemetry,
+            "tasker_subscriber_failures_total{subscriber=\"panics_alone\"}"
+        ),
+        Some(steps as f64)
+    );
+}
+
 /// The duration a `step.completed` event reports, in seconds.
 fn execution_duration(event: &Event) -> f64 {
     event

@@ -11,7 +11,7 @@
 //! Durations never go negative: a reading taken on another core that is behind by a few ticks
 //! gives zero, not a wrapped-around huge value.
 //!
-//! The wall clock ([`wall_now`]) is derived the same way: each thread anchors the counter to
+//! The wall clock ([`wall_nanos_now`]) is derived the same way: each thread anchors the counter to
 //! `SystemTime::now()` and re-anchors every [`REANCHOR`], so an event timestamp costs one counter
 //! read and stays within a few microseconds of the system clock (NTP slews it by at most
 //! 500 ppm, 10 µs over that span).
@@ -61,7 +61,19 @@ enum Source {
 
 static SOURCE: OnceLock<Source> = OnceLock::new();
 
+/// The clock, chosen on first use. Inlined (the hot paths read it several times per attempt),
+/// with the choice itself out of line.
+#[inline]
 fn source() -> &'static Source {
+    match SOURCE.get() {
+        Some(source) => source,
+        None => init_source(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn init_source() -> &'static Source {
     SOURCE.get_or_init(choose)
 }
 
@@ -121,6 +133,12 @@ impl Elapsed {
         self.0 as f64 * 1e-9
     }
 
+    /// In nanoseconds.
+    #[inline]
+    pub(crate) fn as_nanos(self) -> u64 {
+        self.0
+    }
+
     /// As a [`Duration`].
     #[inline]
     pub(crate) fn to_duration(self) -> Duration {
@@ -128,50 +146,67 @@ impl Elapsed {
     }
 }
 
-/// The current wall-clock time: the system clock, or, with the time-stamp counter, the counter
-/// read against this thread's anchor to it.
+/// The current wall-clock time, in nanoseconds since the Unix epoch: the system clock, or, with
+/// the time-stamp counter, the counter read against this thread's anchor to it.
+///
+/// Nanoseconds rather than a [`SystemTime`]: a stamp is then an add, where building a
+/// `SystemTime` splits it into seconds and nanoseconds on every event.
 #[inline]
-pub(crate) fn wall_now() -> SystemTime {
+pub(crate) fn wall_nanos_now() -> u64 {
     #[cfg(target_arch = "x86_64")]
     if let Source::Tsc { scale } = source() {
-        return tsc_wall_now(*scale);
+        return tsc_wall_nanos_at(rdtsc(), *scale);
     }
-    SystemTime::now()
+    system_nanos(SystemTime::now())
 }
 
-/// The wall-clock time of `reading` (taken just now by this thread), sparing a second clock read
-/// when an event's timestamp marks the same moment as a duration's end.
+/// The wall-clock time of `reading` (taken just now by this thread), in nanoseconds since the
+/// Unix epoch, sparing a second clock read when an event's timestamp marks the same moment as a
+/// duration's end.
 #[inline]
-pub(crate) fn wall_at(reading: Reading) -> SystemTime {
+pub(crate) fn wall_nanos_at(reading: Reading) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if let Source::Tsc { scale } = source() {
-        return tsc_wall_at(reading.0, *scale);
+        return tsc_wall_nanos_at(reading.0, *scale);
     }
     let _ = reading;
-    SystemTime::now()
+    system_nanos(SystemTime::now())
+}
+
+/// `time` in nanoseconds since the Unix epoch: zero before it, saturated after 2554.
+#[inline]
+pub(crate) fn system_nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// This thread's (counter, nanoseconds since the Unix epoch), read together; (0, 0) until
+    /// first use.
+    static ANCHOR: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn tsc_wall_now(scale: TickScale) -> SystemTime {
-    tsc_wall_at(rdtsc(), scale)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn tsc_wall_at(now: u64, scale: TickScale) -> SystemTime {
-    thread_local! {
-        /// (counter, nanoseconds since the Unix epoch) read together; (0, 0) until first use.
-        static ANCHOR: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-    }
+fn tsc_wall_nanos_at(now: u64, scale: TickScale) -> u64 {
     let (tsc, unix_nanos) = ANCHOR.with(Cell::get);
     let since = scale.nanos(now.wrapping_sub(tsc));
     if tsc != 0 && now >= tsc && since < REANCHOR.as_nanos() as u64 {
-        return UNIX_EPOCH + Duration::from_nanos(unix_nanos + since);
+        return unix_nanos.saturating_add(since);
     }
-    let wall = SystemTime::now();
-    if let Ok(since_epoch) = wall.duration_since(UNIX_EPOCH) {
-        let _ = ANCHOR.try_with(|a| a.set((rdtsc(), since_epoch.as_nanos() as u64)));
+    anchor_wall_nanos()
+}
+
+/// Reads the system clock and anchors this thread's counter to it: once per [`REANCHOR`].
+#[cfg(target_arch = "x86_64")]
+#[cold]
+#[inline(never)]
+fn anchor_wall_nanos() -> u64 {
+    let wall = system_nanos(SystemTime::now());
+    if wall != 0 {
+        let _ = ANCHOR.try_with(|a| a.set((rdtsc(), wall)));
     }
     wall
 }
@@ -314,7 +349,7 @@ mod tests {
         let until = Instant::now() + REANCHOR * 3;
         while Instant::now() < until {
             let before = SystemTime::now();
-            let derived = wall_now();
+            let derived = UNIX_EPOCH + Duration::from_nanos(wall_nanos_now());
             let after = SystemTime::now();
             assert!(derived + slack >= before, "{derived:?} before {before:?}");
             assert!(derived <= after + slack, "{derived:?} after {after:?}");

@@ -288,11 +288,17 @@ impl ParameterFilter {
     /// Masks every sensitive value, recursively through objects and arrays (including objects
     /// inside arrays and arrays of arrays). Values with nothing sensitive are left exactly as they
     /// were, key order included.
+    // Inlined so that a scalar (a step's result often is one) costs a check, not a call.
+    #[inline]
     pub fn filter_in_place(&self, value: &mut Value) {
         // A scalar has no keys to filter.
-        if self.is_empty() || !matches!(value, Value::Object(_) | Value::Array(_)) {
-            return;
+        if matches!(value, Value::Object(_) | Value::Array(_)) && !self.is_empty() {
+            self.filter_nested(value);
         }
+    }
+
+    #[inline(never)]
+    fn filter_nested(&self, value: &mut Value) {
         // Path rules whose segments matched so far, as indices into `paths`; all are candidates at the root.
         let all: Vec<usize> = (0..self.inner.paths.len()).collect();
         self.walk(value, 0, &all);

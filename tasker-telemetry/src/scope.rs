@@ -979,15 +979,14 @@ mod results_cell {
     /// `value` in an `Arc`: the spare one when this thread has it.
     #[inline]
     pub(super) fn wrap(value: Value) -> Arc<Value> {
-        let spare = SPARE.try_with(Cell::take).ok().flatten();
-        match spare {
-            Some(mut arc) => match Arc::get_mut(&mut arc) {
-                Some(slot) => {
-                    *slot = value;
-                    arc
-                }
-                None => Arc::new(value),
-            },
+        match SPARE.try_with(Cell::take).ok().flatten() {
+            Some(arc) => {
+                // SAFETY: a spare is unique: `recycle` keeps an `Arc` only when no other `Arc` or
+                // `Weak` to it exists, and none can be made while it sits in this thread's cell.
+                // The pointer is the allocation's own (it came from `Arc::new`), so it may write.
+                unsafe { *Arc::as_ptr(&arc).cast_mut() = value };
+                arc
+            }
             None => Arc::new(value),
         }
     }
@@ -1280,7 +1279,7 @@ impl<'s> StepAttempt<'s> {
         scope.publish_moment(names::STEP_COMPLETED, Some(ended_at), |now| StepMoment {
             attempt_number: self.attempt_number,
             retry_limit: self.retry_limit,
-            started_at: started_at(now, elapsed.to_duration()),
+            started_at: now.minus_nanos(elapsed.as_nanos()),
             ended: Some((now, elapsed.to_duration())),
             step_results: serde_json::to_value(result).ok().map(|mut v| {
                 scope.task.inner.telemetry.filter().filter_in_place(&mut v);
@@ -1354,13 +1353,9 @@ impl<'s> StepAttempt<'s> {
 
 /// The attempt's start on the wall clock, derived at the end so that starting an attempt reads
 /// only the monotonic clock.
+#[inline]
 fn started_at(completed_at: Timestamp, elapsed: Duration) -> Timestamp {
-    Timestamp::from(
-        completed_at
-            .as_system_time()
-            .checked_sub(elapsed)
-            .unwrap_or(completed_at.as_system_time()),
-    )
+    completed_at.minus_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
 }
 
 impl Drop for StepAttempt<'_> {

@@ -12,6 +12,9 @@ use serde::{Serialize, Serializer};
 /// never computed from them (they come from a monotonic clock); they exist so that people and
 /// log pipelines can read when something happened.
 ///
+/// A timestamp holds nanoseconds since the Unix epoch: a time before the epoch is taken as the
+/// epoch itself, and one after 2554 as the last nanosecond a `u64` counts.
+///
 /// ```
 /// use tasker_telemetry::Timestamp;
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -20,26 +23,58 @@ use serde::{Serialize, Serializer};
 /// assert_eq!(t.to_string(), "2023-11-14T22:13:20.123000Z");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(SystemTime);
+pub struct Timestamp {
+    /// Nanoseconds since the Unix epoch: stamping an event is then an add, where a
+    /// `SystemTime` is split into seconds and nanoseconds each time it is built or shifted.
+    unix_nanos: u64,
+}
 
 impl Timestamp {
     /// The current wall-clock time. Where the CPU's time-stamp counter is trusted it is read
     /// against a per-thread anchor to the system clock, which keeps it within a few microseconds
     /// of `SystemTime::now()` at a third of the cost.
+    ///
+    /// ```
+    /// use tasker_telemetry::Timestamp;
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let now = Timestamp::now().as_system_time();
+    /// let system = SystemTime::now();
+    /// assert!(now <= system + Duration::from_millis(1));
+    /// ```
     #[inline]
     pub fn now() -> Self {
-        Self(crate::clock::wall_now())
+        Self::from_unix_nanos(crate::clock::wall_nanos_now())
     }
 
     /// The wall-clock time of a monotonic reading just taken by this thread.
     #[inline]
     pub(crate) fn at_reading(reading: crate::clock::Reading) -> Self {
-        Self(crate::clock::wall_at(reading))
+        Self::from_unix_nanos(crate::clock::wall_nanos_at(reading))
+    }
+
+    #[inline]
+    pub(crate) const fn from_unix_nanos(unix_nanos: u64) -> Self {
+        Self { unix_nanos }
+    }
+
+    /// This time less `nanos` nanoseconds (the epoch at the earliest).
+    #[inline]
+    pub(crate) fn minus_nanos(self, nanos: u64) -> Self {
+        Self::from_unix_nanos(self.unix_nanos.saturating_sub(nanos))
     }
 
     /// The underlying [`SystemTime`].
+    ///
+    /// ```
+    /// use tasker_telemetry::Timestamp;
+    /// use std::time::{Duration, UNIX_EPOCH};
+    ///
+    /// let time = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+    /// assert_eq!(Timestamp::from(time).as_system_time(), time);
+    /// ```
     pub fn as_system_time(&self) -> SystemTime {
-        self.0
+        UNIX_EPOCH + self.since_epoch()
     }
 
     /// RFC 3339 UTC with milliseconds (`2026-11-23T20:35:48.123Z`), as log lines carry it.
@@ -51,13 +86,14 @@ impl Timestamp {
 
     /// Time since the Unix epoch; zero for times before it.
     pub fn since_epoch(&self) -> Duration {
-        self.0.duration_since(UNIX_EPOCH).unwrap_or_default()
+        Duration::from_nanos(self.unix_nanos)
     }
 }
 
+/// Times before the Unix epoch become the epoch; times after 2554 saturate.
 impl From<SystemTime> for Timestamp {
     fn from(time: SystemTime) -> Self {
-        Self(time)
+        Self::from_unix_nanos(crate::clock::system_nanos(time))
     }
 }
 
@@ -115,6 +151,20 @@ mod tests {
             let t = Timestamp::from(UNIX_EPOCH + Duration::from_secs(secs));
             assert_eq!(t.to_string(), want, "{secs}");
         }
+    }
+
+    #[test]
+    fn clamps_to_what_nanoseconds_since_the_epoch_hold() {
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(Timestamp::from(before).as_system_time(), UNIX_EPOCH);
+        let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 2);
+        assert_eq!(
+            Timestamp::from(far).since_epoch(),
+            Duration::from_nanos(u64::MAX)
+        );
+        let t = Timestamp::from(UNIX_EPOCH + Duration::from_nanos(5));
+        assert_eq!(t.minus_nanos(3).since_epoch(), Duration::from_nanos(2));
+        assert_eq!(t.minus_nanos(9).since_epoch(), Duration::ZERO);
     }
 
     #[test]
