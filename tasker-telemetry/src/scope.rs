@@ -226,10 +226,17 @@ impl TaskScope {
     }
 
     /// The task's correlation id (generated on first use when none was given).
+    #[inline]
     pub fn correlation_id(&self) -> &CorrelationId {
-        if let Some(id) = self.inner.correlation_id.get() {
-            return id;
+        match self.inner.correlation_id.get() {
+            Some(id) => id,
+            None => self.generate_correlation_id(),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn generate_correlation_id(&self) -> &CorrelationId {
         let id = self
             .inner
             .correlation_id
@@ -246,6 +253,7 @@ impl TaskScope {
         }
     }
 
+    #[inline]
     pub(crate) fn corr(&self) -> &Arc<str> {
         self.correlation_id().shared()
     }
@@ -611,7 +619,18 @@ pub struct StepScope {
 }
 
 impl StepScope {
+    /// The step's metric handles, resolved on first use (none with metrics off).
+    #[inline]
     fn metrics(&self) -> Option<&StepMetrics> {
+        match self.metrics.get() {
+            Some(metrics) => metrics.as_deref(),
+            None => self.resolve_metrics(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resolve_metrics(&self) -> Option<&StepMetrics> {
         self.metrics
             .get_or_init(|| {
                 let standard = self.task.inner.telemetry.standard_metrics()?;
@@ -983,8 +1002,10 @@ mod results_cell {
             Some(arc) => {
                 // SAFETY: a spare is unique: `recycle` keeps an `Arc` only when no other `Arc` or
                 // `Weak` to it exists, and none can be made while it sits in this thread's cell.
-                // The pointer is the allocation's own (it came from `Arc::new`), so it may write.
-                unsafe { *Arc::as_ptr(&arc).cast_mut() = value };
+                // The pointer is the allocation's own (it came from `Arc::new`), so it may write;
+                // the value it overwrites owns no memory (`recycle` leaves a scalar or `Null`),
+                // so it need not be dropped.
+                unsafe { Arc::as_ptr(&arc).cast_mut().write(value) };
                 arc
             }
             None => Arc::new(value),
