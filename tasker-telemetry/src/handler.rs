@@ -443,11 +443,11 @@ where
         // Nothing to report: no attempt is built, and a panic simply continues.
         return Handled::ready(step_output(process()));
     }
-    let attempt = step
+    let mut attempt = step
         .scope()
         .attempt_with_default_limit(step.attempt_number(), info.retry_limit.unwrap_or(1));
     // Entered exactly around process(): spans and events inside become the step's children.
-    let outcome = attempt.in_scope(|| catch_unwind(AssertUnwindSafe(process)));
+    let outcome = attempt.in_scope_mut(|| catch_unwind(AssertUnwindSafe(process)));
     match outcome {
         Ok(result) => Handled::ready(conclude(attempt, result)),
         Err(payload) => panicked(attempt, payload),

@@ -735,7 +735,7 @@ impl StepScope {
     fn event_payload(&self, m: StepMoment) -> Payload {
         let task = &self.task.inner;
         let (completed_at, execution_duration) = match m.ended {
-            Some((at, elapsed)) => (Some(at), Some(elapsed.as_secs_f64())),
+            Some((at, seconds)) => (Some(at), Some(seconds)),
             None => (None, None),
         };
         Payload::Step(StepPayload {
@@ -777,7 +777,7 @@ impl StepScope {
             let corr = self.task.corr();
             let inputs = self.inputs.as_ref().map(|_| self.filtered_inputs_ref());
             let (completed_at, execution_duration) = match m.ended {
-                Some((at, elapsed)) => (Some(at), Some(elapsed.as_secs_f64())),
+                Some((at, seconds)) => (Some(at), Some(seconds)),
                 None => (None, None),
             };
             // SAFETY: every alias is of an `Arc` held by `self` (or its task), which outlives
@@ -911,7 +911,7 @@ impl StepScope {
             return process();
         }
         let mut attempt = self.begin(attempt_number, self.retry_limit.unwrap_or(1));
-        let result = attempt.in_scope(process);
+        let result = attempt.in_scope_mut(process);
         // Settled where `begin` wrote it: `finish` takes the attempt by value, and the move
         // compiles to a copy that reloads what `begin` has just stored, stalling on every field.
         attempt.settle(&result);
@@ -988,6 +988,7 @@ unsafe fn alias<T: ?Sized>(arc: &Arc<T>) -> Arc<T> {
 mod results_cell {
     use std::cell::Cell;
     use std::sync::Arc;
+    use std::sync::atomic::{Ordering, fence};
 
     use serde_json::Value;
 
@@ -1014,13 +1015,94 @@ mod results_cell {
 
     /// Keeps `arc` as this thread's spare if no one else holds it; its value is dropped now.
     #[inline]
-    pub(super) fn recycle(mut arc: Arc<Value>) {
-        if let Some(slot) = Arc::get_mut(&mut arc) {
-            // Large results are freed now, not when the spare is next used.
-            if !matches!(slot, Value::Null | Value::Bool(_) | Value::Number(_)) {
-                *slot = Value::Null;
-            }
-            let _ = SPARE.try_with(|spare| spare.set(Some(arc)));
+    pub(super) fn recycle(arc: Arc<Value>) {
+        if !is_unique(&arc) {
+            return;
+        }
+        // SAFETY: `arc` is unique (above), and its pointer is the allocation's own.
+        let slot = unsafe { &mut *Arc::as_ptr(&arc).cast_mut() };
+        // Large results are freed now, not when the spare is next used.
+        if !matches!(slot, Value::Null | Value::Bool(_) | Value::Number(_)) {
+            *slot = Value::Null;
+        }
+        let _ = SPARE.try_with(|spare| spare.set(Some(arc)));
+    }
+
+    /// Whether `arc` is the only `Arc` or `Weak` to its value, checked with loads where
+    /// `Arc::get_mut` takes a locked compare-and-swap (it must also stop other holders from
+    /// making a `Weak` meanwhile; with no other holder, there is none to stop).
+    #[inline]
+    fn is_unique(arc: &Arc<Value>) -> bool {
+        if Arc::strong_count(arc) != 1 {
+            return false;
+        }
+        // Pairs with the release decrement of the last other holder's drop: its uses of the
+        // value, and any `Weak` it made, are visible from here on.
+        fence(Ordering::Acquire);
+        Arc::weak_count(arc) == 0
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use serde_json::json;
+
+        /// Empties this thread's spare, so that each test starts from none.
+        fn clear() {
+            SPARE.with(Cell::take);
+        }
+
+        #[test]
+        fn a_unique_arc_is_reused_for_the_next_results() {
+            clear();
+            let first = wrap(json!(1));
+            let address = Arc::as_ptr(&first);
+            recycle(first);
+            let second = wrap(json!("two"));
+            assert_eq!(Arc::as_ptr(&second), address);
+            assert_eq!(*second, json!("two"));
+        }
+
+        #[test]
+        fn an_arc_someone_else_holds_is_left_to_them() {
+            clear();
+            let first = wrap(json!(1));
+            let kept = Arc::clone(&first);
+            recycle(first);
+            let second = wrap(json!(2));
+            assert_ne!(Arc::as_ptr(&second), Arc::as_ptr(&kept));
+            assert_eq!((*kept).clone(), json!(1));
+        }
+
+        #[test]
+        fn an_arc_with_a_weak_reference_is_not_reused() {
+            clear();
+            let first = wrap(json!(1));
+            let weak = Arc::downgrade(&first);
+            let address = Arc::as_ptr(&first);
+            recycle(first);
+            assert!(weak.upgrade().is_none(), "the value was dropped, not kept");
+            let second = wrap(json!(2));
+            assert_ne!(Arc::as_ptr(&second), address);
+        }
+
+        #[test]
+        fn a_clone_dropped_on_another_thread_frees_the_arc_for_reuse() {
+            clear();
+            let first = wrap(json!({"big": [1, 2, 3]}));
+            let address = Arc::as_ptr(&first);
+            let clone = Arc::clone(&first);
+            std::thread::spawn(move || assert_eq!(clone["big"][2], json!(3)))
+                .join()
+                .unwrap();
+            recycle(first);
+            // A non-scalar value is dropped as the Arc is kept.
+            SPARE.with(|spare| {
+                let kept = spare.take().expect("kept as the spare");
+                assert_eq!(*kept, serde_json::Value::Null);
+                spare.set(Some(kept));
+            });
+            assert_eq!(Arc::as_ptr(&wrap(json!(4))), address);
         }
     }
 }
@@ -1030,8 +1112,9 @@ struct StepMoment {
     attempt_number: u32,
     retry_limit: u32,
     started_at: Timestamp,
-    /// When it ended and how long it ran (end events only).
-    ended: Option<(Timestamp, Duration)>,
+    /// When it ended and how long it ran, in seconds (end events only): the figure the
+    /// duration metrics observe.
+    ended: Option<(Timestamp, f64)>,
     step_results: Option<Arc<serde_json::Value>>,
 }
 
@@ -1099,6 +1182,16 @@ impl<'s> StepAttempt<'s> {
         }
     }
 
+    /// [`in_scope`](Self::in_scope) for the attempt's owner, which spares the span an atomic
+    /// initialisation on the first entry (what `run_attempt` and `#[step_handler]` use).
+    #[inline(always)]
+    pub(crate) fn in_scope_mut<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        match &mut self.active {
+            Some(active) if !active.span.span().is_disabled() => active.span.in_scope_mut(f),
+            _ => f(),
+        }
+    }
+
     /// Reports success: publishes `step.completed` with the duration and the filtered results.
     // Always inlined so that, with telemetry off, an attempt compiles down to the switch's load
     // and a branch: the work is in the never-inlined `succeed`.
@@ -1136,7 +1229,14 @@ impl<'s> StepAttempt<'s> {
         if let (Some(end), Some(active)) = (end, &mut self.active) {
             active.span.close(end);
         }
-        self.active = None;
+        match &self.active {
+            // SAFETY: an attempt without a span (unsampled) owns nothing that needs dropping,
+            // so overwriting it forgets nothing; it spares the drop's call on that path.
+            Some(active) if active.span.is_none() => unsafe {
+                std::ptr::write(&mut self.active, None)
+            },
+            _ => self.active = None,
+        }
     }
 
     #[cold]
@@ -1301,7 +1401,7 @@ impl<'s> StepAttempt<'s> {
             attempt_number: self.attempt_number,
             retry_limit: self.retry_limit,
             started_at: now.minus_nanos(elapsed.as_nanos()),
-            ended: Some((now, elapsed.to_duration())),
+            ended: Some((now, seconds)),
             step_results: serde_json::to_value(result).ok().map(|mut v| {
                 scope.task.inner.telemetry.filter().filter_in_place(&mut v);
                 results_cell::wrap(v)
@@ -1366,7 +1466,7 @@ impl<'s> StepAttempt<'s> {
             attempt_number: self.attempt_number,
             retry_limit: self.retry_limit,
             started_at: started_at(completed_at, elapsed),
-            ended: Some((completed_at, elapsed)),
+            ended: Some((completed_at, elapsed.as_secs_f64())),
             step_results,
         })
     }

@@ -224,6 +224,10 @@ pub(crate) struct StepSpan {
     /// on entering is handed over for the price of a thread-local read), or else when the
     /// scope first needs it (then looked up in the registry).
     otel: Option<OnceLock<opentelemetry::Context>>,
+    /// The same context, when the scope first entered the span through `&mut self`
+    /// ([`in_scope_mut`](Self::in_scope_mut)): stored without the cell's atomic
+    /// initialisation.
+    entered: Option<opentelemetry::Context>,
 }
 
 impl StepSpan {
@@ -232,11 +236,18 @@ impl StepSpan {
         Self {
             span: Span::none(),
             otel: None,
+            entered: None,
         }
     }
 
     pub(crate) fn span(&self) -> &Span {
         &self.span
+    }
+
+    /// Whether this is [`none`](Self::none): no span, nothing held.
+    #[inline]
+    pub(crate) fn is_none(&self) -> bool {
+        self.otel.is_none() && self.entered.is_none() && self.span.is_none()
     }
 
     /// Whether outcomes recorded on this span go anywhere.
@@ -261,7 +272,7 @@ impl StepSpan {
         if !self.is_recording() {
             return None;
         }
-        let Some(cell) = &self.otel else {
+        let Some(cx) = self.otel() else {
             record_end(
                 &self.span,
                 None,
@@ -276,24 +287,18 @@ impl StepSpan {
             );
             return None;
         };
-        Some(self.stage_success(
-            cell,
-            fields(),
-            event.map(|name| (name, at())),
-            duration_secs,
-        ))
+        Some(self.stage_success(cx, fields(), event.map(|name| (name, at())), duration_secs))
     }
 
     /// [`record_success`](Self::record_success) under `SpanLayer`: the `tracing` record of the
     /// duration (for other layers; `SpanLayer` leaves it alone), and the end to stage.
     fn stage_success<'f>(
         &self,
-        cell: &OnceLock<opentelemetry::Context>,
+        cx: &opentelemetry::Context,
         fields: StepSpanFields<'f>,
         event: Option<(&'static str, SystemTime)>,
         duration_secs: f64,
     ) -> StagedEnd<'f> {
-        let cx = cell.get_or_init(|| self.span.context());
         let field = step_duration_field(&self.span);
         layer::record_written_directly(|| {
             match field {
@@ -319,7 +324,8 @@ impl StepSpan {
         if step_end::close_with(&end, || drop(span)) {
             return;
         }
-        let Some(cx) = self.otel.as_ref().and_then(OnceLock::get) else {
+        let entered = self.entered.as_ref();
+        let Some(cx) = entered.or_else(|| self.otel.as_ref().and_then(OnceLock::get)) else {
             return;
         };
         let otel = cx.span();
@@ -371,13 +377,29 @@ impl StepSpan {
     #[inline]
     pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
         match &self.otel {
-            Some(cell) if cell.get().is_none() => {
+            Some(cell) if self.entered.is_none() && cell.get().is_none() => {
                 let (entered, cx) = layer::enter_capturing_context(&self.span);
                 if let Some(cx) = cx {
                     let _ = cell.set(cx);
                 }
                 let result = f();
                 drop(entered);
+                result
+            }
+            _ => self.span.in_scope(f),
+        }
+    }
+
+    /// [`in_scope`](Self::in_scope) for an owner: the context taken on the first entry is
+    /// stored without the cell's atomic initialisation.
+    #[inline]
+    pub(crate) fn in_scope_mut<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        match &self.otel {
+            Some(cell) if self.entered.is_none() && cell.get().is_none() => {
+                let (entered, cx) = layer::enter_capturing_context(&self.span);
+                let result = f();
+                drop(entered);
+                self.entered = cx;
                 result
             }
             _ => self.span.in_scope(f),
@@ -393,7 +415,10 @@ impl StepSpan {
     /// The OpenTelemetry span's context under `SpanLayer`.
     fn otel(&self) -> Option<&opentelemetry::Context> {
         let cell = self.otel.as_ref()?;
-        Some(cell.get_or_init(|| self.span.context()))
+        Some(match &self.entered {
+            Some(cx) => cx,
+            None => cell.get_or_init(|| self.span.context()),
+        })
     }
 
     /// [`otel`](Self::otel), after giving the span its attributes: for the ends written through
@@ -437,7 +462,11 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> StepSpan {
     // tracing-opentelemetry would copy each text into a new `String`. The scope adds them
     // at the end (see `StepSpan`), the text shared.
     let otel = layer::took_step_attributes(&span).then(OnceLock::new);
-    StepSpan { span, otel }
+    StepSpan {
+        span,
+        otel,
+        entered: None,
+    }
 }
 
 /// Adds a lifecycle event (`task.started`, ...) to a span.
