@@ -1,7 +1,7 @@
 //! The publisher: who listens to which event, and delivery to them.
 //!
-//! Routing is a table indexed by [`EventName`], swapped atomically on (un)subscribe, so a publish
-//! takes no lock. Before anything else, a publish reads one per-event listener count: an event
+//! Routing is a table indexed by [`EventName`], replaced whole on (un)subscribe and read through
+//! a hazard pointer (`hazard`), so a publish takes no lock and counts no reference. Before anything else, a publish reads one per-event listener count: an event
 //! nobody listens to costs that load and a branch, and its payload is never built.
 
 use std::borrow::Cow;
@@ -11,14 +11,16 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use arc_swap::ArcSwap;
-
 use crate::catalog::{self, EventRegistrationListener, MAX_EVENTS};
 use crate::event::{Event, EventName};
 use crate::metrics::cell::{self, Lane, Slots};
 use crate::payload::Payload;
 use crate::subscriber::{Delivery, Subscriber, SubscriberStats};
 use crate::timestamp::Timestamp;
+
+mod hazard;
+
+use hazard::HazardCell;
 
 /// Why a subscription was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,7 +124,7 @@ struct Subscription {
 struct Inner {
     listeners: Box<[AtomicU32]>,
     muted: Box<[AtomicBool]>,
-    table: ArcSwap<Table>,
+    table: HazardCell<Table>,
     subscriptions: Mutex<Vec<Subscription>>,
     next_id: AtomicU64,
     /// Events published, one word per event, per thread lane: counted on every publish.
@@ -184,7 +186,7 @@ impl Publisher {
         let inner = Arc::new(Inner {
             listeners: (0..MAX_EVENTS).map(|_| AtomicU32::new(0)).collect(),
             muted: (0..MAX_EVENTS).map(|_| AtomicBool::new(false)).collect(),
-            table: ArcSwap::from_pointee(Table {
+            table: HazardCell::new(Table {
                 slots: vec![Slot::default(); MAX_EVENTS],
             }),
             subscriptions: Mutex::new(Vec::new()),
@@ -379,12 +381,19 @@ impl Publisher {
         if !self.has_subscribers(event) {
             return false;
         }
-        let Some((table, lane)) = self.inner.route(event) else {
-            return false;
-        };
-        let slot = &table.slots[event.index()];
-        // Never dropped as a whole (the aliases must not be), and written in place.
-        let mut event = ManuallyDrop::new(build(stamp()));
+        self.inner
+            .route(event, |slot, lane| {
+                // Never dropped as a whole (the aliases must not be), and written in place.
+                let mut event = ManuallyDrop::new(build(stamp()));
+                self.deliver_aliased(slot, &event, lane);
+                release(&mut event);
+            })
+            .is_some()
+    }
+
+    /// Delivers an aliased event (see [`publish_aliased`](Self::publish_aliased)).
+    #[inline]
+    fn deliver_aliased(&self, slot: &Slot, event: &Event, lane: Lane) {
         if let [entry] = &*slot.entries
             && let Target::Sync(subscriber) = &entry.target
         {
@@ -392,20 +401,18 @@ impl Publisher {
             // `fan_out`'s loop, a call and a frame the hottest events can do without.
             deliver(
                 &**subscriber,
-                &event,
+                event,
                 &entry.name,
                 &entry.counters,
                 lane,
                 &self.inner.panics,
             );
         } else if slot.has_async {
-            let shared = Arc::new(Event::clone(&event));
+            let shared = Arc::new(Event::clone(event));
             self.inner.fan_out(slot, &shared, Some(&shared), lane);
         } else {
-            self.inner.fan_out(slot, &event, None, lane);
+            self.inner.fan_out(slot, event, None, lane);
         }
-        release(&mut event);
-        true
     }
 
     /// Publishes a ready-made event. Returns whether anyone received it.
@@ -567,12 +574,12 @@ impl Inner {
 
     /// Rebuilds the routing table; callers hold the subscriptions lock, so updates are serial.
     fn update_table(&self, change: impl FnOnce(&mut Vec<Slot>)) {
-        let mut slots = self.table.load().slots.clone();
+        let mut slots = self.table.read(|table| table.slots.clone());
         change(&mut slots);
         for (i, slot) in slots.iter().enumerate() {
             self.listeners[i].store(slot.entries.len() as u32, Ordering::Release);
         }
-        self.table.store(Arc::new(Table { slots }));
+        self.table.replace(Table { slots });
     }
 
     #[inline(never)]
@@ -584,34 +591,34 @@ impl Inner {
     /// and in place (a payload is a few hundred bytes: moving it costs more than building it).
     #[inline]
     fn dispatch_with(&self, name: EventName, make: impl FnOnce() -> Event) -> bool {
-        let Some((table, lane)) = self.route(name) else {
-            return false;
-        };
-        let slot = &table.slots[name.index()];
-        if slot.has_async {
-            let shared = Arc::new(make());
-            self.fan_out(slot, &shared, Some(&shared), lane);
-        } else {
-            self.fan_out(slot, &make(), None, lane);
-        }
-        true
+        self.route(name, |slot, lane| {
+            if slot.has_async {
+                let shared = Arc::new(make());
+                self.fan_out(slot, &shared, Some(&shared), lane);
+            } else {
+                self.fan_out(slot, &make(), None, lane);
+            }
+        })
+        .is_some()
     }
 
-    /// The subscription table for an event that is not muted and has subscribers, with the
-    /// caller's lane; the event is counted as published.
+    /// Runs `deliver` with the subscriptions of an event that is not muted and has subscribers,
+    /// and the caller's lane; the event is counted as published. `None` if no one listens.
     #[inline]
-    fn route(&self, name: EventName) -> Option<(arc_swap::Guard<Arc<Table>>, Lane)> {
+    fn route<R>(&self, name: EventName, deliver: impl FnOnce(&Slot, Lane) -> R) -> Option<R> {
         let index = name.index();
         if self.muted[index].load(Ordering::Relaxed) {
             return None;
         }
-        let table = self.table.load();
-        if table.slots[index].entries.is_empty() {
-            return None;
-        }
-        let lane = cell::lane();
-        self.published_by_event.add_u64(lane, index, 1);
-        Some((table, lane))
+        self.table.read(|table| {
+            let slot = &table.slots[index];
+            if slot.entries.is_empty() {
+                return None;
+            }
+            let lane = cell::lane();
+            self.published_by_event.add_u64(lane, index, 1);
+            Some(deliver(slot, lane))
+        })
     }
 
     fn fan_out(&self, slot: &Slot, event: &Event, shared: Option<&Arc<Event>>, lane: Lane) {
@@ -720,6 +727,10 @@ impl SubscriptionHandle {
 
     /// Ends the subscription. An asynchronous subscriber's queue is drained by its thread, which
     /// then exits. Returns `false` if it had already ended.
+    ///
+    /// The subscriber is dropped at once, unless another thread is delivering an event at that
+    /// moment: then by that thread once it is done, or at the latest by the next publish or
+    /// subscription change of this publisher.
     pub fn unsubscribe(self) -> bool {
         self.publisher
             .upgrade()
