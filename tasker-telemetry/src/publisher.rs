@@ -584,7 +584,18 @@ impl Inner {
 
     #[inline(never)]
     fn dispatch(&self, event: Event) -> bool {
-        self.dispatch_with(event.name(), || event)
+        // The event is lent to the delivery, not moved into it (see `hazard`): an asynchronous
+        // subscriber's copy is a clone.
+        let event = &event;
+        self.route(event.name(), |slot, lane| {
+            if slot.has_async {
+                let shared = Arc::new(Event::clone(event));
+                self.fan_out(slot, &shared, Some(&shared), lane);
+            } else {
+                self.fan_out(slot, event, None, lane);
+            }
+        })
+        .is_some()
     }
 
     /// Delivers the event `make` builds, building it only once it is known to have a receiver
