@@ -1,8 +1,9 @@
 //! The publisher: who listens to which event, and delivery to them.
 //!
 //! Routing is a table indexed by [`EventName`], replaced whole on (un)subscribe and read through
-//! a hazard pointer (`hazard`), so a publish takes no lock and counts no reference. Before anything else, a publish reads one per-event listener count: an event
-//! nobody listens to costs that load and a branch, and its payload is never built.
+//! a hazard pointer (`hazard`), so a publish takes no lock and counts no reference. Before
+//! anything else, a publish reads one per-event listener count: an event nobody listens to
+//! costs that load and a branch, and its payload is never built.
 
 use std::borrow::Cow;
 use std::mem::ManuallyDrop;
