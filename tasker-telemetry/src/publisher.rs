@@ -386,34 +386,10 @@ impl Publisher {
             .route(event, |slot, lane| {
                 // Never dropped as a whole (the aliases must not be), and written in place.
                 let mut event = ManuallyDrop::new(build(stamp()));
-                self.deliver_aliased(slot, &event, lane);
+                self.inner.deliver_lent(slot, &event, lane);
                 release(&mut event);
             })
             .is_some()
-    }
-
-    /// Delivers an aliased event (see [`publish_aliased`](Self::publish_aliased)).
-    #[inline]
-    fn deliver_aliased(&self, slot: &Slot, event: &Event, lane: Lane) {
-        if let [entry] = &*slot.entries
-            && let Target::Sync(subscriber) = &entry.target
-        {
-            // One synchronous subscriber, the usual case: delivered here rather than through
-            // `fan_out`'s loop, a call and a frame the hottest events can do without.
-            deliver(
-                &**subscriber,
-                event,
-                &entry.name,
-                &entry.counters,
-                lane,
-                &self.inner.panics,
-            );
-        } else if slot.has_async {
-            let shared = Arc::new(Event::clone(event));
-            self.inner.fan_out(slot, &shared, Some(&shared), lane);
-        } else {
-            self.inner.fan_out(slot, event, None, lane);
-        }
     }
 
     /// Publishes a ready-made event. Returns whether anyone received it.
@@ -589,14 +565,34 @@ impl Inner {
         // subscriber's copy is a clone.
         let event = &event;
         self.route(event.name(), |slot, lane| {
-            if slot.has_async {
-                let shared = Arc::new(Event::clone(event));
-                self.fan_out(slot, &shared, Some(&shared), lane);
-            } else {
-                self.fan_out(slot, event, None, lane);
-            }
+            self.deliver_lent(slot, event, lane)
         })
         .is_some()
+    }
+
+    /// Delivers an event the caller keeps (aliased, or ready-made): synchronous subscribers get
+    /// it by reference, asynchronous ones a clone.
+    #[inline]
+    fn deliver_lent(&self, slot: &Slot, event: &Event, lane: Lane) {
+        if let [entry] = &*slot.entries
+            && let Target::Sync(subscriber) = &entry.target
+        {
+            // One synchronous subscriber, the usual case: delivered here rather than through
+            // `fan_out`'s loop, a call and a frame the hottest events can do without.
+            deliver(
+                &**subscriber,
+                event,
+                &entry.name,
+                &entry.counters,
+                lane,
+                &self.panics,
+            );
+        } else if slot.has_async {
+            let shared = Arc::new(Event::clone(event));
+            self.fan_out(slot, &shared, Some(&shared), lane);
+        } else {
+            self.fan_out(slot, event, None, lane);
+        }
     }
 
     /// Delivers the event `make` builds, building it only once it is known to have a receiver
