@@ -282,7 +282,7 @@ fn run_order(
     let output = ValidateCart
         .handle(&task, &sequence, &validate)
         .now()
-        .map_err(|_| NOT_READY)?;
+        .ok_or(NOT_READY)?;
     if let Ok(items) = output {
         sequence.record("validate_cart", items);
     }
@@ -299,7 +299,7 @@ fn run_order(
         let output = ProcessPayment
             .handle(&task, &sequence, &step)
             .now()
-            .map_err(|_| NOT_READY)?;
+            .ok_or(NOT_READY)?;
         match output {
             Ok(charge) => {
                 sequence.record("process_payment", charge);

@@ -12,10 +12,18 @@ fi
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
   echo "scripts/test.sh: installing the Debian package prometheus (for prometheus and promtool)"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  # The tests run their own instances: keep the package from starting its service (invoke-rc.d
+  # asks policy-rc.d; 101 means "not now"), so nothing is left running that this script did not
+  # start.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+  fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus >/dev/null
-  # The package may start a service on :9090; the tests run their own instance.
-  pkill -x prometheus 2>/dev/null || true
+  if [ -n "$policy" ]; then $sudo rm -f "$policy"; fi
 fi
 
 log=$(mktemp)

@@ -22,10 +22,22 @@ impl ::tasker_telemetry::__private::StepHandler for FetchCart {
             name: "fetch_cart",
             retry_limit: ::tasker_telemetry::__private::Option::None,
         };
-        ::tasker_telemetry::__private::instrument_async(
-            &INFO,
-            step,
-            fetch_cart(task, step),
+        ::tasker_telemetry::__private::Handled::from_boxed(
+            ::tasker_telemetry::__private::Box::pin(
+                ::tasker_telemetry::__private::instrument_async(
+                    &INFO,
+                    step,
+                    fetch_cart(task, step),
+                    |error| {
+                        #[allow(unused_imports)]
+                        use ::tasker_telemetry::__private::error_kinds::*;
+                        #[allow(clippy::needless_borrow)]
+                        let error = (&&&::tasker_telemetry::__private::ErrorKind(&error))
+                            .to_step_error();
+                        error
+                    },
+                ),
+            ),
         )
     }
 }

@@ -25,6 +25,14 @@ impl ::tasker_telemetry::__private::StepHandler for ProcessPayment {
             &INFO,
             step,
             || self.process(task, step),
+            |error| {
+                #[allow(unused_imports)]
+                use ::tasker_telemetry::__private::error_kinds::*;
+                #[allow(clippy::needless_borrow)]
+                let error = (&&&::tasker_telemetry::__private::ErrorKind(&error))
+                    .to_step_error();
+                error
+            },
         )
     }
 }

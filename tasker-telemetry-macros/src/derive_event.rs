@@ -6,6 +6,7 @@ use quote::quote;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
 use crate::catalog_names;
+use crate::ctxt::Ctxt;
 
 /// Namespaces custom events may not use (the runtime's `catalog::RESERVED_NAMESPACES`).
 const RESERVED: &[&str] = &[
@@ -30,18 +31,35 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     };
     match derive(&input) {
         Ok(tokens) => tokens,
-        Err(e) => e.to_compile_error(),
+        Err(e) => {
+            let krate = crate_path(&input);
+            let ident = &input.ident;
+            let fallback = crate::fallback::event_payload(&krate, &input.generics, &quote!(#ident));
+            let errors = e.to_compile_error();
+            quote!(#errors #fallback)
+        }
     }
 }
 
-fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
-    let mut errors: Option<syn::Error> = None;
-    let mut push = |e: syn::Error| match &mut errors {
-        Some(all) => all.combine(e),
-        None => errors = Some(e),
-    };
+/// The `crate = path` argument, where it can be read, else `::tasker_telemetry`.
+fn crate_path(input: &DeriveInput) -> syn::Path {
+    parse_attrs(input)
+        .ok()
+        .and_then(|a| a.krate)
+        .unwrap_or_else(|| syn::parse_quote!(::tasker_telemetry))
+}
 
-    let attrs = parse_attrs(input)?;
+fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let cx = Ctxt::new();
+    let push = |e: syn::Error| cx.syn_error(e);
+
+    let attrs = match parse_attrs(input) {
+        Ok(attrs) => attrs,
+        Err(e) => {
+            cx.syn_error(e);
+            return cx.check().map(|()| TokenStream::new());
+        }
+    };
     let fields = match &input.data {
         Data::Struct(s) => match &s.fields {
             Fields::Named(named) => named.named.iter().collect::<Vec<_>>(),
@@ -69,10 +87,11 @@ fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
         ));
     }
     let Some(name) = attrs.name else {
-        return Err(syn::Error::new_spanned(
+        cx.error_spanned_by(
             &input.ident,
             "a custom event needs a name: add #[event(name = \"namespace.event\")]",
-        ));
+        );
+        return cx.check().map(|()| TokenStream::new());
     };
     if let Err(message) = check_name(&name.value()) {
         push(syn::Error::new_spanned(&name, message));
@@ -87,9 +106,7 @@ fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
             "describe the event: a doc comment on the struct, or #[event(description = \"...\")]",
         ));
     }
-    if let Some(e) = errors {
-        return Err(e);
-    }
+    cx.check()?;
 
     let krate = attrs
         .krate

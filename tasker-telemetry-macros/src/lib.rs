@@ -4,9 +4,11 @@
 //! generated code names only `::tasker_telemetry::__private` paths (or `crate = path`'s).
 
 mod catalog_names;
+mod ctxt;
 mod derive_event;
 #[cfg(test)]
 mod expansion_snapshots;
+mod fallback;
 mod step_handler;
 mod subscribe_to;
 mod type_name;

@@ -1,22 +1,24 @@
 //! Step handlers: the context types `process()` receives, the [`StepHandler`] trait whose
 //! `handle()` the framework owns, and the runtime half of `#[step_handler]`.
 //!
-//! `#[step_handler]` writes `handle()` as one call to [`instrument`] or [`instrument_async`]:
-//! everything that does not depend on the user's types lives here, not in every expansion.
+//! `#[step_handler]` writes `handle()` as one call into this module's runtime half, which is not
+//! public API. What a handler may return is described at [`step_handler`](crate::step_handler)
+//! and in the README's "What a handler can be".
 
-use std::any::Any;
-use std::borrow::Cow;
+pub(crate) mod error_kind;
+pub(crate) mod generated;
+mod step_error;
+
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use serde::Serialize;
+use crate::scope::{StepScope, TaskScope};
+use crate::telemetry::Telemetry;
 
-use crate::scope::{Failure, StepAttempt, StepScope, TaskScope};
-use crate::telemetry::{Telemetry, is_enabled};
+pub use step_error::{Retryable, StepError};
 
 /// The task a step belongs to, as `process()` sees it: id, name, context, and its telemetry
 /// scope.
@@ -197,84 +199,6 @@ impl Sequence {
     }
 }
 
-/// An error a step can return when it has no error type of its own, with Tasker's
-/// retryable / permanent distinction.
-///
-/// ```
-/// use tasker_telemetry::handler::StepError;
-///
-/// let e = StepError::permanent("card declined").with_class("PaymentDeclined");
-/// assert!(!e.is_retryable());
-/// assert_eq!(e.class(), "PaymentDeclined");
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepError {
-    message: Cow<'static, str>,
-    class: Cow<'static, str>,
-    retryable: bool,
-}
-
-impl StepError {
-    /// A retryable error.
-    pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            message: message.into(),
-            class: Cow::Borrowed("StepError"),
-            retryable: true,
-        }
-    }
-
-    /// An error that retrying cannot fix.
-    pub fn permanent(message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            retryable: false,
-            ..Self::new(message)
-        }
-    }
-
-    /// Sets the class events report (default `StepError`).
-    pub fn with_class(mut self, class: impl Into<Cow<'static, str>>) -> Self {
-        self.class = class.into();
-        self
-    }
-
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// The class events report.
-    pub fn class(&self) -> &str {
-        &self.class
-    }
-
-    /// Whether another attempt may succeed.
-    pub fn is_retryable(&self) -> bool {
-        self.retryable
-    }
-
-    /// An error from any error value: its message and its concrete type's name.
-    pub fn from_error<E: std::error::Error + 'static>(error: &E) -> Self {
-        if let Some(step) = (error as &dyn Any).downcast_ref::<StepError>() {
-            return step.clone();
-        }
-        let failure = Failure::from_error(error);
-        Self::new(failure.message().to_owned()).with_class(failure.class().to_owned())
-    }
-
-    fn failure(&self) -> Failure {
-        Failure::new(self.message.to_string(), self.class.clone())
-    }
-}
-
-impl fmt::Display for StepError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for StepError {}
-
 /// What `handle()` yields: the step's results as JSON, or its error.
 pub type StepOutput = Result<serde_json::Value, StepError>;
 
@@ -309,17 +233,38 @@ impl<'a> Handled<'a> {
 
     /// An outcome still to come.
     pub fn pending(future: impl Future<Output = StepOutput> + Send + 'a) -> Self {
+        Self::from_boxed(Box::pin(future))
+    }
+
+    /// An outcome still to come, already boxed (the generated `handle()` of an `async fn
+    /// process` boxes its future itself, so a future that is not `Send` is reported at the
+    /// user's function).
+    pub fn from_boxed(future: Pin<Box<dyn Future<Output = StepOutput> + Send + 'a>>) -> Self {
         Self {
-            state: HandledState::Pending(Box::pin(future)),
+            state: HandledState::Pending(future),
         }
     }
 
-    /// The outcome if it is already there (always, for a synchronous `process()`); otherwise
-    /// the future back, to await.
-    pub fn now(self) -> Result<StepOutput, Self> {
+    /// The outcome if it is there after one poll (always, for a synchronous `process()`), as
+    /// `futures`' `now_or_never` does; `None` drops a future that is still waiting. The outcome
+    /// does not borrow what `handle()` was given.
+    ///
+    /// ```
+    /// use tasker_telemetry::handler::Handled;
+    ///
+    /// assert_eq!(Handled::ready(Ok(serde_json::json!(1))).now(), Some(Ok(serde_json::json!(1))));
+    /// assert_eq!(Handled::pending(std::future::pending()).now(), None);
+    /// ```
+    pub fn now(self) -> Option<StepOutput> {
         match self.state {
-            HandledState::Ready(Some(out)) => Ok(out),
-            state => Err(Self { state }),
+            HandledState::Ready(out) => out,
+            HandledState::Pending(mut future) => {
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                match future.as_mut().poll(&mut cx) {
+                    Poll::Ready(out) => Some(out),
+                    Poll::Pending => None,
+                }
+            }
         }
     }
 }
@@ -357,145 +302,4 @@ pub trait StepHandler: Send + Sync + 'static {
 
     /// Runs one attempt of the step, instrumented.
     fn handle<'a>(&'a self, task: &'a Task, sequence: &'a Sequence, step: &'a Step) -> Handled<'a>;
-}
-
-/// What `process()` may return on success: anything `serde::Serialize` (it becomes the step's
-/// results). Exists to give a clear compile error; never implement it by hand.
-#[diagnostic::on_unimplemented(
-    message = "process() returns `{Self}` on success, which must implement `serde::Serialize` to become the step's results",
-    label = "`{Self}` is not `Serialize`",
-    note = "derive it: #[derive(serde::Serialize)]"
-)]
-pub trait StepResults: Serialize {}
-impl<T: Serialize + ?Sized> StepResults for T {}
-
-/// What `process()` may return on failure: any `std::error::Error + 'static` (or [`StepError`]).
-/// Exists to give a clear compile error; never implement it by hand.
-#[diagnostic::on_unimplemented(
-    message = "process() fails with `{Self}`, which must implement `std::error::Error` (or use tasker_telemetry::StepError)",
-    label = "`{Self}` is not an error type",
-    note = "implement std::error::Error for it (thiserror helps), or return StepError::new(message)"
-)]
-pub trait StepFailure: std::error::Error + 'static {}
-impl<E: std::error::Error + 'static> StepFailure for E {}
-
-/// What `#[step_handler]` knows about a handler at compile time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HandlerInfo {
-    /// The step name.
-    pub name: &'static str,
-    /// The declared retry limit.
-    pub retry_limit: Option<u32>,
-}
-
-/// Converts what `process()` returned into the step's output, reporting it on the attempt.
-fn conclude<T, E>(attempt: StepAttempt<'_>, result: Result<T, E>) -> StepOutput
-where
-    T: Serialize,
-    E: std::error::Error + 'static,
-{
-    let output = step_output(result);
-    match &output {
-        Ok(json) => attempt.complete(json),
-        Err(error) => attempt.fail_with(&error.failure()),
-    }
-    output
-}
-
-/// The step's output for what `process()` returned: its results as JSON, or its error.
-fn step_output<T, E>(result: Result<T, E>) -> StepOutput
-where
-    T: Serialize,
-    E: std::error::Error + 'static,
-{
-    match result {
-        Ok(value) => serde_json::to_value(&value).map_err(|e| {
-            StepError::permanent(format!("step results could not be serialised: {e}"))
-                .with_class("serde_json::Error")
-        }),
-        Err(error) => Err(StepError::from_error(&error)),
-    }
-}
-
-#[cold]
-fn panicked(attempt: StepAttempt<'_>, payload: Box<dyn Any + Send>) -> ! {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "process() panicked".to_owned());
-    attempt.fail_with(&Failure::new(message, "panic"));
-    resume_unwind(payload)
-}
-
-/// Runs a synchronous `process()` as one instrumented attempt of `step`. Called by the
-/// `handle()` that `#[step_handler]` generates.
-pub fn instrument<T, E>(
-    info: &HandlerInfo,
-    step: &Step,
-    process: impl FnOnce() -> Result<T, E>,
-) -> Handled<'static>
-where
-    T: StepResults,
-    E: StepFailure,
-{
-    if !is_enabled() {
-        // Nothing to report: no attempt is built, and a panic simply continues.
-        return Handled::ready(step_output(process()));
-    }
-    let mut attempt = step
-        .scope()
-        .attempt_with_default_limit(step.attempt_number(), info.retry_limit.unwrap_or(1));
-    // Entered exactly around process(): spans and events inside become the step's children.
-    let outcome = attempt.in_scope_mut(|| catch_unwind(AssertUnwindSafe(process)));
-    match outcome {
-        Ok(result) => Handled::ready(conclude(attempt, result)),
-        Err(payload) => panicked(attempt, payload),
-    }
-}
-
-/// Runs an asynchronous `process()` as one instrumented attempt of `step`. Called by the
-/// `handle()` that `#[step_handler]` generates.
-pub fn instrument_async<'a, T, E>(
-    info: &'static HandlerInfo,
-    step: &'a Step,
-    process: impl Future<Output = Result<T, E>> + Send + 'a,
-) -> Handled<'a>
-where
-    T: StepResults,
-    E: StepFailure,
-{
-    if !is_enabled() {
-        return Handled::pending(async move { step_output(process.await) });
-    }
-    Handled::pending(async move {
-        let attempt = step
-            .scope()
-            .attempt_with_default_limit(step.attempt_number(), info.retry_limit.unwrap_or(1));
-        let process = tracing::Instrument::instrument(process, attempt.span().clone());
-        match (CatchUnwind { future: process }).await {
-            Ok(result) => conclude(attempt, result),
-            Err(payload) => panicked(attempt, payload),
-        }
-    })
-}
-
-/// Polls a future inside `catch_unwind`, so a panic in `process()` can be reported before it
-/// continues.
-struct CatchUnwind<F> {
-    future: F,
-}
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of `self`.
-        let future = unsafe { self.map_unchecked_mut(|s| &mut s.future) };
-        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
-            Err(payload) => Poll::Ready(Err(payload)),
-        }
-    }
 }

@@ -195,9 +195,24 @@ pub struct ReadmeDoctests;
 pub mod __private {
     pub use crate::catalog::{CustomEventDeclaration, HandlerDescriptor, SubscriberDescriptor};
     pub use crate::event::{Event, EventName, EventPayload, names};
-    pub use crate::handler::{
-        Handled, HandlerInfo, Sequence, Step, StepHandler, Task, instrument, instrument_async,
+    pub use crate::handler::error_kind::{ErrorKind, StepFailure};
+    pub use crate::handler::generated::{
+        HandlerInfo, SharedHandler, StepResults, instrument, instrument_async,
     };
+    pub use crate::handler::{Handled, Sequence, Step, StepError, StepHandler, Task};
+    pub use std::boxed::Box;
+    pub use std::future::Future;
+    pub use std::pin::Pin;
+
+    /// The traits that choose how a `process()` error becomes a `StepError`
+    /// (`handler/error_kind.rs`); the generated code imports them all.
+    pub mod error_kinds {
+        #[cfg(feature = "anyhow")]
+        pub use crate::handler::error_kind::ViaAnyhow;
+        #[cfg(feature = "eyre")]
+        pub use crate::handler::error_kind::ViaEyre;
+        pub use crate::handler::error_kind::{ViaBoxed, ViaError, ViaRetryable, ViaStepError};
+    }
     pub use crate::payload::FieldDescriptor;
     pub use crate::subscriber::Subscriber;
     pub use core::option::Option;

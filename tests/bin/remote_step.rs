@@ -59,7 +59,7 @@ fn run(
         ShipOrder
             .handle(&task, &Sequence::new(), &step)
             .now()
-            .map_err(|_| "async output")?
+            .ok_or("async output")?
             .map_err(|e| e.to_string())
     })?;
     let report = pipeline.shutdown();

@@ -6,4 +6,9 @@ struct Nameless {
     id: u64,
 }
 
-fn main() {}
+fn publish<E: tasker_telemetry::EventPayload>(_: E) {}
+
+fn main() {
+    // A later use of the payload type raises no second error.
+    publish(Nameless { id: 1 });
+}

@@ -9,4 +9,9 @@ impl FetchCart {
     }
 }
 
-fn main() {}
+fn register(_: impl tasker_telemetry::StepHandler) {}
+
+fn main() {
+    // A later use of the handler raises no second error.
+    register(FetchCart);
+}

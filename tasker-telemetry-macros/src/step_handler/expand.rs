@@ -18,7 +18,15 @@ pub(crate) fn expand(item: &Item, plan: &Plan) -> TokenStream {
 
 fn expand_impl(block: &ItemImpl, plan: &Plan) -> TokenStream {
     let self_ty = &block.self_ty;
-    let (impl_generics, _, where_clause) = block.generics.split_for_impl();
+    let mut generics = block.generics.clone();
+    if !generics.params.is_empty() {
+        // `StepHandler: Send + Sync + 'static`: a generic handler is one where its arguments
+        // make it so, checked where a concrete handler is used rather than here.
+        generics.make_where_clause().predicates.push(
+            syn::parse_quote!(#self_ty: ::core::marker::Send + ::core::marker::Sync + 'static),
+        );
+    }
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
     let call = quote!(self.process);
     let handler = handler_impl(
         plan,
@@ -92,12 +100,34 @@ fn handler_impl(
     // Spanned at the user's return type: a `T` that is not `Serialize` or an `E` that is not an
     // error is reported there.
     let span = plan.output_span;
-    let body = if plan.is_async {
-        let instrument = respan(quote!(#krate::__private::instrument_async), span);
-        quote_spanned!(span=> #instrument(&INFO, step, #process(#(#args),*)))
-    } else {
-        let instrument = respan(quote!(#krate::__private::instrument), span);
-        quote_spanned!(span=> #instrument(&INFO, step, || #process(#(#args),*)))
+    let to_step_error = respan(
+        quote! {
+            |error| {
+                #[allow(unused_imports)]
+                use #krate::__private::error_kinds::*;
+                // The borrows choose the conversion (handler/error_kind.rs); none is needless.
+                #[allow(clippy::needless_borrow)]
+                let error = (&&&#krate::__private::ErrorKind(&error)).to_step_error();
+                error
+            }
+        },
+        span,
+    );
+    let body = match plan.async_span {
+        Some(async_span) => {
+            let instrument = respan(quote!(#krate::__private::instrument_async), span);
+            let call = quote_spanned!(span=> #instrument(&INFO, step, #process(#(#args),*), #to_step_error));
+            // Boxed as `dyn Future + Send` here, at the user's `async`, so a value held across an
+            // `.await` that is not `Send` is reported at the user's code and nowhere else.
+            let pin = respan(quote!(#krate::__private::Box::pin), async_span);
+            let mut call = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, call);
+            call.set_span(async_span);
+            quote!(#krate::__private::Handled::from_boxed(#pin #call))
+        }
+        None => {
+            let instrument = respan(quote!(#krate::__private::instrument), span);
+            quote_spanned!(span=> #instrument(&INFO, step, || #process(#(#args),*), #to_step_error))
+        }
     };
     quote! {
         #[automatically_derived]
@@ -159,4 +189,21 @@ fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
             tt
         })
         .collect()
+}
+
+/// The impl's generics, bounded by `StepHandler`'s supertraits: a generic handler is one where
+/// its arguments make it `Send + Sync + 'static`, checked where a concrete handler is used.
+pub(crate) fn handler_generics(
+    krate: &syn::Path,
+    generics: &syn::Generics,
+    self_ty: &TokenStream,
+) -> syn::Generics {
+    let mut generics = generics.clone();
+    if !generics.params.is_empty() {
+        generics
+            .make_where_clause()
+            .predicates
+            .push(syn::parse_quote!(#self_ty: #krate::__private::SharedHandler));
+    }
+    generics
 }

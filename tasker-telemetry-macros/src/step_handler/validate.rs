@@ -5,6 +5,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItem, ImplItemFn, Item, ItemFn, ReturnType, Signature, Type};
 
 use super::parse::Args;
+use crate::ctxt::Ctxt;
 
 /// Which context `process()` takes at each parameter position.
 #[derive(Clone, Copy)]
@@ -26,37 +27,21 @@ pub(crate) struct Plan {
     pub(crate) name: String,
     pub(crate) retry_limit: Option<u32>,
     pub(crate) krate: syn::Path,
-    pub(crate) is_async: bool,
+    /// The span of `process()`'s `async` keyword, when it is async.
+    pub(crate) async_span: Option<Span>,
     pub(crate) params: Vec<Context>,
     /// The span of `process()`'s return type, for errors about `T` and `E`.
     pub(crate) output_span: Span,
 }
 
-struct Errors(Option<syn::Error>);
-
-impl Errors {
-    /// The collected errors; only called after at least one push.
-    fn into_error(self) -> syn::Error {
-        self.0
-            .unwrap_or_else(|| syn::Error::new(Span::call_site(), "invalid #[step_handler]"))
-    }
-
-    fn push(&mut self, e: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(e),
-            None => self.0 = Some(e),
-        }
-    }
-}
-
 const SIGNATURE: &str = "fn process(&self, task: &Task, sequence: &Sequence, step: &Step) -> Result<T, E> (sync or async; any of the three contexts)";
 
 pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
-    let mut errors = Errors(None);
+    let errors = Ctxt::new();
     let retry_limit = match &args.retry_limit {
         Some(lit) => match lit.base10_parse::<u32>() {
             Ok(0) => {
-                errors.push(syn::Error::new_spanned(
+                errors.syn_error(syn::Error::new_spanned(
                     lit,
                     "retry_limit counts attempts and must be at least 1",
                 ));
@@ -64,7 +49,7 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
             }
             Ok(n) => Some(n),
             Err(_) => {
-                errors.push(syn::Error::new_spanned(
+                errors.syn_error(syn::Error::new_spanned(
                     lit,
                     "retry_limit must be a whole number from 1 to 4294967295",
                 ));
@@ -80,7 +65,7 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
-            errors.push(syn::Error::new_spanned(
+            errors.syn_error(syn::Error::new_spanned(
                 name,
                 "a handler name is non-empty and made of A-Z, a-z, 0-9, '_' or '-'",
             ));
@@ -93,10 +78,11 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
     let (form, default_name, sig) = match item {
         Item::Impl(block) => {
             if let Some((_, path, _)) = &block.trait_ {
-                return Err(syn::Error::new_spanned(
+                errors.error_spanned_by(
                     path,
                     "#[step_handler] goes on the handler's inherent impl block (the one that defines `process`); it writes the `StepHandler` implementation itself",
-                ));
+                );
+                return Err(fail(errors));
             }
             let mut process: Option<&ImplItemFn> = None;
             let mut defines_handle = false;
@@ -106,7 +92,7 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
             }) {
                 if f.sig.ident == "handle" {
                     defines_handle = true;
-                    errors.push(syn::Error::new_spanned(
+                    errors.syn_error(syn::Error::new_spanned(
                         &f.sig.ident,
                         "handle() is framework-owned: #[step_handler] generates it around process(); implement process() instead and rename this method",
                     ));
@@ -118,15 +104,15 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
             let Some(process) = process else {
                 // A `handle` in place of `process` is one mistake: report it once.
                 if defines_handle {
-                    return Err(errors.into_error());
+                    return Err(fail(errors));
                 }
-                errors.push(syn::Error::new_spanned(
+                errors.syn_error(syn::Error::new_spanned(
                     &block.self_ty,
                     format!(
                         "a step handler defines process(): add `{SIGNATURE}` to this impl block"
                     ),
                 ));
-                return Err(errors.into_error());
+                return Err(fail(errors));
             };
             let default_name = match &*block.self_ty {
                 Type::Path(p) => p
@@ -137,47 +123,48 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
                 _ => None,
             }
             .unwrap_or_else(|| "handler".to_owned());
-            check_receiver(&process.sig, &mut errors);
+            check_receiver(&process.sig, &errors);
             (Form::Impl, default_name, &process.sig)
         }
         Item::Fn(ItemFn { sig, .. }) => {
             if let Some(FnArg::Receiver(r)) = sig.inputs.first() {
-                errors.push(syn::Error::new_spanned(
+                errors.syn_error(syn::Error::new_spanned(
                     r,
                     "a free-function step handler takes no `self`; put methods in an impl block",
                 ));
             }
             if !sig.generics.params.is_empty() {
-                errors.push(syn::Error::new_spanned(
+                errors.syn_error(syn::Error::new_spanned(
                     &sig.generics,
                     "a free-function step handler cannot be generic: write a handler type and an impl block instead",
                 ));
             }
-            let type_name = Ident::new(&camel_case(&sig.ident.to_string()), sig.ident.span());
+            let type_name = type_name(&sig.ident);
             (Form::Function { type_name }, sig.ident.to_string(), sig)
         }
         other => {
-            return Err(syn::Error::new_spanned(
+            errors.error_spanned_by(
                 other,
                 format!(
                     "#[step_handler] goes on an impl block defining process(), or on a free function; the signature is `{SIGNATURE}`"
                 ),
-            ));
+            );
+            return Err(fail(errors));
         }
     };
 
-    let params = context_params(sig, &mut errors);
+    let params = context_params(sig, &errors);
     let output_span = match &sig.output {
         ReturnType::Type(_, ty) if returns_result(ty) => ty.span(),
         ReturnType::Type(_, ty) => {
-            errors.push(syn::Error::new_spanned(
+            errors.syn_error(syn::Error::new_spanned(
                 ty,
                 "process() must return Result<T, E> (T: Serialize, E: std::error::Error), so the framework can report success or failure",
             ));
             ty.span()
         }
         ReturnType::Default => {
-            errors.push(syn::Error::new_spanned(
+            errors.syn_error(syn::Error::new_spanned(
                 &sig.ident,
                 "process() must return Result<T, E> (T: Serialize, E: std::error::Error), so the framework can report success or failure",
             ));
@@ -185,35 +172,33 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
         }
     };
 
-    match errors.0 {
-        Some(e) => Err(e),
-        None => Ok(Plan {
-            form,
-            name: args.name.map_or(default_name, |n| n.value()),
-            retry_limit,
-            krate,
-            is_async: sig.asyncness.is_some(),
-            params,
-            output_span,
-        }),
-    }
+    errors.check()?;
+    Ok(Plan {
+        form,
+        name: args.name.map_or(default_name, |n| n.value()),
+        retry_limit,
+        krate,
+        async_span: sig.asyncness.map(|a| a.span),
+        params,
+        output_span,
+    })
 }
 
-fn check_receiver(sig: &Signature, errors: &mut Errors) {
+fn check_receiver(sig: &Signature, errors: &Ctxt) {
     match sig.inputs.first() {
         Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
-        Some(FnArg::Receiver(r)) => errors.push(syn::Error::new_spanned(
+        Some(FnArg::Receiver(r)) => errors.syn_error(syn::Error::new_spanned(
             r,
             "process() takes `&self`: handlers are shared between concurrent steps, so they cannot take `self` or `&mut self`",
         )),
-        _ => errors.push(syn::Error::new_spanned(
+        _ => errors.syn_error(syn::Error::new_spanned(
             &sig.ident,
             "process() takes `&self` first: `fn process(&self, task: &Task, ...)`",
         )),
     }
 }
 
-fn context_params(sig: &Signature, errors: &mut Errors) -> Vec<Context> {
+fn context_params(sig: &Signature, errors: &Ctxt) -> Vec<Context> {
     let mut params = Vec::new();
     for arg in &sig.inputs {
         let FnArg::Typed(pat) = arg else { continue };
@@ -237,7 +222,7 @@ fn context_params(sig: &Signature, errors: &mut Errors) -> Vec<Context> {
         };
         match context {
             Some(c) => params.push(c),
-            None => errors.push(syn::Error::new_spanned(
+            None => errors.syn_error(syn::Error::new_spanned(
                 &pat.ty,
                 "process() parameters are the runtime's contexts: `&Task`, `&Sequence` or `&Step` (from tasker_telemetry)",
             )),
@@ -257,6 +242,16 @@ fn returns_result(ty: &Type) -> bool {
         Type::Paren(p) => returns_result(&p.elem),
         _ => false,
     }
+}
+
+/// The errors recorded before an early return (at least one).
+fn fail(errors: Ctxt) -> syn::Error {
+    errors.check().expect_err("an error was recorded")
+}
+
+/// The handler type generated for a free function: `fetch_cart` to `FetchCart`.
+pub(crate) fn type_name(function: &Ident) -> Ident {
+    Ident::new(&camel_case(&function.to_string()), function.span())
 }
 
 /// `fetch_cart` to `FetchCart`.

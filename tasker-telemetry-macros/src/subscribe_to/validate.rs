@@ -5,10 +5,11 @@ use std::collections::HashSet;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::spanned::Spanned;
-use syn::{Ident, ImplItem, ItemImpl};
+use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, Signature, Type};
 
 use super::parse::{Args, Subscription, Target};
 use crate::catalog_names;
+use crate::ctxt::Ctxt;
 
 /// How an event is matched at dispatch.
 pub(crate) enum Matcher {
@@ -37,11 +38,8 @@ pub(crate) struct Plan {
 }
 
 pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
-    let mut errors: Option<syn::Error> = None;
-    let mut push = |e: syn::Error| match &mut errors {
-        Some(all) => all.combine(e),
-        None => errors = Some(e),
-    };
+    let cx = Ctxt::new();
+    let push = |e: syn::Error| cx.syn_error(e);
 
     if let Some((_, trait_path, _)) = &block.trait_ {
         push(syn::Error::new_spanned(
@@ -68,14 +66,15 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
         None => !generic,
     };
 
-    let methods: Vec<&Ident> = block
+    let functions: Vec<&ImplItemFn> = block
         .items
         .iter()
         .filter_map(|item| match item {
-            ImplItem::Fn(f) => Some(&f.sig.ident),
+            ImplItem::Fn(f) => Some(f),
             _ => None,
         })
         .collect();
+    let methods: Vec<&Ident> = functions.iter().map(|f| &f.sig.ident).collect();
 
     let krate: syn::Path = args
         .krate
@@ -173,13 +172,86 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
         });
     }
 
-    match errors {
-        Some(e) => Err(e),
-        None => Ok(Plan {
-            routes,
-            krate,
-            register,
-        }),
+    // Each handler's signature, once however many events it handles.
+    let mut checked = HashSet::new();
+    for route in &routes {
+        if checked.insert(route.method.to_string())
+            && let Some(f) = functions.iter().find(|f| f.sig.ident == route.method)
+        {
+            check_signature(&f.sig, &cx);
+        }
+    }
+
+    cx.check()?;
+    Ok(Plan {
+        routes,
+        krate,
+        register,
+    })
+}
+
+const HANDLER: &str = "fn(&self, event: &tasker_telemetry::Event)";
+
+/// A handler is `fn name(&self, event: &Event)`: one error per wrong handler, at its own tokens.
+fn check_signature(sig: &Signature, cx: &Ctxt) {
+    let name = &sig.ident;
+    if let Some(asyncness) = &sig.asyncness {
+        cx.error_spanned_by(
+            asyncness,
+            format!(
+                "subscriber handlers run synchronously in the publishing thread, so `{name}` cannot be `async`: write `{HANDLER}` and hand the work off from it (send the event on a channel, or spawn it onto your runtime with `tokio::spawn(.. event.clone() ..)`), or subscribe the subscriber with `Delivery::Asynchronous` to get its own bounded queue"
+            ),
+        );
+        return;
+    }
+    let mut inputs = sig.inputs.iter();
+    match inputs.next() {
+        Some(FnArg::Receiver(r))
+            if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
+        Some(FnArg::Receiver(r)) => {
+            cx.error_spanned_by(
+                r,
+                format!(
+                    "`{name}` must take `&self`: subscribers are shared between publishing threads (keep mutable state in a Mutex or atomics); the handler is `{HANDLER}`"
+                ),
+            );
+            return;
+        }
+        _ => {
+            cx.error_spanned_by(
+                name,
+                format!("`{name}` must be a method taking `&self`; the handler is `{HANDLER}`"),
+            );
+            return;
+        }
+    }
+    let event = inputs.next();
+    let extra = inputs.next();
+    match event {
+        None => cx.error_spanned_by(
+            &sig.inputs,
+            format!("`{name}` takes no event; the handler is `{HANDLER}`"),
+        ),
+        Some(FnArg::Typed(arg)) => match &*arg.ty {
+            Type::Reference(r) if r.mutability.is_none() => {}
+            Type::Reference(r) => cx.error_spanned_by(
+                r,
+                format!("`{name}` receives the event shared, not `&mut`: the handler is `{HANDLER}`"),
+            ),
+            other => cx.error_spanned_by(
+                other,
+                format!(
+                    "`{name}` receives the event by reference (other subscribers get it too; clone it to keep it): the handler is `{HANDLER}`"
+                ),
+            ),
+        },
+        Some(other) => cx.error_spanned_by(other, format!("the handler is `{HANDLER}`")),
+    }
+    if let Some(extra) = extra {
+        cx.error_spanned_by(
+            extra,
+            format!("`{name}` takes only the event; the handler is `{HANDLER}`"),
+        );
     }
 }
 

@@ -1,0 +1,48 @@
+//! A backtrace the error carries is reported in `step.failed`: anyhow captures one when
+//! `RUST_LIB_BACKTRACE` is set as the error is made. One test in a binary of its own, because it
+//! sets that variable for its process.
+
+use std::sync::{Arc, Mutex};
+
+use tasker_telemetry::{Sequence, StepHandler, Task, Telemetry, step_handler, subscriber};
+
+struct AnyhowIo;
+#[step_handler]
+impl AnyhowIo {
+    fn process(&self) -> anyhow::Result<()> {
+        Err(anyhow::Error::new(std::io::Error::other("connection reset")).context("loading"))
+    }
+}
+
+#[test]
+fn a_backtrace_the_error_carries_is_reported() {
+    // SAFETY: this binary's only test; no other thread exists that reads the environment.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "1") };
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    telemetry
+        .publisher()
+        .subscribe(
+            &["step.failed"],
+            subscriber::from_fn("recorder", move |e| {
+                let bt = e
+                    .get("backtrace")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                sink.lock().unwrap().push(bt);
+            }),
+        )
+        .unwrap();
+    let task = Task::new(&telemetry, "t", "errors", serde_json::Value::Null);
+    let step = task.step("t-1", "anyhow_io");
+    let error = AnyhowIo
+        .handle(&task, &Sequence::new(), &step)
+        .now()
+        .unwrap()
+        .unwrap_err();
+    let seen = seen.lock().unwrap().clone();
+    let backtrace = seen[0].as_deref().expect("a backtrace in the payload");
+    assert!(backtrace.contains("handler_error_backtrace"), "{backtrace}");
+    assert_eq!(error.backtrace(), Some(backtrace));
+}
