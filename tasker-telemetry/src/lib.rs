@@ -185,11 +185,6 @@ pub use tasker_telemetry_macros::subscribe_to;
 /// `#[subscribe_to(PaymentProcessed)]` calls `handle_payment_processed`.
 pub use tasker_telemetry_macros::Event;
 
-/// The README's examples, compiled and run as doc-tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
-
 /// What the macros' generated code needs. Not a public API: names here may change in any release.
 #[doc(hidden)]
 pub mod __private {

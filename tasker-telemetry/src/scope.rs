@@ -8,6 +8,7 @@
 //! and a branch.
 
 use std::borrow::Cow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -104,7 +105,8 @@ struct TaskInner {
     telemetry: Telemetry,
     id: Arc<str>,
     name: Arc<str>,
-    context: Option<serde_json::Value>,
+    /// Set once (see `TaskScope::with_context`).
+    context: OnceLock<serde_json::Value>,
     filtered_context: OnceLock<Arc<serde_json::Value>>,
     started: Instant,
     started_at: Timestamp,
@@ -116,7 +118,50 @@ struct TaskInner {
     /// Set by `start()`, so the active-tasks gauge goes down exactly once and the workflow
     /// duration runs from the start request.
     start_requested: OnceLock<Instant>,
+    /// Whether `start()` raised the active-tasks gauge: whoever clears it lowers the gauge, so it
+    /// goes down exactly once, whether telemetry was switched off since or the scope is dropped.
+    active_counted: AtomicBool,
+    /// Set by the first of `complete` / `fail` / `cancel` (or the drop of an unfinished task).
     finished: AtomicBool,
+}
+
+impl Drop for TaskInner {
+    /// A started task whose last scope goes without completing, failing or being cancelled (a
+    /// run dropped by `tokio::time::timeout`, a host that returned early or panicked) is
+    /// reported as failed with class `abandoned`: event, span status and metrics, so that
+    /// nothing is silent and the active-tasks gauge comes back down.
+    fn drop(&mut self) {
+        if *self.finished.get_mut() || self.start_requested.get().is_none() {
+            return;
+        }
+        // The task's parts, span included, move into a scope of their own that reports the
+        // failure; finished by that report, it does not come back here.
+        let scope = TaskScope {
+            inner: Arc::new(TaskInner {
+                telemetry: self.telemetry.clone(),
+                id: self.id.clone(),
+                name: self.name.clone(),
+                context: std::mem::take(&mut self.context),
+                filtered_context: std::mem::take(&mut self.filtered_context),
+                started: self.started,
+                started_at: self.started_at,
+                span: std::mem::replace(&mut self.span, TaskSpan::Off),
+                correlation_id: std::mem::take(&mut self.correlation_id),
+                steps_sampled: std::mem::take(&mut self.steps_sampled),
+                metrics: std::mem::take(&mut self.metrics),
+                start_requested: std::mem::take(&mut self.start_requested),
+                active_counted: AtomicBool::new(*self.active_counted.get_mut()),
+                finished: AtomicBool::new(false),
+            }),
+        };
+        scope.fail(
+            &Failure::new(
+                "the task's last scope was dropped before it completed, failed or was cancelled",
+                "abandoned",
+            ),
+            StepCounts::default(),
+        );
+    }
 }
 
 /// One task (one run of a workflow) being instrumented.
@@ -201,7 +246,7 @@ impl TaskScope {
                 telemetry: telemetry.clone(),
                 id,
                 name,
-                context: None,
+                context: OnceLock::new(),
                 filtered_context: OnceLock::new(),
                 started: Instant::now(),
                 started_at: Timestamp::now(),
@@ -210,6 +255,7 @@ impl TaskScope {
                 steps_sampled: OnceLock::new(),
                 metrics: OnceLock::new(),
                 start_requested: OnceLock::new(),
+                active_counted: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
             }),
         }
@@ -298,13 +344,23 @@ impl TaskScope {
             .as_deref()
     }
 
-    /// Records a terminal status once: the status counter, the duration histograms, the
-    /// active-tasks gauge.
-    fn record_finish(&self, status: TaskStatus) {
-        if !is_enabled() || self.inner.finished.swap(true, Ordering::Relaxed) {
-            return;
+    /// Marks the task finished and records its terminal status: the status counter, the
+    /// duration histograms, the active-tasks gauge. Returns `false` when the task had already
+    /// finished: the call is then ignored and counted
+    /// (`tasker_telemetry_dropped_total{sink="task",reason="already_finished"}`).
+    fn record_finish(&self, status: TaskStatus) -> bool {
+        if self.inner.finished.swap(true, Ordering::AcqRel) {
+            self.inner.telemetry.count_repeated_finish();
+            return false;
         }
-        let Some(m) = self.metrics() else { return };
+        let active = self.inner.active_counted.swap(false, Ordering::AcqRel);
+        let Some(m) = self.metrics() else { return true };
+        if active {
+            m.active.dec();
+        }
+        if !is_enabled() {
+            return true;
+        }
         let elapsed = self.elapsed().as_secs_f64();
         let (counter, histogram) = match status {
             TaskStatus::Completed => (&m.completed, &m.duration_completed),
@@ -315,8 +371,13 @@ impl TaskScope {
         histogram.observe(elapsed);
         if let Some(start) = self.inner.start_requested.get() {
             m.workflow_duration.observe(start.elapsed().as_secs_f64());
-            m.active.dec();
         }
+        true
+    }
+
+    /// Whether the task has finished (completed, failed or cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.inner.finished.load(Ordering::Acquire)
     }
 
     /// The router's decision for `event` (nothing when telemetry is off).
@@ -336,26 +397,34 @@ impl TaskScope {
     }
 
     /// Attaches the task's context; payloads carry it after the parameter filter.
+    ///
+    /// It applies to this task whether or not the scope is already shared (with a step, a
+    /// clone): the correlation id, trace parent and span stay the task's own. Once the task has
+    /// a context and the scope is shared, a second context is ignored and counted
+    /// (`tasker_telemetry_dropped_total{sink="task",reason="context_already_set"}`), because
+    /// steps may already have read the first.
+    ///
+    /// ```
+    /// use tasker_telemetry::{TaskScope, Telemetry};
+    ///
+    /// let task = TaskScope::new(Telemetry::global(), "42", "checkout");
+    /// let step = task.step("42-1", "charge");
+    /// let task = task.with_context(serde_json::json!({"cart_id": 7}));
+    /// assert_eq!(step.task().context(), Some(&serde_json::json!({"cart_id": 7})));
+    /// ```
     pub fn with_context(mut self, context: serde_json::Value) -> Self {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => {
-                inner.context = Some(context);
+                inner.context = OnceLock::from(context);
                 inner.filtered_context = OnceLock::new();
-                self
             }
-            // Already shared by a step scope: keep those consistent by building a fresh task.
             None => {
-                let mut fresh = Self::new(
-                    &self.inner.telemetry,
-                    self.inner.id.clone(),
-                    self.inner.name.clone(),
-                );
-                if let Some(inner) = Arc::get_mut(&mut fresh.inner) {
-                    inner.context = Some(context);
+                if self.inner.context.set(context).is_err() {
+                    self.inner.telemetry.count_dropped_context();
                 }
-                fresh
             }
         }
+        self
     }
 
     /// The task's id.
@@ -385,12 +454,12 @@ impl TaskScope {
 
     /// The task's context as given (unfiltered), if any.
     pub fn context(&self) -> Option<&serde_json::Value> {
-        self.inner.context.as_ref()
+        self.inner.context.get()
     }
 
     /// The task's context after the parameter filter (filtered once, on first use).
     pub fn filtered_context(&self) -> Option<Arc<serde_json::Value>> {
-        let raw = self.inner.context.as_ref()?;
+        let raw = self.inner.context.get()?;
         Some(
             self.inner
                 .filtered_context
@@ -449,10 +518,12 @@ impl TaskScope {
     pub fn start(&self) {
         if is_enabled()
             && self.inner.start_requested.set(Instant::now()).is_ok()
+            && !self.is_finished()
             && let Some(m) = self.metrics()
         {
             m.started.inc();
             m.active.inc();
+            self.inner.active_counted.store(true, Ordering::Release);
         }
         let sinks = self.sinks(names::TASK_START_REQUESTED);
         if let Some(span) = self.span().filter(|_| sinks.contains(Sinks::TRACE)) {
@@ -471,13 +542,17 @@ impl TaskScope {
     }
 
     /// Publishes `task.completed` with the step counts and the task's duration, and marks the
-    /// task span OK.
+    /// task span OK. A task finishes once: after `complete`, `fail` or `cancel`, a further call
+    /// of any of them is ignored and counted in
+    /// `tasker_telemetry_dropped_total{sink="task",reason="already_finished"}`.
     pub fn complete(&self, counts: StepCounts) {
+        if !self.record_finish(TaskStatus::Completed) {
+            return;
+        }
         let sinks = self.sinks(names::TASK_COMPLETED);
         if sinks.contains(Sinks::LOGS) {
             self.log_finish("task completed", None);
         }
-        self.record_finish(TaskStatus::Completed);
         self.record_counts(counts);
         if let Some(span) = self.span() {
             let event = sinks.contains(Sinks::TRACE).then_some("task.completed");
@@ -488,13 +563,16 @@ impl TaskScope {
         });
     }
 
-    /// Publishes `task.failed` with the error and the task's duration.
+    /// Publishes `task.failed` with the error and the task's duration (once: see
+    /// [`complete`](Self::complete)).
     pub fn fail(&self, failure: &Failure, counts: StepCounts) {
+        if !self.record_finish(TaskStatus::Failed) {
+            return;
+        }
         let sinks = self.sinks(names::TASK_FAILED);
         if sinks.contains(Sinks::LOGS) {
             self.log_finish("task failed", Some(failure));
         }
-        self.record_finish(TaskStatus::Failed);
         self.record_counts(counts);
         if let Some(span) = self.span() {
             spans::record_failure(
@@ -569,9 +647,11 @@ impl TaskScope {
         }
     }
 
-    /// Publishes `task.cancelled` with the step counts.
+    /// Publishes `task.cancelled` with the step counts (once: see [`complete`](Self::complete)).
     pub fn cancel(&self, counts: StepCounts) {
-        self.record_finish(TaskStatus::Cancelled);
+        if !self.record_finish(TaskStatus::Cancelled) {
+            return;
+        }
         self.record_counts(counts);
         let sinks = self.sinks(names::TASK_CANCELLED);
         if let Some(span) = self.span().filter(|_| sinks.contains(Sinks::TRACE)) {
@@ -1216,12 +1296,40 @@ impl<'s> StepAttempt<'s> {
 
     #[inline(never)]
     fn succeed<T: Serialize + ?Sized>(&mut self, result: &T) {
+        // Serialised before anything is reported, and only when the event will carry them: a
+        // `Serialize` that fails or panics makes the attempt failed (once), not completed.
+        let telemetry = &self.scope.task.inner.telemetry;
+        let results = if telemetry.publisher().has_subscribers(names::STEP_COMPLETED) {
+            match catch_unwind(AssertUnwindSafe(|| serde_json::to_value(result))) {
+                Ok(Ok(mut value)) => {
+                    telemetry.filter().filter_in_place(&mut value);
+                    Some(value)
+                }
+                Ok(Err(e)) => {
+                    return self.fail_now_with(&Failure::new(
+                        format!("step results could not be serialised: {e}"),
+                        "serde_json::Error",
+                    ));
+                }
+                Err(payload) => {
+                    return self.fail_now_with(&Failure::new(
+                        format!(
+                            "serialising the step results panicked: {}",
+                            panic_message(&*payload).unwrap_or("(no message)")
+                        ),
+                        "panic",
+                    ));
+                }
+            }
+        } else {
+            None
+        };
         // Read in place, not moved out: the attempt was written moments ago, and copying it
         // would reload it through memory still in the store buffer.
         let end = match &self.active {
             Some(active) => {
                 let ended = clock::now();
-                self.report_success(&active.span, active.started.until(ended), ended, result)
+                self.report_success(&active.span, active.started.until(ended), ended, results)
             }
             None => None,
         };
@@ -1242,9 +1350,27 @@ impl<'s> StepAttempt<'s> {
     #[cold]
     #[inline(never)]
     fn fail_now<E: std::error::Error + ?Sized>(&mut self, error: &E) {
+        // The user's `Display` runs here: a panic in it is this attempt's failure, reported
+        // once, and goes no further.
+        let failure = catch_unwind(AssertUnwindSafe(|| Failure::from_error(error))).unwrap_or_else(
+            |payload| {
+                Failure::new(
+                    format!(
+                        "formatting the step's error panicked: {}",
+                        panic_message(&*payload).unwrap_or("(no message)")
+                    ),
+                    "panic",
+                )
+            },
+        );
+        self.fail_now_with(&failure);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fail_now_with(&mut self, failure: &Failure) {
         if let Some(active) = self.active.take() {
-            let failure = Failure::from_error(error);
-            self.report_failure(&active.span, active.started.elapsed(), &failure);
+            self.report_failure(&active.span, active.started.elapsed(), failure);
         }
     }
 
@@ -1361,12 +1487,12 @@ impl<'s> StepAttempt<'s> {
 
     /// Reports success everywhere but on the span's end, which it returns when that goes on
     /// as the span closes (see `StepSpan::record_success`).
-    fn report_success<T: Serialize + ?Sized>(
+    fn report_success(
         &self,
         span: &spans::StepSpan,
         elapsed: clock::Elapsed,
         ended: clock::Reading,
-        result: &T,
+        results: Option<serde_json::Value>,
     ) -> Option<spans::StagedEnd<'s>> {
         let seconds = elapsed.as_secs_f64();
         let sinks = self.scope.task.sinks(names::STEP_COMPLETED);
@@ -1402,10 +1528,7 @@ impl<'s> StepAttempt<'s> {
             retry_limit: self.retry_limit,
             started_at: now.minus_nanos(elapsed.as_nanos()),
             ended: Some((now, seconds)),
-            step_results: serde_json::to_value(result).ok().map(|mut v| {
-                scope.task.inner.telemetry.filter().filter_in_place(&mut v);
-                results_cell::wrap(v)
-            }),
+            step_results: results.map(results_cell::wrap),
         });
         end
     }
@@ -1470,6 +1593,14 @@ impl<'s> StepAttempt<'s> {
             step_results,
         })
     }
+}
+
+/// A panic's message, for the failure that reports it (`None` for a payload that is not text).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
 /// The attempt's start on the wall clock, derived at the end so that starting an attempt reads

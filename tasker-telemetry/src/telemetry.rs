@@ -1,7 +1,7 @@
 //! The telemetry handle (configuration, filter and publisher together) and the global on/off
 //! switch.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::catalog;
@@ -49,6 +49,10 @@ struct Inner {
     router: EventRouter,
     routed: Option<CounterVec>,
     routed_handles: Box<[OnceLock<Counter>]>,
+    /// Calls to finish a task that had already finished (ignored), read by the collector.
+    repeated_finishes: Arc<AtomicU64>,
+    /// Contexts given to a shared task that already had one (ignored), read by the collector.
+    dropped_contexts: Arc<AtomicU64>,
 }
 
 /// Configuration, parameter filter and publisher: everything a scope needs to report.
@@ -116,7 +120,14 @@ impl Telemetry {
         } else {
             None
         };
-        register_collectors(&metrics, &publisher, &config);
+        let repeated_finishes = Arc::new(AtomicU64::new(0));
+        let dropped_contexts = Arc::new(AtomicU64::new(0));
+        register_collectors(
+            &metrics,
+            &publisher,
+            &config,
+            [&repeated_finishes, &dropped_contexts],
+        );
         let router =
             EventRouter::tasker_defaults().with_global_sampling(config.event_sampling_rate);
         let routed = Some(routed_counter(&metrics)?);
@@ -131,6 +142,8 @@ impl Telemetry {
                 router,
                 routed,
                 routed_handles: (0..MAX_EVENTS).map(|_| OnceLock::new()).collect(),
+                repeated_finishes,
+                dropped_contexts,
             }),
         })
     }
@@ -157,9 +170,21 @@ impl Telemetry {
                     router: EventRouter::tasker_defaults(),
                     routed: None,
                     routed_handles: (0..MAX_EVENTS).map(|_| OnceLock::new()).collect(),
+                    repeated_finishes: Arc::default(),
+                    dropped_contexts: Arc::default(),
                 }),
             }
         })
+    }
+
+    /// Counts a call that tried to finish a task a second time (and was ignored).
+    pub(crate) fn count_repeated_finish(&self) {
+        self.inner.repeated_finishes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a context given to a shared task that already had one (and was ignored).
+    pub(crate) fn count_dropped_context(&self) {
+        self.inner.dropped_contexts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether a process-wide instance is in place (installed by `init`, or the fallback).
@@ -275,7 +300,12 @@ impl Telemetry {
 }
 
 /// Families whose values live in the publisher and configuration, computed at snapshot time.
-fn register_collectors(metrics: &MetricsRegistry, publisher: &Publisher, config: &TelemetryConfig) {
+fn register_collectors(
+    metrics: &MetricsRegistry,
+    publisher: &Publisher,
+    config: &TelemetryConfig,
+    [repeated_finishes, dropped_contexts]: [&Arc<AtomicU64>; 2],
+) {
     let counter =
         |name: &str, help: &str, labels: &[&str], series: Vec<(Vec<String>, u64)>| FamilySnapshot {
             name: name.to_owned(),
@@ -292,6 +322,8 @@ fn register_collectors(metrics: &MetricsRegistry, publisher: &Publisher, config:
                 .collect(),
         };
     let publisher = publisher.clone();
+    let (repeated_finishes, dropped_contexts) =
+        (repeated_finishes.clone(), dropped_contexts.clone());
     let (version, service) = (config.service_version.clone(), config.service_name.clone());
     metrics.register_collector(move || {
         let published = publisher
@@ -324,7 +356,17 @@ fn register_collectors(metrics: &MetricsRegistry, publisher: &Publisher, config:
                 "tasker_telemetry_dropped_total",
                 "Telemetry dropped instead of blocking work, by sink and reason.",
                 &["sink", "reason"],
-                vec![(vec!["subscriber".to_owned(), "queue_full".to_owned()], dropped)],
+                vec![
+                    (vec!["subscriber".to_owned(), "queue_full".to_owned()], dropped),
+                    (
+                        vec!["task".to_owned(), "already_finished".to_owned()],
+                        repeated_finishes.load(Ordering::Relaxed),
+                    ),
+                    (
+                        vec!["task".to_owned(), "context_already_set".to_owned()],
+                        dropped_contexts.load(Ordering::Relaxed),
+                    ),
+                ],
             ),
             FamilySnapshot {
                 name: "tasker_build_info".to_owned(),

@@ -44,13 +44,33 @@ pub struct HandlerInfo {
 }
 
 /// Converts what `process()` returned into the step's output, reporting it on the attempt.
-fn conclude<T: Serialize>(attempt: StepAttempt<'_>, result: Result<T, StepError>) -> StepOutput {
-    let output = step_output(result);
+/// The user's `Display` (in `error`) and `Serialize` run here: a panic in either is the
+/// attempt's one failure, with class `panic`, and goes no further.
+fn conclude<T: Serialize, E>(
+    attempt: StepAttempt<'_>,
+    result: Result<T, E>,
+    error: impl FnOnce(E) -> StepError,
+) -> StepOutput {
+    let output = match result {
+        Ok(value) => guarded("serialising the step results", || step_output(Ok(value))),
+        Err(e) => guarded("formatting the step's error", || Err(error(e))),
+    };
     match &output {
         Ok(json) => attempt.complete(json),
         Err(error) => attempt.fail_with(&error.failure()),
     }
     output
+}
+
+/// `f()`, or the step error saying that `what` panicked.
+fn guarded(what: &str, f: impl FnOnce() -> StepOutput) -> StepOutput {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(StepError::permanent(format!(
+            "{what} panicked: {}",
+            crate::scope::panic_message(&*payload).unwrap_or("(no message)")
+        ))
+        .with_class("panic"))
+    })
 }
 
 /// The step's output for what `process()` returned: its results as JSON, or its error.
@@ -65,11 +85,7 @@ fn step_output<T: Serialize>(result: Result<T, StepError>) -> StepOutput {
 
 #[cold]
 fn panicked(attempt: StepAttempt<'_>, payload: Box<dyn Any + Send>) -> ! {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "process() panicked".to_owned());
+    let message = crate::scope::panic_message(&*payload).unwrap_or("process() panicked");
     attempt.fail_with(&Failure::new(message, "panic"));
     resume_unwind(payload)
 }
@@ -87,7 +103,9 @@ where
 {
     if !is_enabled() {
         // Nothing to report: no attempt is built, and a panic simply continues.
-        return Handled::ready(step_output(process().map_err(error)));
+        return Handled::ready(guarded("reporting the step", || {
+            step_output(process().map_err(error))
+        }));
     }
     let mut attempt = step
         .scope()
@@ -95,7 +113,7 @@ where
     // Entered exactly around process(): spans and events inside become the step's children.
     let outcome = attempt.in_scope_mut(|| catch_unwind(AssertUnwindSafe(process)));
     match outcome {
-        Ok(result) => Handled::ready(conclude(attempt, result.map_err(error))),
+        Ok(result) => Handled::ready(conclude(attempt, result, error)),
         Err(payload) => panicked(attempt, payload),
     }
 }
@@ -113,14 +131,15 @@ where
     T: StepResults,
 {
     if !is_enabled() {
-        return step_output(process.await.map_err(error));
+        let result = process.await;
+        return guarded("reporting the step", || step_output(result.map_err(error)));
     }
     let attempt = step
         .scope()
         .attempt_with_default_limit(step.attempt_number(), info.retry_limit.unwrap_or(1));
     let process = tracing::Instrument::instrument(process, attempt.span().clone());
     match (CatchUnwind { future: process }).await {
-        Ok(result) => conclude(attempt, result.map_err(error)),
+        Ok(result) => conclude(attempt, result, error),
         Err(payload) => panicked(attempt, payload),
     }
 }
