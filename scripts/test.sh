@@ -37,6 +37,7 @@ cargo run --quiet --example catalog >/dev/null
 cargo run --quiet --example catalog -- --json >/dev/null
 cargo run --quiet --example custom_subscriber >/dev/null
 cargo run --quiet --example custom_events >/dev/null
+cargo run --quiet --example distributed_task >/dev/null
 echo "scripts/test.sh: examples ran"
 
 # One closing line for the whole suite (cargo prints one per test binary).

@@ -491,6 +491,11 @@ pub struct RunOptions {
     /// The task's correlation id (from the request that asked for the task); generated when
     /// absent.
     pub correlation_id: Option<crate::correlation::CorrelationId>,
+    /// The task's span in another process (a producer that created the task and handed over
+    /// its `traceparent`): the steps run here become its children, in its trace, and no task
+    /// span of its own is opened here. `None`: the task's span is opened here, the root of a
+    /// new trace. See `examples/distributed_task.rs`.
+    pub parent: Option<crate::spans::TraceContext>,
 }
 
 struct Run {
@@ -735,7 +740,10 @@ impl Workflow {
             .then(crate::performance::resident_megabytes)
             .flatten();
         let id: Arc<str> = id.into();
-        let mut scope = TaskScope::new(telemetry, id, self.name.clone());
+        let mut scope = match options.parent {
+            Some(parent) => TaskScope::remote(telemetry, id, self.name.clone(), parent),
+            None => TaskScope::new(telemetry, id, self.name.clone()),
+        };
         if let Some(correlation_id) = options.correlation_id {
             scope = scope.with_correlation_id(correlation_id);
         }
