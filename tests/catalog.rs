@@ -1,7 +1,7 @@
 //! The catalog collects link-time registrations (as the macros emit them), runtime custom events,
 //! and renders everything as Markdown and JSON.
 
-use tasker_telemetry::__private::inventory;
+use tasker_telemetry::__private_v0_1::inventory;
 use tasker_telemetry::catalog::{
     self, Catalog, CatalogError, CustomEventDeclaration, EventSource, HandlerDescriptor,
     SubscriberDescriptor,

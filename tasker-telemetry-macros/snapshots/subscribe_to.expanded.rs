@@ -4,34 +4,36 @@ impl Pager {
     fn handle_fraud_flagged(&self, event: &Event) {}
 }
 #[automatically_derived]
-impl ::tasker_telemetry::__private::Subscriber for Pager {
-    fn on_event(&self, event: &::tasker_telemetry::__private::Event) {
-        let name = ::tasker_telemetry::__private::Event::name(event);
-        if name == ::tasker_telemetry::__private::names::TASK_COMPLETED {
-            let handler: fn(&Self, &::tasker_telemetry::__private::Event) = Self::handle_task_completed;
+impl ::tasker_telemetry::__private_v0_1::Subscriber for Pager {
+    fn on_event(&self, event: &::tasker_telemetry::__private_v0_1::Event) {
+        let name = ::tasker_telemetry::__private_v0_1::Event::name(event);
+        if name == ::tasker_telemetry::__private_v0_1::names::TASK_COMPLETED {
+            let handler: fn(&Self, &::tasker_telemetry::__private_v0_1::Event) = Self::handle_task_completed;
             handler(self, event);
             return;
         }
-        if ::tasker_telemetry::__private::is_named(
+        if ::tasker_telemetry::__private_v0_1::is_named(
             event,
-            <FraudFlagged as ::tasker_telemetry::__private::EventPayload>::NAME,
+            <FraudFlagged as ::tasker_telemetry::__private_v0_1::EventPayload>::NAME,
         ) {
-            let handler: fn(&Self, &::tasker_telemetry::__private::Event) = Self::handle_fraud_flagged;
+            let handler: fn(&Self, &::tasker_telemetry::__private_v0_1::Event) = Self::handle_fraud_flagged;
             handler(self, event);
             return;
         }
-        if ::tasker_telemetry::__private::pattern_matches("step.*", name) {
-            let handler: fn(&Self, &::tasker_telemetry::__private::Event) = Self::handle_step;
+        if ::tasker_telemetry::__private_v0_1::pattern_matches("step.*", name) {
+            let handler: fn(&Self, &::tasker_telemetry::__private_v0_1::Event) = Self::handle_step;
             handler(self, event);
             return;
         }
         let _ = name;
     }
 }
-::tasker_telemetry::__private::inventory::submit! {
-    ::tasker_telemetry::__private::SubscriberDescriptor { name : "Pager", type_path :
-    ::core::concat!(::core::module_path!(), "::", "Pager"), events : & ["task.completed",
-    "step.*", < FraudFlagged as ::tasker_telemetry::__private::EventPayload > ::NAME],
-    file : ::core::file!(), line : ::core::line!(), constructor :
-    ::core::option::Option::Some(::tasker_telemetry::__private::construct:: < Pager >), }
+::tasker_telemetry::__private_v0_1::inventory::submit! {
+    ::tasker_telemetry::__private_v0_1::SubscriberDescriptor { name : "Pager", type_path
+    : ::core::concat!(::core::module_path!(), "::", "Pager"), events : &
+    ["task.completed", "step.*", < FraudFlagged as
+    ::tasker_telemetry::__private_v0_1::EventPayload > ::NAME], file : ::core::file!(),
+    line : ::core::line!(), constructor :
+    ::core::option::Option::Some(::tasker_telemetry::__private_v0_1::construct:: < Pager
+    >), }
 }

@@ -118,22 +118,22 @@ fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
         let ty = &f.ty;
         let ty = crate::type_name::compact(&quote!(#ty));
         let doc = doc_text(&f.attrs);
-        Some(quote!(#krate::__private::FieldDescriptor::new(#key, #ty, #doc)))
+        Some(quote!(#krate::__private_v0_1::FieldDescriptor::new(#key, #ty, #doc)))
     });
     Ok(quote! {
         #[automatically_derived]
-        impl #krate::__private::EventPayload for #ident {
+        impl #krate::__private_v0_1::EventPayload for #ident {
             const NAME: &'static str = #name;
 
-            fn event_name() -> ::core::option::Option<#krate::__private::EventName> {
-                static NAME: #krate::__private::OnceLock<::core::option::Option<#krate::__private::EventName>> =
-                    #krate::__private::OnceLock::new();
-                *NAME.get_or_init(|| #krate::__private::EventName::lookup(#name))
+            fn event_name() -> ::core::option::Option<#krate::__private_v0_1::EventName> {
+                static NAME: #krate::__private_v0_1::OnceLock<::core::option::Option<#krate::__private_v0_1::EventName>> =
+                    #krate::__private_v0_1::OnceLock::new();
+                *NAME.get_or_init(|| #krate::__private_v0_1::EventName::lookup(#name))
             }
         }
 
-        #krate::__private::inventory::submit! {
-            #krate::__private::CustomEventDeclaration {
+        #krate::__private_v0_1::inventory::submit! {
+            #krate::__private_v0_1::CustomEventDeclaration {
                 name: #name,
                 description: #description,
                 fields: &[#(#field_descriptors),*],

@@ -16,17 +16,17 @@ pub(crate) fn step_handler(
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     quote! {
         #[automatically_derived]
-        impl #impl_generics #krate::__private::StepHandler for #self_ty #where_clause {
+        impl #impl_generics #krate::__private_v0_1::StepHandler for #self_ty #where_clause {
             fn name(&self) -> &'static str {
                 ::core::unreachable!()
             }
 
             fn handle<'tasker>(
                 &'tasker self,
-                _: &'tasker #krate::__private::Task,
-                _: &'tasker #krate::__private::Sequence,
-                _: &'tasker #krate::__private::Step,
-            ) -> #krate::__private::Handled<'tasker> {
+                _: &'tasker #krate::__private_v0_1::Task,
+                _: &'tasker #krate::__private_v0_1::Sequence,
+                _: &'tasker #krate::__private_v0_1::Step,
+            ) -> #krate::__private_v0_1::Handled<'tasker> {
                 ::core::unreachable!()
             }
         }
@@ -42,8 +42,8 @@ pub(crate) fn subscriber(
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     quote! {
         #[automatically_derived]
-        impl #impl_generics #krate::__private::Subscriber for #self_ty #where_clause {
-            fn on_event(&self, _: &#krate::__private::Event) {
+        impl #impl_generics #krate::__private_v0_1::Subscriber for #self_ty #where_clause {
+            fn on_event(&self, _: &#krate::__private_v0_1::Event) {
                 ::core::unreachable!()
             }
         }
@@ -59,10 +59,10 @@ pub(crate) fn event_payload(
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     quote! {
         #[automatically_derived]
-        impl #impl_generics #krate::__private::EventPayload for #self_ty #where_clause {
+        impl #impl_generics #krate::__private_v0_1::EventPayload for #self_ty #where_clause {
             const NAME: &'static str = "";
 
-            fn event_name() -> ::core::option::Option<#krate::__private::EventName> {
+            fn event_name() -> ::core::option::Option<#krate::__private_v0_1::EventName> {
                 ::core::unreachable!()
             }
         }

@@ -1,7 +1,7 @@
 //! Procedural macros for [`tasker-telemetry`](https://docs.rs/tasker-telemetry).
 //!
 //! Do not depend on this crate directly: `tasker-telemetry` re-exports every macro, and the
-//! generated code names only `::tasker_telemetry::__private` paths (or `crate = path`'s).
+//! generated code names only `::tasker_telemetry::__private_v0_1` paths (or `crate = path`'s).
 
 mod catalog_names;
 mod ctxt;
@@ -33,4 +33,22 @@ pub fn subscribe_to(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     derive_event::expand(input.into()).into()
+}
+
+/// The runtime module generated code names, versioned with this crate (the runtime pins this
+/// crate with `=`, so a mismatch cannot build).
+#[cfg(test)]
+mod private_path {
+    #[test]
+    fn the_private_module_is_named_for_this_version() {
+        let version = env!("CARGO_PKG_VERSION");
+        let mut parts = version.split('.');
+        let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
+        let expected = format!("__private_v{major}_{minor}");
+        let source = include_str!("step_handler/expand.rs");
+        assert!(
+            source.contains(&format!("::{expected}::")),
+            "rename `__private_v*` to `{expected}` in both crates for version {version}"
+        );
+    }
 }

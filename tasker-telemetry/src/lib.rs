@@ -186,8 +186,10 @@ pub use tasker_telemetry_macros::subscribe_to;
 pub use tasker_telemetry_macros::Event;
 
 /// What the macros' generated code needs. Not a public API: names here may change in any release.
+/// Named for the version (`__private_v<major>_<minor>`): the macros are pinned to this crate
+/// with `=`, and the name changes with each release, as serde's does.
 #[doc(hidden)]
-pub mod __private {
+pub mod __private_v0_1 {
     pub use crate::catalog::{CustomEventDeclaration, HandlerDescriptor, SubscriberDescriptor};
     pub use crate::event::{Event, EventName, EventPayload, names};
     pub use crate::handler::error_kind::{ErrorKind, StepFailure};

@@ -78,8 +78,8 @@ fn handler_impl(
     let krate = &plan.krate;
     let name = &plan.name;
     let retry_limit = match plan.retry_limit {
-        Some(n) => quote!(#krate::__private::Option::Some(#n)),
-        None => quote!(#krate::__private::Option::None),
+        Some(n) => quote!(#krate::__private_v0_1::Option::Some(#n)),
+        None => quote!(#krate::__private_v0_1::Option::None),
     };
     let args = plan.params.iter().map(|c| match c {
         Context::Task => quote!(task),
@@ -104,10 +104,10 @@ fn handler_impl(
         quote! {
             |error| {
                 #[allow(unused_imports)]
-                use #krate::__private::error_kinds::*;
+                use #krate::__private_v0_1::error_kinds::*;
                 // The borrows choose the conversion (handler/error_kind.rs); none is needless.
                 #[allow(clippy::needless_borrow)]
-                let error = (&&&#krate::__private::ErrorKind(&error)).to_step_error();
+                let error = (&&&#krate::__private_v0_1::ErrorKind(&error)).to_step_error();
                 error
             }
         },
@@ -115,39 +115,39 @@ fn handler_impl(
     );
     let body = match plan.async_span {
         Some(async_span) => {
-            let instrument = respan(quote!(#krate::__private::instrument_async), span);
+            let instrument = respan(quote!(#krate::__private_v0_1::instrument_async), span);
             let call = quote_spanned!(span=> #instrument(&INFO, step, #process(#(#args),*), #to_step_error));
             // Boxed as `dyn Future + Send` here, at the user's `async`, so a value held across an
             // `.await` that is not `Send` is reported at the user's code and nowhere else.
-            let pin = respan(quote!(#krate::__private::Box::pin), async_span);
+            let pin = respan(quote!(#krate::__private_v0_1::Box::pin), async_span);
             let mut call = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, call);
             call.set_span(async_span);
-            quote!(#krate::__private::Handled::from_boxed(#pin #call))
+            quote!(#krate::__private_v0_1::Handled::from_boxed(#pin #call))
         }
         None => {
-            let instrument = respan(quote!(#krate::__private::instrument), span);
+            let instrument = respan(quote!(#krate::__private_v0_1::instrument), span);
             quote_spanned!(span=> #instrument(&INFO, step, || #process(#(#args),*), #to_step_error))
         }
     };
     quote! {
         #[automatically_derived]
-        impl #impl_generics #krate::__private::StepHandler for #self_ty #where_clause {
+        impl #impl_generics #krate::__private_v0_1::StepHandler for #self_ty #where_clause {
             fn name(&self) -> &'static str {
                 #name
             }
 
-            fn retry_limit(&self) -> #krate::__private::Option<u32> {
+            fn retry_limit(&self) -> #krate::__private_v0_1::Option<u32> {
                 #retry_limit
             }
 
             fn handle<'tasker>(
                 &'tasker self,
-                #task: &'tasker #krate::__private::Task,
-                #sequence: &'tasker #krate::__private::Sequence,
-                step: &'tasker #krate::__private::Step,
-            ) -> #krate::__private::Handled<'tasker> {
-                const INFO: #krate::__private::HandlerInfo =
-                    #krate::__private::HandlerInfo { name: #name, retry_limit: #retry_limit };
+                #task: &'tasker #krate::__private_v0_1::Task,
+                #sequence: &'tasker #krate::__private_v0_1::Sequence,
+                step: &'tasker #krate::__private_v0_1::Step,
+            ) -> #krate::__private_v0_1::Handled<'tasker> {
+                const INFO: #krate::__private_v0_1::HandlerInfo =
+                    #krate::__private_v0_1::HandlerInfo { name: #name, retry_limit: #retry_limit };
                 #body
             }
         }
@@ -158,12 +158,12 @@ fn registration(plan: &Plan, type_name: &str) -> TokenStream {
     let krate = &plan.krate;
     let name = &plan.name;
     let retry_limit = match plan.retry_limit {
-        Some(n) => quote!(#krate::__private::Option::Some(#n)),
-        None => quote!(#krate::__private::Option::None),
+        Some(n) => quote!(#krate::__private_v0_1::Option::Some(#n)),
+        None => quote!(#krate::__private_v0_1::Option::None),
     };
     quote! {
-        #krate::__private::inventory::submit! {
-            #krate::__private::HandlerDescriptor {
+        #krate::__private_v0_1::inventory::submit! {
+            #krate::__private_v0_1::HandlerDescriptor {
                 name: #name,
                 type_path: ::core::concat!(::core::module_path!(), "::", #type_name),
                 retry_limit: #retry_limit,
@@ -203,7 +203,7 @@ pub(crate) fn handler_generics(
         generics
             .make_where_clause()
             .predicates
-            .push(syn::parse_quote!(#self_ty: #krate::__private::SharedHandler));
+            .push(syn::parse_quote!(#self_ty: #krate::__private_v0_1::SharedHandler));
     }
     generics
 }

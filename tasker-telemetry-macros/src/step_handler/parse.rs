@@ -1,7 +1,12 @@
 //! The arguments of `#[step_handler]`: `name = "..."`, `retry_limit = N`, `crate = path`.
 
 use syn::parse::{Parse, ParseStream};
-use syn::{Ident, LitInt, LitStr, Token};
+use syn::{LitInt, LitStr, Token};
+
+mod kw {
+    syn::custom_keyword!(name);
+    syn::custom_keyword!(retry_limit);
+}
 
 pub(crate) struct Args {
     pub(crate) name: Option<LitStr>,
@@ -12,6 +17,25 @@ pub(crate) struct Args {
 const ACCEPTED: &str =
     "#[step_handler] accepts `name = \"...\"`, `retry_limit = N` and `crate = path`";
 
+/// Parses `= value` into `slot`, refusing a second one at the key's own span.
+fn assign<K: syn::spanned::Spanned, T>(
+    input: ParseStream<'_>,
+    key: K,
+    shown: &str,
+    slot: &mut Option<T>,
+    value: impl FnOnce(ParseStream<'_>) -> syn::Result<T>,
+) -> syn::Result<()> {
+    input.parse::<Token![=]>()?;
+    if slot.is_some() {
+        return Err(syn::Error::new(
+            key.span(),
+            format!("`{shown}` is given twice; {ACCEPTED}"),
+        ));
+    }
+    *slot = Some(value(input)?);
+    Ok(())
+}
+
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut args = Args {
@@ -20,44 +44,28 @@ impl Parse for Args {
             krate: None,
         };
         while !input.is_empty() {
-            let key: Ident = if input.peek(Token![crate]) {
-                let k: Token![crate] = input.parse()?;
-                Ident::new("crate", k.span)
-            } else if input.peek(Ident) {
-                input.parse()?
+            let lookahead = input.lookahead1();
+            if lookahead.peek(kw::name) {
+                let key: kw::name = input.parse()?;
+                assign(input, key, "name", &mut args.name, |i| i.parse())?;
+            } else if lookahead.peek(kw::retry_limit) {
+                let key: kw::retry_limit = input.parse()?;
+                assign(input, key, "retry_limit", &mut args.retry_limit, |i| {
+                    i.parse()
+                })?;
+            } else if lookahead.peek(Token![crate]) {
+                let key: Token![crate] = input.parse()?;
+                assign(input, key, "crate", &mut args.krate, |i| {
+                    i.call(syn::Path::parse_mod_style)
+                })?;
+            } else if input.peek(syn::Ident) {
+                let key: syn::Ident = input.parse()?;
+                return Err(syn::Error::new_spanned(
+                    &key,
+                    format!("unknown argument `{key}`; {ACCEPTED}"),
+                ));
             } else {
                 return Err(input.error(ACCEPTED));
-            };
-            let duplicate =
-                || syn::Error::new_spanned(&key, format!("`{key}` is given twice; {ACCEPTED}"));
-            match key.to_string().as_str() {
-                "name" => {
-                    input.parse::<Token![=]>()?;
-                    if args.name.is_some() {
-                        return Err(duplicate());
-                    }
-                    args.name = Some(input.parse()?);
-                }
-                "retry_limit" => {
-                    input.parse::<Token![=]>()?;
-                    if args.retry_limit.is_some() {
-                        return Err(duplicate());
-                    }
-                    args.retry_limit = Some(input.parse()?);
-                }
-                "crate" => {
-                    input.parse::<Token![=]>()?;
-                    if args.krate.is_some() {
-                        return Err(duplicate());
-                    }
-                    args.krate = Some(input.call(syn::Path::parse_mod_style)?);
-                }
-                _ => {
-                    return Err(syn::Error::new_spanned(
-                        &key,
-                        format!("unknown argument `{key}`; {ACCEPTED}"),
-                    ));
-                }
             }
             if !input.is_empty() {
                 input.parse::<Token![,]>()?;

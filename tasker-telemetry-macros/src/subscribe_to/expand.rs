@@ -25,14 +25,16 @@ pub(crate) fn expand(block: &ItemImpl, plan: &Plan) -> TokenStream {
         let method = &route.method;
         let lit = &route.event;
         let test = match &route.matcher {
-            Matcher::Builtin(constant) => quote!(name == #krate::__private::names::#constant),
-            Matcher::Custom | Matcher::Typed => quote!(#krate::__private::is_named(event, #lit)),
-            Matcher::Pattern => quote!(#krate::__private::pattern_matches(#lit, name)),
+            Matcher::Builtin(constant) => quote!(name == #krate::__private_v0_1::names::#constant),
+            Matcher::Custom | Matcher::Typed => {
+                quote!(#krate::__private_v0_1::is_named(event, #lit))
+            }
+            Matcher::Pattern => quote!(#krate::__private_v0_1::pattern_matches(#lit, name)),
         };
         // Coerced to the handler signature at the user's `fn` name: a wrong signature is one
         // error there, and the call below cannot fail on its own.
         let handler = quote_spanned! {method.span()=>
-            let handler: fn(&Self, &#krate::__private::Event) = Self::#method;
+            let handler: fn(&Self, &#krate::__private_v0_1::Event) = Self::#method;
         };
         quote! {
             if #test {
@@ -47,14 +49,14 @@ pub(crate) fn expand(block: &ItemImpl, plan: &Plan) -> TokenStream {
         let events = plan.routes.iter().map(|r| &r.event);
         let type_name = crate::type_name::compact(&quote!(#self_ty));
         quote! {
-            #krate::__private::inventory::submit! {
-                #krate::__private::SubscriberDescriptor {
+            #krate::__private_v0_1::inventory::submit! {
+                #krate::__private_v0_1::SubscriberDescriptor {
                     name: #type_name,
                     type_path: ::core::concat!(::core::module_path!(), "::", #type_name),
                     events: &[#(#events),*],
                     file: ::core::file!(),
                     line: ::core::line!(),
-                    constructor: ::core::option::Option::Some(#krate::__private::construct::<#self_ty>),
+                    constructor: ::core::option::Option::Some(#krate::__private_v0_1::construct::<#self_ty>),
                 }
             }
         }
@@ -64,9 +66,9 @@ pub(crate) fn expand(block: &ItemImpl, plan: &Plan) -> TokenStream {
         #block
 
         #[automatically_derived]
-        impl #impl_generics #krate::__private::Subscriber for #self_ty #where_clause {
-            fn on_event(&self, event: &#krate::__private::Event) {
-                let name = #krate::__private::Event::name(event);
+        impl #impl_generics #krate::__private_v0_1::Subscriber for #self_ty #where_clause {
+            fn on_event(&self, event: &#krate::__private_v0_1::Event) {
+                let name = #krate::__private_v0_1::Event::name(event);
                 #(#arms)*
                 let _ = name;
             }

@@ -3,6 +3,10 @@
 use syn::parse::{Parse, ParseStream};
 use syn::{Ident, LitBool, LitStr, Token};
 
+mod kw {
+    syn::custom_keyword!(register);
+}
+
 /// What a subscription names.
 pub(crate) enum Target {
     /// An event name or pattern, as a string.
@@ -47,16 +51,18 @@ impl Parse for Args {
                     target: Target::Name(event),
                     method,
                 });
+            } else if input.peek(kw::register) && input.peek2(Token![=]) && !input.peek2(Token![=>])
+            {
+                let key: kw::register = input.parse()?;
+                input.parse::<Token![=]>()?;
+                if args.register.is_some() {
+                    return Err(syn::Error::new_spanned(key, "`register` is given twice"));
+                }
+                args.register = Some(input.parse()?);
             } else if input.peek(Ident) || input.peek(Token![::]) {
                 let path = input.call(syn::Path::parse_mod_style)?;
                 let assignment = input.peek(Token![=]) && !input.peek(Token![=>]);
-                if path.is_ident("register") && assignment {
-                    input.parse::<Token![=]>()?;
-                    if args.register.is_some() {
-                        return Err(syn::Error::new_spanned(path, "`register` is given twice"));
-                    }
-                    args.register = Some(input.parse()?);
-                } else if assignment {
+                if assignment {
                     return Err(syn::Error::new_spanned(path, EXPECTED));
                 } else {
                     let method = parse_method(input)?;

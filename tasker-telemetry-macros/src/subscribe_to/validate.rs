@@ -114,7 +114,7 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
                     continue;
                 };
                 routes.push(Route {
-                    event: quote!(<#path as #krate::__private::EventPayload>::NAME),
+                    event: quote!(<#path as #krate::__private_v0_1::EventPayload>::NAME),
                     matcher: Matcher::Typed,
                     method: (*defined).clone(),
                 });

@@ -1,6 +1,6 @@
 //! The runtime half of `#[step_handler]`: the generated `handle()` is one call to [`instrument`]
 //! or [`instrument_async`], so everything that does not depend on the user's types lives here,
-//! not in every expansion. Reached only through `__private`.
+//! not in every expansion. Reached only through `__private_v0_1`.
 
 use std::any::Any;
 use std::future::Future;
