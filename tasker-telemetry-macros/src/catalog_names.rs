@@ -1,6 +1,7 @@
 //! The built-in event names, so that the macros can check names at compile time. The runtime
 //! crate cannot be a dependency of this one (it re-exports these macros); the end-to-end test
-//! `macro_catalog_names` checks that this list equals the runtime catalog.
+//! `macro_catalog_names` checks that this list equals the runtime catalog. The rules for names
+//! are not copied: they are the runtime's own file (`crate::rules`).
 
 /// Every built-in event name, exactly as the runtime catalog spells it.
 pub(crate) const BUILTIN_EVENTS: &[&str] = &[
@@ -59,25 +60,8 @@ pub(crate) const BUILTIN_EVENTS: &[&str] = &[
     "memory.spike_detected",
 ];
 
-/// Namespaces whose events all come from the built-in catalog: a name there that is not in
-/// [`BUILTIN_EVENTS`] is a typo.
-pub(crate) const BUILTIN_NAMESPACES: &[&str] = &[
-    "task",
-    "step",
-    "workflow",
-    "observability",
-    "tasker",
-    "performance",
-    "memory",
-];
-
 pub(crate) fn is_builtin(name: &str) -> bool {
     BUILTIN_EVENTS.contains(&name)
-}
-
-pub(crate) fn in_builtin_namespace(name: &str) -> bool {
-    let namespace = name.split('.').next().unwrap_or(name);
-    BUILTIN_NAMESPACES.contains(&namespace)
 }
 
 /// The runtime's constant for a built-in name: upper case, dots as underscores.
@@ -87,25 +71,5 @@ pub(crate) fn const_name(name: &str) -> String {
 
 /// The closest built-in name, for "did you mean" in errors.
 pub(crate) fn suggest(name: &str) -> Option<&'static str> {
-    BUILTIN_EVENTS
-        .iter()
-        .map(|candidate| (edit_distance(name, candidate), *candidate))
-        .filter(|(d, candidate)| *d <= candidate.len().max(name.len()) / 3 + 1)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| n)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    crate::rules::suggest(name, BUILTIN_EVENTS.iter().copied())
 }

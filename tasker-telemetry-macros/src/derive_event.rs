@@ -5,18 +5,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
-use crate::catalog_names;
 use crate::ctxt::Ctxt;
-
-/// Namespaces custom events may not use (the runtime's `catalog::RESERVED_NAMESPACES`).
-const RESERVED: &[&str] = &[
-    "task",
-    "step",
-    "workflow",
-    "observability",
-    "test",
-    "tasker",
-];
+use crate::{catalog_names, rules};
 
 struct Attrs {
     name: Option<LitStr>,
@@ -177,34 +167,26 @@ fn parse_attrs(input: &DeriveInput) -> syn::Result<Attrs> {
     Ok(attrs)
 }
 
-/// The naming rules of custom events, as `catalog::register_event` applies them at run time.
+/// The naming rules of custom events, as `catalog::register_event` applies them at run time
+/// (the same rules file).
 fn check_name(name: &str) -> Result<(), String> {
-    let Some((namespace, _)) = name.split_once('.') else {
-        return Err(format!(
+    match rules::check_custom_name(name) {
+        Err(rules::NameError::MissingDot) => Err(format!(
             "custom event name `{name}` must contain a dot, as in \"orders.fraud_flagged\""
-        ));
-    };
-    if !name.split('.').all(|s| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    }) {
-        return Err(format!(
-            "custom event name `{name}` is malformed: dot-separated segments of A-Z, a-z, 0-9, '_' or '-'"
-        ));
-    }
-    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(namespace)) {
-        return Err(format!(
+        )),
+        Err(rules::NameError::Malformed) => Err(format!(
+            "custom event name `{name}` is malformed: {}",
+            rules::NAME_GRAMMAR
+        )),
+        Err(rules::NameError::ReservedNamespace(namespace)) => Err(format!(
             "custom event name `{name}` uses the reserved namespace `{namespace}`; reserved: {}",
-            RESERVED.join(", ")
-        ));
-    }
-    if catalog_names::is_builtin(name) {
-        return Err(format!(
+            rules::RESERVED_NAMESPACES.join(", ")
+        )),
+        Ok(()) if catalog_names::is_builtin(name) => Err(format!(
             "custom event name `{name}` collides with a built-in event"
-        ));
+        )),
+        Ok(()) => Ok(()),
     }
-    Ok(())
 }
 
 /// The doc comment's text, lines joined with spaces.
@@ -225,4 +207,16 @@ fn doc_text(attrs: &[syn::Attribute]) -> String {
         .filter(|l| !l.is_empty())
         .collect();
     lines.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::EDGE_CASES;
+
+    #[test]
+    fn derive_event_gives_the_rules_edge_cases_their_verdicts() {
+        for &(text, valid_name, _) in EDGE_CASES {
+            assert_eq!(super::check_name(text).is_ok(), valid_name, "{text:?}");
+        }
+    }
 }

@@ -4,11 +4,14 @@
 //! generated code names only `::tasker_telemetry::__private_v0_1` paths (or `crate = path`'s).
 
 mod catalog_names;
+// The event-name rules are the runtime's own file: one source for both crates.
 mod ctxt;
 mod derive_event;
 #[cfg(test)]
 mod expansion_snapshots;
 mod fallback;
+#[path = "../../tasker-telemetry/src/event/rules.rs"]
+mod rules;
 mod step_handler;
 mod subscribe_to;
 mod type_name;

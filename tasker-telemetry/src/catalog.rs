@@ -11,6 +11,7 @@ use std::sync::{LazyLock, Once, RwLock, Weak};
 
 use serde::Serialize;
 
+use crate::event::rules::{self, NameError};
 use crate::event::{BUILTIN_COUNT, BUILTIN_EVENTS, Category, EventName, lookup_builtin};
 use crate::payload::{FieldDescriptor, PayloadKind};
 
@@ -18,15 +19,13 @@ use crate::payload::{FieldDescriptor, PayloadKind};
 /// from it so that publishing never has to grow or lock them.
 pub const MAX_EVENTS: usize = 1024;
 
-/// Namespaces custom events may not use: they belong to Tasker's own events and test fixtures.
-pub const RESERVED_NAMESPACES: &[&str] = &[
-    "task",
-    "step",
-    "workflow",
-    "observability",
-    "test",
-    "tasker",
-];
+/// Namespaces custom events may not use (compared ignoring ASCII case): they belong to
+/// Tasker's own events and test fixtures.
+///
+/// ```
+/// assert!(tasker_telemetry::catalog::RESERVED_NAMESPACES.contains(&"task"));
+/// ```
+pub const RESERVED_NAMESPACES: &[&str] = rules::RESERVED_NAMESPACES;
 
 /// Whether the framework itself publishes an event, or leaves it to integrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -265,29 +264,18 @@ fn ensure_declarations() {
 }
 
 fn validate_name(name: &str) -> Result<(), CatalogError> {
-    let owned = || name.to_owned();
-    let Some((namespace, _)) = name.split_once('.') else {
-        return Err(CatalogError::MissingDot { name: owned() });
-    };
-    let well_formed = name.split('.').all(|seg| {
-        !seg.is_empty()
-            && seg
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    });
-    if !well_formed {
-        return Err(CatalogError::InvalidName { name: owned() });
-    }
-    if RESERVED_NAMESPACES
-        .iter()
-        .any(|r| r.eq_ignore_ascii_case(namespace))
-    {
-        return Err(CatalogError::ReservedNamespace {
-            name: owned(),
-            namespace: namespace.to_owned(),
-        });
-    }
-    Ok(())
+    rules::check_custom_name(name).map_err(|e| match e {
+        NameError::MissingDot => CatalogError::MissingDot {
+            name: name.to_owned(),
+        },
+        NameError::Malformed => CatalogError::InvalidName {
+            name: name.to_owned(),
+        },
+        NameError::ReservedNamespace(namespace) => CatalogError::ReservedNamespace {
+            name: name.to_owned(),
+            namespace,
+        },
+    })
 }
 
 fn insert_locked(
@@ -420,42 +408,12 @@ pub fn matching(pattern: &str) -> Vec<EventName> {
 }
 
 pub(crate) fn pattern_matches(pattern: &str, name: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    match pattern.strip_suffix(".*") {
-        Some(prefix) => {
-            name.len() > prefix.len() + 1
-                && name.starts_with(prefix)
-                && name.as_bytes()[prefix.len()] == b'.'
-        }
-        None => pattern == name,
-    }
+    rules::pattern_matches(pattern, name)
 }
 
 /// The closest known event name to `name`, for "did you mean" suggestions.
 pub fn suggest(name: &str) -> Option<&'static str> {
-    events()
-        .into_iter()
-        .map(|d| (edit_distance(name, d.name.as_str()), d.name.as_str()))
-        .filter(|(d, candidate)| *d <= candidate.len().max(name.len()) / 3 + 1)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, n)| n)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    rules::suggest(name, events().into_iter().map(|d| d.name.as_str()))
 }
 
 /// Every step handler registered by `#[step_handler]` in the linked program.

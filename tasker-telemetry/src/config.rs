@@ -1008,8 +1008,7 @@ impl TelemetryConfig {
             Some(bad) => Err(ConfigError::invalid(
                 "filtered_events",
                 bad.as_str(),
-                "an event name or namespace pattern: dot-separated segments of a-z, 0-9 and _, \
-                 at least two, the last may be \"*\" (e.g. \"step.completed\", \"observability.*\")",
+                crate::event::rules::PATTERN_GRAMMAR,
             )),
             None => Ok(()),
         }
@@ -1129,16 +1128,7 @@ fn strip_prefix_ignore_ascii_case<'a>(text: &'a str, prefix: &str) -> Option<&'a
 
 /// Syntax only; whether the event exists is checked against the catalog at startup.
 fn is_event_pattern(name: &str) -> bool {
-    let body = name.strip_suffix(".*").unwrap_or(name);
-    let segment_ok = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    };
-    let wildcard = body.len() != name.len();
-    let mut segments = body.split('.');
-    let count = segments.clone().count();
-    (count >= 2 || (wildcard && count == 1)) && segments.all(segment_ok)
+    crate::event::rules::parse_pattern(name).is_some()
 }
 
 /// TOML errors are reported as message plus position, never with toml's source excerpt: the
@@ -1569,15 +1559,17 @@ mod tests {
 
     #[test]
     fn rule_filtered_events() {
+        // The grammar is the event-name rules' (event/rules.rs), the same as the catalog's:
+        // case and '-' are allowed, as in custom event names; whether a name exists is
+        // checked by Telemetry::new.
         for bad in [
             "",
             "task",
-            "Task.completed",
             "task..x",
             ".x",
             "task.*.x",
-            "*",
-            "task.com-pleted",
+            "*.task",
+            "task.com pleted",
         ] {
             assert_rejects(
                 TelemetryConfig {
@@ -1593,6 +1585,8 @@ mod tests {
                 "observability.*".into(),
                 "observability.step.*".into(),
                 "tasker.telemetry.export_2".into(),
+                "orders.Fraud-Flagged".into(),
+                "*".into(),
             ],
             ..Default::default()
         };

@@ -2,6 +2,7 @@
 //! receive.
 
 mod builtin;
+pub(crate) mod rules;
 
 use std::fmt;
 use std::sync::Arc;

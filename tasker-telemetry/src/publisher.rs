@@ -13,6 +13,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::catalog::{self, EventRegistrationListener, MAX_EVENTS};
+use crate::event::rules::Pattern;
 use crate::event::{Event, EventName};
 use crate::metrics::cell::{self, Lane, Slots};
 use crate::payload::Payload;
@@ -439,20 +440,14 @@ impl Publisher {
 }
 
 fn resolve(pattern: &str) -> Result<Vec<EventName>, SubscribeError> {
-    let is_pattern = pattern == "*" || pattern.ends_with(".*");
-    if is_pattern {
-        let prefix = pattern.strip_suffix(".*").unwrap_or("");
-        if pattern != "*" && (prefix.is_empty() || prefix.contains('*')) {
+    match crate::event::rules::parse_pattern(pattern) {
+        None => {
             return Err(SubscribeError::InvalidPattern {
                 pattern: pattern.to_owned(),
             });
         }
-        return Ok(catalog::matching(pattern));
-    }
-    if pattern.contains('*') {
-        return Err(SubscribeError::InvalidPattern {
-            pattern: pattern.to_owned(),
-        });
+        Some(Pattern::All | Pattern::Namespace(_)) => return Ok(catalog::matching(pattern)),
+        Some(Pattern::Name(_)) => {}
     }
     EventName::lookup(pattern)
         .map(|e| vec![e])

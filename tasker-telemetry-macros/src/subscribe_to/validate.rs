@@ -8,8 +8,8 @@ use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, Signature, Type};
 
 use super::parse::{Args, Subscription, Target};
-use crate::catalog_names;
 use crate::ctxt::Ctxt;
+use crate::{catalog_names, rules};
 
 /// How an event is matched at dispatch.
 pub(crate) enum Matcher {
@@ -256,22 +256,21 @@ fn check_signature(sig: &Signature, cx: &Ctxt) {
 }
 
 fn classify(name: &str) -> Result<Matcher, String> {
-    if name.contains('*') {
-        let prefix = name.strip_suffix(".*");
-        let valid = name == "*"
-            || prefix.is_some_and(|p| !p.is_empty() && !p.contains('*') && valid_name(p));
-        return if valid {
-            Ok(Matcher::Pattern)
-        } else {
-            Err(format!(
-                "invalid pattern `{name}`: a pattern is `namespace.*` (as in \"step.*\") or `*`"
-            ))
-        };
-    }
-    if !name.contains('.') || !valid_name(name) {
-        return Err(format!(
-            "invalid event name `{name}`: names are dot-separated segments of A-Z, a-z, 0-9, '_' or '-', as in \"task.completed\""
-        ));
+    match rules::parse_pattern(name) {
+        None if name.contains('*') => {
+            return Err(format!(
+                "invalid pattern `{name}`: a pattern is {}",
+                rules::PATTERN_GRAMMAR
+            ));
+        }
+        None => {
+            return Err(format!(
+                "invalid event name `{name}`: names are {}",
+                rules::NAME_GRAMMAR
+            ));
+        }
+        Some(rules::Pattern::All | rules::Pattern::Namespace(_)) => return Ok(Matcher::Pattern),
+        Some(rules::Pattern::Name(_)) => {}
     }
     if catalog_names::is_builtin(name) {
         return Ok(Matcher::Builtin(Ident::new(
@@ -279,7 +278,7 @@ fn classify(name: &str) -> Result<Matcher, String> {
             Span::call_site(),
         )));
     }
-    if catalog_names::in_builtin_namespace(name) {
+    if rules::in_builtin_namespace(name) {
         return Err(match catalog_names::suggest(name) {
             Some(s) => format!("unknown event `{name}`; did you mean `{s}`?"),
             None => format!(
@@ -290,11 +289,14 @@ fn classify(name: &str) -> Result<Matcher, String> {
     Ok(Matcher::Custom)
 }
 
-fn valid_name(name: &str) -> bool {
-    name.split('.').all(|seg| {
-        !seg.is_empty()
-            && seg
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    })
+#[cfg(test)]
+mod tests {
+    use crate::rules::EDGE_CASES;
+
+    #[test]
+    fn subscribe_to_gives_the_rules_edge_cases_their_verdicts() {
+        for &(text, _, valid_pattern) in EDGE_CASES {
+            assert_eq!(super::classify(text).is_ok(), valid_pattern, "{text:?}");
+        }
+    }
 }
