@@ -7,7 +7,6 @@ use tasker_telemetry::catalog::{self, CatalogError, CustomEvent};
 use tasker_telemetry::publisher::{Publisher, SubscribeError};
 use tasker_telemetry::{TelemetryConfig, subscriber};
 
-#[allow(dead_code)]
 #[path = "../tasker-telemetry/src/event/rules.rs"]
 mod rules;
 
