@@ -557,6 +557,7 @@ impl TaskScope {
         if let Some(span) = self.span() {
             let event = sinks.contains(Sinks::TRACE).then_some("task.completed");
             spans::record_success(span, event, self.elapsed().as_secs_f64());
+            spans::end_task_span(span);
         }
         self.publish(names::TASK_COMPLETED, |t| {
             t.payload_with(Some(counts), true)
@@ -582,6 +583,7 @@ impl TaskScope {
                 &failure.class,
                 &failure.message,
             );
+            spans::end_task_span(span);
         }
         self.publish(names::TASK_FAILED, |t| {
             let completed_at = Timestamp::now();
@@ -654,8 +656,11 @@ impl TaskScope {
         }
         self.record_counts(counts);
         let sinks = self.sinks(names::TASK_CANCELLED);
-        if let Some(span) = self.span().filter(|_| sinks.contains(Sinks::TRACE)) {
-            spans::record_event(span, "task.cancelled");
+        if let Some(span) = self.span() {
+            if sinks.contains(Sinks::TRACE) {
+                spans::record_event(span, "task.cancelled");
+            }
+            spans::end_task_span(span);
         }
         if sinks.contains(Sinks::LOGS) && is_enabled() {
             tracing::info!(

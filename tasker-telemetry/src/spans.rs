@@ -62,6 +62,7 @@ pub(crate) fn task_span(id: &str, name: &str, parent: Option<&TraceContext>) -> 
         tasker.completed_steps = Empty,
         tasker.failed_steps = Empty,
         tasker.execution_duration = Empty,
+        tasker.ended = Empty,
     );
     if let Some(parent) = parent {
         // Fails only when no OpenTelemetry layer is installed, where a parent means nothing.
@@ -468,6 +469,17 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> StepSpan {
         entered: None,
     }
 }
+
+/// Ends a task span now, whatever handles to it remain (clones of the task's scope, its steps):
+/// a [`SpanLayer`](layer::SpanLayer) takes this record as the span's end and exports it, so a
+/// finished task is never left open by a scope someone still holds. Called once, when the task
+/// completes, fails or is cancelled.
+pub(crate) fn end_task_span(span: &Span) {
+    span.record(TASK_ENDED, true);
+}
+
+/// The task span's field whose record ends it (see [`end_task_span`]).
+pub(crate) const TASK_ENDED: &str = "tasker.ended";
 
 /// Adds a lifecycle event (`task.started`, ...) to a span.
 pub(crate) fn record_event(span: &Span, event: &'static str) {

@@ -17,7 +17,8 @@
 
 use std::any::TypeId;
 use std::cell::{Cell, RefCell};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use opentelemetry_sdk::trace::SdkTracer;
 use tracing::field::Field;
@@ -49,7 +50,39 @@ pub struct SpanLayer<S> {
     inner: OpenTelemetryLayer<S, SdkTracer>,
     /// The step span's callsite, once `tracing` has registered it with this layer.
     step: OnceLock<StepCallsite>,
+    /// The task span's callsite, likewise.
+    task: OnceLock<TaskCallsite>,
+    /// Task spans this layer started and has not ended yet, shared with its pipeline, which
+    /// reports them at shutdown.
+    open_tasks: Arc<AtomicU64>,
 }
+
+/// The task span's callsite: its `tasker.ended` field, recorded when the task finishes, ends
+/// the span then (see `spans::end_task_span`).
+struct TaskCallsite {
+    metadata: &'static Metadata<'static>,
+    ended: Field,
+}
+
+impl TaskCallsite {
+    fn recognise(metadata: &'static Metadata<'static>) -> Option<Self> {
+        if !metadata.is_span()
+            || metadata.name() != super::TASK_SPAN
+            || metadata.target() != super::TARGET
+            || metadata.module_path() != Some(super::MODULE)
+        {
+            return None;
+        }
+        Some(Self {
+            metadata,
+            ended: metadata.fields().field(super::TASK_ENDED)?,
+        })
+    }
+}
+
+/// Marks a task span that was ended when its task finished, in the span's extensions, so that
+/// its close later is not counted a second time.
+struct EndedAtFinish;
 
 /// The step span's callsite.
 struct StepCallsite {
@@ -171,11 +204,19 @@ impl<S> SpanLayer<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
-    pub(super) fn new(inner: OpenTelemetryLayer<S, SdkTracer>) -> Self {
+    pub(super) fn new(inner: OpenTelemetryLayer<S, SdkTracer>, open_tasks: Arc<AtomicU64>) -> Self {
         Self {
             inner,
             step: OnceLock::new(),
+            task: OnceLock::new(),
+            open_tasks,
         }
+    }
+
+    fn is_task_span(&self, metadata: &Metadata<'_>) -> bool {
+        self.task
+            .get()
+            .is_some_and(|task| std::ptr::eq(metadata, task.metadata))
     }
 }
 
@@ -197,6 +238,11 @@ where
         {
             let _ = self.step.set(step);
         }
+        if self.task.get().is_none()
+            && let Some(task) = TaskCallsite::recognise(metadata)
+        {
+            let _ = self.task.set(task);
+        }
         self.inner.register_callsite(metadata)
     }
 
@@ -210,11 +256,38 @@ where
                 step.without_values(attrs, |bare| self.inner.on_new_span(bare, id, ctx));
                 let _ = STRIPPED.try_with(|stripped| stripped.set(id.into_u64()));
             }
-            _ => self.inner.on_new_span(attrs, id, ctx),
+            _ => {
+                if self.is_task_span(attrs.metadata()) {
+                    self.open_tasks.fetch_add(1, Ordering::Relaxed);
+                }
+                self.inner.on_new_span(attrs, id, ctx)
+            }
         }
     }
 
     fn on_record(&self, span: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        // The task finished: its span ends now, handles or not. The marker itself is no
+        // attribute.
+        if let Some(task) = self.task.get()
+            && values.contains(&task.ended)
+        {
+            let first = {
+                let Some(data) = ctx.span(span) else { return };
+                let mut extensions = data.extensions_mut();
+                let first = extensions.get_mut::<EndedAtFinish>().is_none();
+                if first {
+                    extensions.insert(EndedAtFinish);
+                }
+                first
+            };
+            if first {
+                self.open_tasks.fetch_sub(1, Ordering::Relaxed);
+                // tracing-opentelemetry builds and ends the OpenTelemetry span on close and
+                // ignores a span it has already ended, so the real close later is harmless.
+                self.inner.on_close(span.clone(), ctx);
+            }
+            return;
+        }
         // The step span's one later field, its duration, reaches the OpenTelemetry span of a
         // span passed on without its values directly from the scope (`StepSpan`); passing it
         // on too would add it twice. A step span passed on whole takes it here.
@@ -257,6 +330,12 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if let Some(data) = ctx.span(&id)
+            && self.is_task_span(data.metadata())
+            && data.extensions().get::<EndedAtFinish>().is_none()
+        {
+            self.open_tasks.fetch_sub(1, Ordering::Relaxed);
+        }
         self.inner.on_close(id, ctx);
     }
 

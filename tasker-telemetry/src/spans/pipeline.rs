@@ -44,6 +44,8 @@ struct Counters {
     last_error: Mutex<Option<String>>,
     /// Filled by the HTTP client with the transport error behind an export failure.
     transport_error: Arc<Mutex<Option<String>>>,
+    /// Task spans the pipeline's layers started and have not ended.
+    open_tasks: Arc<AtomicU64>,
 }
 
 /// Spans ended, counted on every step thread's own lane (see `metrics::cell`): the count is
@@ -88,12 +90,19 @@ pub struct SpanExportReport {
     pub last_error: Option<String>,
     /// Where spans go: the OTLP traces URL, or `None` for the in-process store.
     pub endpoint: Option<String>,
+    /// Task spans still open when the pipeline shut down (their task neither completed, failed
+    /// nor was cancelled, and a scope of it was still alive): never exported. 0 before
+    /// shutdown.
+    pub open_at_shutdown: u64,
 }
 
 impl SpanExportReport {
     /// Whether every span that ended was delivered.
     pub fn is_clean(&self) -> bool {
-        self.failed == 0 && self.dropped == 0 && self.failed_exports == 0
+        self.failed == 0
+            && self.dropped == 0
+            && self.failed_exports == 0
+            && self.open_at_shutdown == 0
     }
 }
 
@@ -440,6 +449,7 @@ impl SpanPipeline {
                 // The span's name and attributes say what it is; a `target` attribute repeated on
                 // every span would be one more allocation per span.
                 .with_target(false),
+            self.counters.open_tasks.clone(),
         )
     }
 
@@ -495,6 +505,7 @@ impl SpanPipeline {
             consecutive_failures: c.consecutive_failures.load(Ordering::Relaxed),
             last_error: c.last_error.lock().ok().and_then(|l| l.clone()),
             endpoint: self.endpoint.clone(),
+            open_at_shutdown: 0,
         }
     }
 
@@ -506,7 +517,10 @@ impl SpanPipeline {
         {
             last.get_or_insert_with(|| format!("shutdown: {e}"));
         }
-        self.report()
+        SpanExportReport {
+            open_at_shutdown: self.counters.open_tasks.load(Ordering::Relaxed),
+            ..self.report()
+        }
     }
 }
 

@@ -1,0 +1,89 @@
+//! A task span ends when the task completes, fails or is cancelled, whatever clones of its
+//! `TaskScope` / `Task` / `Step` remain alive; a task still open when the pipeline shuts down is
+//! reported, and the report is not clean.
+
+use tasker_telemetry::scope::{Failure, StepCounts};
+use tasker_telemetry::spans::SpanPipeline;
+use tasker_telemetry::{Task, Telemetry, TelemetryConfig};
+use tracing_subscriber::layer::SubscriberExt;
+
+fn pipeline() -> (SpanPipeline, Telemetry) {
+    let config = TelemetryConfig::default();
+    (
+        SpanPipeline::new(&config).unwrap(),
+        Telemetry::new(config).unwrap(),
+    )
+}
+
+#[test]
+fn a_finished_task_is_exported_while_its_task_and_step_are_still_alive() {
+    let (pipeline, telemetry) = pipeline();
+    let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+    let kept = tracing::subscriber::with_default(subscriber, || {
+        let mut kept = Vec::new();
+        for (id, finish) in [("done", 0), ("failed", 1), ("cancelled", 2)] {
+            let task = Task::new(&telemetry, id, "held", serde_json::Value::Null);
+            task.scope().start();
+            let step = task.step(format!("{id}-1"), "charge");
+            step.scope().attempt(1).complete(&1);
+            let counts = StepCounts {
+                total: 1,
+                completed: 1,
+                ..Default::default()
+            };
+            match finish {
+                0 => task.scope().complete(counts),
+                1 => task
+                    .scope()
+                    .fail(&Failure::new("declined", "Declined"), counts),
+                _ => task.scope().cancel(counts),
+            }
+            // Both stay alive past the pipeline's shutdown.
+            kept.push((task.clone(), step));
+        }
+        kept
+    });
+    let report = pipeline.shutdown();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.open_at_shutdown, 0);
+    let spans = pipeline.store().unwrap().spans();
+    for id in ["done", "failed", "cancelled"] {
+        let task = spans
+            .iter()
+            .find(|s| {
+                s.name == "tasker.task.execution" && s.attribute("tasker.task_id") == Some(id)
+            })
+            .unwrap_or_else(|| panic!("task span {id} not exported: {spans:#?}"));
+        assert_eq!(
+            task.attribute("tasker.ended"),
+            None,
+            "the end marker is no attribute"
+        );
+        assert_eq!(task.attribute("tasker.completed_steps"), Some("1"));
+        let step = spans
+            .iter()
+            .find(|s| {
+                s.name == "tasker.step.execution" && s.attribute("tasker.task_id") == Some(id)
+            })
+            .expect("step span");
+        assert_eq!(step.parent_span_id, task.span_id);
+    }
+    drop(kept);
+}
+
+#[test]
+fn a_task_still_open_at_shutdown_is_counted_and_the_report_is_not_clean() {
+    let (pipeline, telemetry) = pipeline();
+    let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+    let (task, step) = tracing::subscriber::with_default(subscriber, || {
+        let task = Task::new(&telemetry, "open", "held", serde_json::Value::Null);
+        task.scope().start();
+        let step = task.step("open-1", "charge");
+        step.scope().attempt(1).complete(&1);
+        (task, step)
+    });
+    let report = pipeline.shutdown();
+    assert_eq!(report.open_at_shutdown, 1, "{report:?}");
+    assert!(!report.is_clean());
+    drop((task, step));
+}
