@@ -261,3 +261,11 @@ async fn the_runner_makes_no_further_attempt_after_a_permanent_error() {
     // cart: one attempt (permanent); quote: three (retryable, up to its limit).
     assert_eq!(seen, vec![Some(1), Some(1), Some(2), Some(3)]);
 }
+
+#[test]
+fn a_hand_written_attempt_reports_the_same_cause_chain() {
+    let failure =
+        tasker_telemetry::scope::Failure::from_error(&QuoteError(std::io::Error::other("timeout")));
+    assert_eq!(failure.message(), "shipping quote failed: timeout");
+    assert_eq!(failure.class(), "handler_errors::QuoteError");
+}

@@ -54,9 +54,18 @@ impl Failure {
         }
     }
 
-    /// A failure from an error value: its `Display` text, and its concrete type's name as the class.
+    /// A failure from an error value: its `Display` text followed by each of its sources
+    /// (`outer: inner: root`, as `#[step_handler]` reports it), and its concrete type's name as
+    /// the class.
     pub fn from_error<E: std::error::Error + ?Sized>(error: &E) -> Self {
-        Self::new(error.to_string(), std::any::type_name::<E>())
+        let mut message = error.to_string();
+        let mut cause = error.source();
+        while let Some(e) = cause {
+            message.push_str(": ");
+            message.push_str(&e.to_string());
+            cause = e.source();
+        }
+        Self::new(message, std::any::type_name::<E>())
     }
 
     /// Attaches a backtrace.

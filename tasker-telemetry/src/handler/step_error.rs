@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::error::Error;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::Arc;
 
 use crate::scope::Failure;
@@ -215,13 +215,7 @@ impl Retryable for StepError {
 
 /// The error's message followed by each of its sources, `outer: inner: root`.
 pub(crate) fn chain_message(error: &dyn Error) -> String {
-    let mut message = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let _ = write!(message, ": {e}");
-        cause = e.source();
-    }
-    message
+    Failure::from_error(error).message().to_owned()
 }
 
 /// The type name of a type-erased error, where it is one this crate can name.
