@@ -1,6 +1,7 @@
 //! A task span ends when the task completes, fails or is cancelled, whatever clones of its
 //! `TaskScope` / `Task` / `Step` remain alive; a task still open when the pipeline shuts down is
-//! reported, and the report is not clean.
+//! ended then, exported marked as open at shutdown (status and attribute) and counted, and the
+//! report is not clean.
 
 use tasker_telemetry::scope::{Failure, StepCounts};
 use tasker_telemetry::spans::SpanPipeline;
@@ -85,5 +86,17 @@ fn a_task_still_open_at_shutdown_is_counted_and_the_report_is_not_clean() {
     let report = pipeline.shutdown();
     assert_eq!(report.open_at_shutdown, 1, "{report:?}");
     assert!(!report.is_clean());
+    // Ended by the shutdown and exported, marked.
+    let spans = pipeline.store().unwrap().spans();
+    let open = spans
+        .iter()
+        .find(|s| s.name == "tasker.task.execution")
+        .unwrap_or_else(|| panic!("the open task span was not exported: {spans:#?}"));
+    assert_eq!(open.attribute("tasker.open_at_shutdown"), Some("true"));
+    assert!(open.status.starts_with("error"), "{}", open.status);
+    assert_eq!(
+        report.exported, 2,
+        "the task span and its step span: {report:?}"
+    );
     drop((task, step));
 }

@@ -63,6 +63,9 @@ pub(crate) fn task_span(id: &str, name: &str, parent: Option<&TraceContext>) -> 
         tasker.failed_steps = Empty,
         tasker.execution_duration = Empty,
         tasker.ended = Empty,
+        tasker.open_at_shutdown = Empty,
+        otel.status_code = Empty,
+        otel.status_message = Empty,
     );
     if let Some(parent) = parent {
         // Fails only when no OpenTelemetry layer is installed, where a parent means nothing.
@@ -480,6 +483,9 @@ pub(crate) fn end_task_span(span: &Span) {
 
 /// The task span's field whose record ends it (see [`end_task_span`]).
 pub(crate) const TASK_ENDED: &str = "tasker.ended";
+
+/// The task span's attribute saying it was ended by the pipeline's shutdown, still open.
+pub(crate) const TASK_OPEN_AT_SHUTDOWN: &str = "tasker.open_at_shutdown";
 
 /// Adds a lifecycle event (`task.started`, ...) to a span.
 pub(crate) fn record_event(span: &Span, event: &'static str) {

@@ -17,10 +17,11 @@
 
 use std::any::TypeId;
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use opentelemetry_sdk::trace::SdkTracer;
+use tracing::dispatcher::WeakDispatch;
 use tracing::field::Field;
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
@@ -50,18 +51,18 @@ pub struct SpanLayer<S> {
     inner: OpenTelemetryLayer<S, SdkTracer>,
     /// The step span's callsite, once `tracing` has registered it with this layer.
     step: OnceLock<StepCallsite>,
-    /// The task span's callsite, likewise.
-    task: OnceLock<TaskCallsite>,
-    /// Task spans this layer started and has not ended yet, shared with its pipeline, which
-    /// reports them at shutdown.
-    open_tasks: Arc<AtomicU64>,
+    /// The task spans this layer has open, and how to end them at shutdown.
+    tasks: Arc<OpenTasks>,
 }
 
-/// The task span's callsite: its `tasker.ended` field, recorded when the task finishes, ends
-/// the span then (see `spans::end_task_span`).
+/// The task span's callsite: recording `tasker.ended` (when the task finishes) ends the span
+/// then; recording `tasker.open_at_shutdown` (the pipeline, at shutdown) ends it marked so.
 struct TaskCallsite {
     metadata: &'static Metadata<'static>,
     ended: Field,
+    open_at_shutdown: Field,
+    status_code: Field,
+    status_message: Field,
 }
 
 impl TaskCallsite {
@@ -73,16 +74,65 @@ impl TaskCallsite {
         {
             return None;
         }
+        let fields = metadata.fields();
         Some(Self {
             metadata,
-            ended: metadata.fields().field(super::TASK_ENDED)?,
+            ended: fields.field(super::TASK_ENDED)?,
+            open_at_shutdown: fields.field(super::TASK_OPEN_AT_SHUTDOWN)?,
+            status_code: fields.field("otel.status_code")?,
+            status_message: fields.field("otel.status_message")?,
         })
     }
 }
 
-/// Marks a task span that was ended when its task finished, in the span's extensions, so that
-/// its close later is not counted a second time.
-struct EndedAtFinish;
+/// One layer's open task spans, shared with its pipeline: a task span is in the set from its
+/// creation until it ends (its task finished, or the span closed), so that the pipeline can end
+/// what is left when it shuts down. One entry per running task; no span is kept past its end.
+#[derive(Default)]
+pub(super) struct OpenTasks {
+    callsite: OnceLock<TaskCallsite>,
+    dispatch: OnceLock<WeakDispatch>,
+    ids: Mutex<HashSet<u64>>,
+}
+
+impl std::fmt::Debug for OpenTasks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenTasks")
+            .field("open", &self.ids().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenTasks {
+    fn ids(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends every task span still open, exported with status error and the attribute
+    /// `tasker.open_at_shutdown = true`; returns how many there were.
+    pub(super) fn end_all_at_shutdown(&self) -> u64 {
+        let ids: Vec<u64> = self.ids().drain().collect();
+        let (Some(callsite), Some(dispatch)) = (
+            self.callsite.get(),
+            self.dispatch.get().and_then(WeakDispatch::upgrade),
+        ) else {
+            return ids.len() as u64;
+        };
+        for id in &ids {
+            let values = [(
+                &callsite.open_at_shutdown,
+                Some(&true as &dyn tracing::Value),
+            )];
+            let values = callsite.metadata.fields().value_set(&values);
+            // A span closing on another thread meanwhile is skipped by the layer; should the
+            // inner layer still find it gone, its panic stays here.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                dispatch.record(&Id::from_u64(*id), &Record::new(&values));
+            }));
+        }
+        ids.len() as u64
+    }
+}
 
 /// The step span's callsite.
 struct StepCallsite {
@@ -204,17 +254,17 @@ impl<S> SpanLayer<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
-    pub(super) fn new(inner: OpenTelemetryLayer<S, SdkTracer>, open_tasks: Arc<AtomicU64>) -> Self {
+    pub(super) fn new(inner: OpenTelemetryLayer<S, SdkTracer>, tasks: Arc<OpenTasks>) -> Self {
         Self {
             inner,
             step: OnceLock::new(),
-            task: OnceLock::new(),
-            open_tasks,
+            tasks,
         }
     }
 
     fn is_task_span(&self, metadata: &Metadata<'_>) -> bool {
-        self.task
+        self.tasks
+            .callsite
             .get()
             .is_some_and(|task| std::ptr::eq(metadata, task.metadata))
     }
@@ -225,6 +275,7 @@ where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        let _ = self.tasks.dispatch.set(subscriber.downgrade());
         self.inner.on_register_dispatch(subscriber);
     }
 
@@ -238,10 +289,10 @@ where
         {
             let _ = self.step.set(step);
         }
-        if self.task.get().is_none()
+        if self.tasks.callsite.get().is_none()
             && let Some(task) = TaskCallsite::recognise(metadata)
         {
-            let _ = self.task.set(task);
+            let _ = self.tasks.callsite.set(task);
         }
         self.inner.register_callsite(metadata)
     }
@@ -258,7 +309,7 @@ where
             }
             _ => {
                 if self.is_task_span(attrs.metadata()) {
-                    self.open_tasks.fetch_add(1, Ordering::Relaxed);
+                    self.tasks.ids().insert(id.into_u64());
                 }
                 self.inner.on_new_span(attrs, id, ctx)
             }
@@ -266,22 +317,30 @@ where
     }
 
     fn on_record(&self, span: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        // The task finished: its span ends now, handles or not. The marker itself is no
-        // attribute.
-        if let Some(task) = self.task.get()
-            && values.contains(&task.ended)
+        // The task finished (or the pipeline is shutting down with it open): its span ends
+        // now, handles or not. The markers themselves are not passed on as recorded.
+        if let Some(task) = self.tasks.callsite.get()
+            && (values.contains(&task.ended) || values.contains(&task.open_at_shutdown))
         {
-            let first = {
-                let Some(data) = ctx.span(span) else { return };
-                let mut extensions = data.extensions_mut();
-                let first = extensions.get_mut::<EndedAtFinish>().is_none();
-                if first {
-                    extensions.insert(EndedAtFinish);
-                }
-                first
-            };
-            if first {
-                self.open_tasks.fetch_sub(1, Ordering::Relaxed);
+            if ctx.span(span).is_none() {
+                return;
+            }
+            let at_shutdown = values.contains(&task.open_at_shutdown);
+            let was_open = self.tasks.ids().remove(&span.into_u64());
+            if at_shutdown {
+                let marked: [(&Field, Option<&dyn tracing::Value>); 3] = [
+                    (&task.open_at_shutdown, Some(&true)),
+                    (&task.status_code, Some(&"error")),
+                    (
+                        &task.status_message,
+                        Some(&"the task was still open when the span pipeline shut down"),
+                    ),
+                ];
+                let marked = task.metadata.fields().value_set(&marked);
+                self.inner
+                    .on_record(span, &Record::new(&marked), ctx.clone());
+            }
+            if was_open || at_shutdown {
                 // tracing-opentelemetry builds and ends the OpenTelemetry span on close and
                 // ignores a span it has already ended, so the real close later is harmless.
                 self.inner.on_close(span.clone(), ctx);
@@ -332,9 +391,8 @@ where
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         if let Some(data) = ctx.span(&id)
             && self.is_task_span(data.metadata())
-            && data.extensions().get::<EndedAtFinish>().is_none()
         {
-            self.open_tasks.fetch_sub(1, Ordering::Relaxed);
+            self.tasks.ids().remove(&id.into_u64());
         }
         self.inner.on_close(id, ctx);
     }

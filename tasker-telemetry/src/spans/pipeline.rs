@@ -44,8 +44,8 @@ struct Counters {
     last_error: Mutex<Option<String>>,
     /// Filled by the HTTP client with the transport error behind an export failure.
     transport_error: Arc<Mutex<Option<String>>>,
-    /// Task spans the pipeline's layers started and have not ended.
-    open_tasks: Arc<AtomicU64>,
+    /// Each of the pipeline's layers' open task spans.
+    open_tasks: Mutex<Vec<Arc<super::layer::OpenTasks>>>,
 }
 
 /// Spans ended, counted on every step thread's own lane (see `metrics::cell`): the count is
@@ -91,8 +91,8 @@ pub struct SpanExportReport {
     /// Where spans go: the OTLP traces URL, or `None` for the in-process store.
     pub endpoint: Option<String>,
     /// Task spans still open when the pipeline shut down (their task neither completed, failed
-    /// nor was cancelled, and a scope of it was still alive): never exported. 0 before
-    /// shutdown.
+    /// nor was cancelled, and a scope of it was still alive): ended then and exported with
+    /// status error and the attribute `tasker.open_at_shutdown = true`. 0 before shutdown.
     pub open_at_shutdown: u64,
 }
 
@@ -449,7 +449,15 @@ impl SpanPipeline {
                 // The span's name and attributes say what it is; a `target` attribute repeated on
                 // every span would be one more allocation per span.
                 .with_target(false),
-            self.counters.open_tasks.clone(),
+            {
+                let tasks = Arc::new(super::layer::OpenTasks::default());
+                self.counters
+                    .open_tasks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(tasks.clone());
+                tasks
+            },
         )
     }
 
@@ -512,13 +520,21 @@ impl SpanPipeline {
     /// Flushes and stops export, waiting at most the export timeout (5 s), and reports what
     /// became of every span. Later spans are dropped.
     pub fn shutdown(&self) -> SpanExportReport {
+        // Task spans still open are ended first, marked, so that they are exported too.
+        let layers = self
+            .counters
+            .open_tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let open_at_shutdown: u64 = layers.iter().map(|t| t.end_all_at_shutdown()).sum();
         if let Err(e) = self.provider.shutdown_with_timeout(EXPORT_TIMEOUT)
             && let Ok(mut last) = self.counters.last_error.lock()
         {
             last.get_or_insert_with(|| format!("shutdown: {e}"));
         }
         SpanExportReport {
-            open_at_shutdown: self.counters.open_tasks.load(Ordering::Relaxed),
+            open_at_shutdown,
             ..self.report()
         }
     }
