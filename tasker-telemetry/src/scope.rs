@@ -1313,7 +1313,7 @@ impl<'s> StepAttempt<'s> {
         // Serialised before anything is reported, and only when the event will carry them: a
         // `Serialize` that fails or panics makes the attempt failed (once), not completed.
         let telemetry = &self.scope.task.inner.telemetry;
-        let results = if telemetry.publisher().has_subscribers(names::STEP_COMPLETED) {
+        let mut results = if telemetry.publisher().has_subscribers(names::STEP_COMPLETED) {
             match catch_unwind(AssertUnwindSafe(|| serde_json::to_value(result))) {
                 Ok(Ok(mut value)) => {
                     telemetry.filter().filter_in_place(&mut value);
@@ -1343,7 +1343,12 @@ impl<'s> StepAttempt<'s> {
         let end = match &self.active {
             Some(active) => {
                 let ended = clock::now();
-                self.report_success(&active.span, active.started.until(ended), ended, results)
+                self.report_success(
+                    &active.span,
+                    active.started.until(ended),
+                    ended,
+                    &mut results,
+                )
             }
             None => None,
         };
@@ -1501,12 +1506,13 @@ impl<'s> StepAttempt<'s> {
 
     /// Reports success everywhere but on the span's end, which it returns when that goes on
     /// as the span closes (see `StepSpan::record_success`).
+    #[inline(always)]
     fn report_success(
         &self,
         span: &spans::StepSpan,
         elapsed: clock::Elapsed,
         ended: clock::Reading,
-        results: Option<serde_json::Value>,
+        results: &mut Option<serde_json::Value>,
     ) -> Option<spans::StagedEnd<'s>> {
         let seconds = elapsed.as_secs_f64();
         let sinks = self.scope.task.sinks(names::STEP_COMPLETED);
@@ -1542,7 +1548,7 @@ impl<'s> StepAttempt<'s> {
             retry_limit: self.retry_limit,
             started_at: now.minus_nanos(elapsed.as_nanos()),
             ended: Some((now, seconds)),
-            step_results: results.map(results_cell::wrap),
+            step_results: results.take().map(results_cell::wrap),
         });
         end
     }
