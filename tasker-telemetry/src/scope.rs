@@ -1313,31 +1313,13 @@ impl<'s> StepAttempt<'s> {
         // Serialised before anything is reported, and only when the event will carry them: a
         // `Serialize` that fails or panics makes the attempt failed (once), not completed.
         let telemetry = &self.scope.task.inner.telemetry;
-        let mut results = if telemetry.publisher().has_subscribers(names::STEP_COMPLETED) {
-            match catch_unwind(AssertUnwindSafe(|| serde_json::to_value(result))) {
-                Ok(Ok(mut value)) => {
-                    telemetry.filter().filter_in_place(&mut value);
-                    Some(value)
-                }
-                Ok(Err(e)) => {
-                    return self.fail_now_with(&Failure::new(
-                        format!("step results could not be serialised: {e}"),
-                        "serde_json::Error",
-                    ));
-                }
-                Err(payload) => {
-                    return self.fail_now_with(&Failure::new(
-                        format!(
-                            "serialising the step results panicked: {}",
-                            panic_message(&*payload).unwrap_or("(no message)")
-                        ),
-                        "panic",
-                    ));
-                }
+        let mut results = None;
+        if telemetry.publisher().has_subscribers(names::STEP_COMPLETED) {
+            match results_json(result, telemetry.filter()) {
+                Ok(value) => results = Some(value),
+                Err(failure) => return self.fail_now_with(&failure),
             }
-        } else {
-            None
-        };
+        }
         // Read in place, not moved out: the attempt was written moments ago, and copying it
         // would reload it through memory still in the store buffer.
         let end = match &self.active {
@@ -1506,7 +1488,9 @@ impl<'s> StepAttempt<'s> {
 
     /// Reports success everywhere but on the span's end, which it returns when that goes on
     /// as the span closes (see `StepSpan::record_success`).
-    #[inline(always)]
+    // Inline across crates: `succeed` is generic, so it is instantiated in the caller's crate,
+    // and this non-generic half would otherwise be a call it cannot inline.
+    #[inline]
     fn report_success(
         &self,
         span: &spans::StepSpan,
@@ -1612,6 +1596,33 @@ impl<'s> StepAttempt<'s> {
             ended: Some((completed_at, elapsed.as_secs_f64())),
             step_results,
         })
+    }
+}
+
+/// A step's results as the `step.completed` event carries them (filtered), or the failure to
+/// report instead when their `Serialize` fails or panics. Out of line: the attempt's success path
+/// stays small enough for its callees to be inlined into it.
+#[inline(never)]
+fn results_json<T: Serialize + ?Sized>(
+    result: &T,
+    filter: &crate::filter::ParameterFilter,
+) -> Result<serde_json::Value, Failure> {
+    match catch_unwind(AssertUnwindSafe(|| serde_json::to_value(result))) {
+        Ok(Ok(mut value)) => {
+            filter.filter_in_place(&mut value);
+            Ok(value)
+        }
+        Ok(Err(e)) => Err(Failure::new(
+            format!("step results could not be serialised: {e}"),
+            "serde_json::Error",
+        )),
+        Err(payload) => Err(Failure::new(
+            format!(
+                "serialising the step results panicked: {}",
+                panic_message(&*payload).unwrap_or("(no message)")
+            ),
+            "panic",
+        )),
     }
 }
 
