@@ -1,6 +1,7 @@
 //! A backtrace the error carries is reported in `step.failed`: anyhow captures one when
-//! `RUST_LIB_BACKTRACE` is set as the error is made. One test in a binary of its own, because it
-//! sets that variable for its process.
+//! `RUST_LIB_BACKTRACE` is set as the error is made. The test runs its check in a child process
+//! of this test binary started with that variable, so the environment is never changed in a
+//! running process.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,10 +15,30 @@ impl AnyhowIo {
     }
 }
 
+/// Set in the child process that runs the check.
+const CHILD: &str = "TASKER_TELEMETRY_BACKTRACE_CHILD";
+
 #[test]
 fn a_backtrace_the_error_carries_is_reported() {
-    // SAFETY: this binary's only test; no other thread exists that reads the environment.
-    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "1") };
+    if std::env::var_os(CHILD).is_none() {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_backtrace_the_error_carries_is_reported",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .env("RUST_LIB_BACKTRACE", "1")
+            .output()
+            .expect("the test binary runs again");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "the check failed in the child:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return;
+    }
     let telemetry = Telemetry::new(Default::default()).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
