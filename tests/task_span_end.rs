@@ -1,5 +1,5 @@
 //! A task span ends when the task completes, fails or is cancelled, whatever clones of its
-//! `TaskScope` / `Task` / `Step` remain alive; a task still open when the pipeline shuts down is
+//! `TaskScope` / `Task` / `Step` remain alive; a task or step attempt still open when the pipeline shuts down is
 //! ended then, exported marked as open at shutdown (status and attribute) and counted, and the
 //! report is not clean.
 
@@ -99,4 +99,70 @@ fn a_task_still_open_at_shutdown_is_counted_and_the_report_is_not_clean() {
         "the task span and its step span: {report:?}"
     );
     drop((task, step));
+}
+
+#[test]
+fn a_step_attempt_still_running_at_shutdown_is_ended_exported_marked_and_counted() {
+    let (pipeline, telemetry) = pipeline();
+    let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let task = tracing::dispatcher::with_default(&dispatch, || {
+        let task = Task::new(&telemetry, "running", "held", serde_json::Value::Null);
+        task.scope().start();
+        task
+    });
+    let step = task.step("running-1", "charge");
+    let scope = step.scope();
+    let attempt = tracing::dispatcher::with_default(&dispatch, || scope.attempt(1));
+    let report = pipeline.shutdown();
+    assert_eq!(
+        report.open_at_shutdown, 2,
+        "the task span and the attempt's: {report:?}"
+    );
+    assert!(!report.is_clean());
+    assert_eq!(report.exported, 2, "{report:?}");
+    let spans = pipeline.store().unwrap().spans();
+    let task_span = spans
+        .iter()
+        .find(|s| s.name == "tasker.task.execution")
+        .unwrap_or_else(|| panic!("the open task span was not exported: {spans:#?}"));
+    let step_span = spans
+        .iter()
+        .find(|s| s.name == "tasker.step.execution")
+        .unwrap_or_else(|| panic!("the running attempt's span was not exported: {spans:#?}"));
+    assert_eq!(step_span.attribute("tasker.open_at_shutdown"), Some("true"));
+    assert!(
+        step_span.status.starts_with("error"),
+        "{}",
+        step_span.status
+    );
+    assert_eq!(step_span.parent_span_id, task_span.span_id);
+    assert_eq!(step_span.trace_id, task_span.trace_id);
+    // The attempt ends after the shutdown: nothing more is exported, nothing panics.
+    tracing::dispatcher::with_default(&dispatch, || attempt.complete(&1));
+    assert_eq!(pipeline.report().exported, 2);
+    drop((step, task));
+}
+
+#[test]
+fn a_finished_attempt_is_not_counted_open_at_shutdown() {
+    let (pipeline, telemetry) = pipeline();
+    let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let task = Task::new(&telemetry, "finished", "held", serde_json::Value::Null);
+        task.scope().start();
+        for n in 0..50 {
+            let step = task.step(format!("s{n}"), "charge");
+            step.scope().attempt(1).complete(&n);
+        }
+        task.scope().complete(StepCounts {
+            total: 50,
+            completed: 50,
+            ..Default::default()
+        });
+    });
+    let report = pipeline.shutdown();
+    assert_eq!(report.open_at_shutdown, 0, "{report:?}");
+    assert_eq!(report.exported, 51, "{report:?}");
+    assert!(report.is_clean(), "{report:?}");
 }

@@ -53,6 +53,7 @@ pub mod metrics;
 pub mod payload;
 pub mod performance;
 pub mod publisher;
+mod results_check;
 pub mod router;
 pub mod scope;
 pub mod spans;

@@ -1310,8 +1310,9 @@ impl<'s> StepAttempt<'s> {
 
     #[inline(never)]
     fn succeed<T: Serialize + ?Sized>(&mut self, result: &T) {
-        // Serialised before anything is reported, and only when the event will carry them: a
-        // `Serialize` that fails or panics makes the attempt failed (once), not completed.
+        // Serialised before anything is reported, subscribers or not: a `Serialize` that fails
+        // or panics makes the attempt failed (once), not completed, whoever listens. Kept as a
+        // value only when the event will carry them.
         let telemetry = &self.scope.task.inner.telemetry;
         let mut results = None;
         if telemetry.publisher().has_subscribers(names::STEP_COMPLETED) {
@@ -1319,6 +1320,8 @@ impl<'s> StepAttempt<'s> {
                 Ok(value) => results = Some(value),
                 Err(failure) => return self.fail_now_with(&failure),
             }
+        } else if let Err(failure) = results_serialise(result) {
+            return self.fail_now_with(&failure);
         }
         // Read in place, not moved out: the attempt was written moments ago, and copying it
         // would reload it through memory still in the store buffer.
@@ -1607,11 +1610,27 @@ fn results_json<T: Serialize + ?Sized>(
     result: &T,
     filter: &crate::filter::ParameterFilter,
 ) -> Result<serde_json::Value, Failure> {
-    match catch_unwind(AssertUnwindSafe(|| serde_json::to_value(result))) {
-        Ok(Ok(mut value)) => {
-            filter.filter_in_place(&mut value);
-            Ok(value)
-        }
+    let mut value = serialise_guarded(|| serde_json::to_value(result))?;
+    filter.filter_in_place(&mut value);
+    Ok(value)
+}
+
+/// Whether a step's results serialise, when no event carries them: the same `Serialize` run
+/// [`results_json`] makes, keeping nothing (see [`results_check`](crate::results_check)), so
+/// that a results type that fails is reported the same with or without subscribers.
+#[inline(never)]
+fn results_serialise<T: Serialize + ?Sized>(result: &T) -> Result<(), Failure> {
+    serialise_guarded(|| crate::results_check::check(result))
+}
+
+/// Runs a serialisation of the step's results; its error or panic becomes the failure reported
+/// for the attempt. The class is `serde_json::Error` either way: that is what the results'
+/// `step.completed` payload is built with, and the report must not depend on who listens.
+fn serialise_guarded<R, E: std::fmt::Display>(
+    serialise: impl FnOnce() -> Result<R, E>,
+) -> Result<R, Failure> {
+    match catch_unwind(AssertUnwindSafe(serialise)) {
+        Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(Failure::new(
             format!("step results could not be serialised: {e}"),
             "serde_json::Error",

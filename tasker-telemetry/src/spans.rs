@@ -458,6 +458,10 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> StepSpan {
         tasker.attempt_number = i64::from(f.attempt_number),
         tasker.retry_limit = i64::from(f.retry_limit),
         tasker.execution_duration = Empty,
+        // Recorded only by the pipeline's shutdown, on an attempt still running then.
+        tasker.open_at_shutdown = Empty,
+        otel.status_code = Empty,
+        otel.status_message = Empty,
     );
     if let TaskSpan::Remote(ctx) = task {
         let _ = span.set_parent(ctx.to_otel_context());
@@ -484,8 +488,9 @@ pub(crate) fn end_task_span(span: &Span) {
 /// The task span's field whose record ends it (see [`end_task_span`]).
 pub(crate) const TASK_ENDED: &str = "tasker.ended";
 
-/// The task span's attribute saying it was ended by the pipeline's shutdown, still open.
-pub(crate) const TASK_OPEN_AT_SHUTDOWN: &str = "tasker.open_at_shutdown";
+/// The task and step spans' attribute saying the span was ended by the pipeline's shutdown,
+/// still open.
+pub(crate) const OPEN_AT_SHUTDOWN: &str = "tasker.open_at_shutdown";
 
 /// Adds a lifecycle event (`task.started`, ...) to a span.
 pub(crate) fn record_event(span: &Span, event: &'static str) {

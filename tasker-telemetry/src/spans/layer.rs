@@ -18,6 +18,7 @@
 use std::any::TypeId;
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use opentelemetry_sdk::trace::SdkTracer;
@@ -49,10 +50,56 @@ use crate::logging::LIFECYCLE_TARGET;
 /// ```
 pub struct SpanLayer<S> {
     inner: OpenTelemetryLayer<S, SdkTracer>,
-    /// The step span's callsite, once `tracing` has registered it with this layer.
-    step: OnceLock<StepCallsite>,
-    /// The task spans this layer has open, and how to end them at shutdown.
-    tasks: Arc<OpenTasks>,
+    /// The task and step spans this layer has open, their callsites (once `tracing` has
+    /// registered them with this layer), and how to end them at shutdown.
+    open: Arc<OpenSpans>,
+}
+
+/// The fields a span's end at shutdown records: the marker, and the status it ends with.
+struct ShutdownFields {
+    open_at_shutdown: Field,
+    status_code: Field,
+    status_message: Field,
+}
+
+impl ShutdownFields {
+    fn of(metadata: &'static Metadata<'static>) -> Option<Self> {
+        let fields = metadata.fields();
+        Some(Self {
+            open_at_shutdown: fields.field(super::OPEN_AT_SHUTDOWN)?,
+            status_code: fields.field("otel.status_code")?,
+            status_message: fields.field("otel.status_message")?,
+        })
+    }
+
+    /// Records, on the inner layer, what an end at shutdown says: the marker and status error.
+    fn mark<S>(
+        &self,
+        metadata: &'static Metadata<'static>,
+        what: &'static str,
+        inner: &OpenTelemetryLayer<S, SdkTracer>,
+        span: &Id,
+        ctx: Context<'_, S>,
+    ) where
+        S: Subscriber + for<'span> LookupSpan<'span>,
+    {
+        let marked: [(&Field, Option<&dyn tracing::Value>); 3] = [
+            (&self.open_at_shutdown, Some(&true)),
+            (&self.status_code, Some(&"error")),
+            (&self.status_message, Some(&what)),
+        ];
+        let marked = metadata.fields().value_set(&marked);
+        inner.on_record(span, &Record::new(&marked), ctx);
+    }
+}
+
+/// Is `metadata` this crate's `name` span (task or step)? String compares, but once per
+/// callsite: the hot path compares addresses.
+fn is_own_span(metadata: &Metadata<'_>, name: &str) -> bool {
+    metadata.is_span()
+        && metadata.name() == name
+        && metadata.target() == super::TARGET
+        && metadata.module_path() == Some(super::MODULE)
 }
 
 /// The task span's callsite: recording `tasker.ended` (when the task finishes) ends the span
@@ -60,77 +107,144 @@ pub struct SpanLayer<S> {
 struct TaskCallsite {
     metadata: &'static Metadata<'static>,
     ended: Field,
-    open_at_shutdown: Field,
-    status_code: Field,
-    status_message: Field,
+    shutdown: ShutdownFields,
 }
 
 impl TaskCallsite {
     fn recognise(metadata: &'static Metadata<'static>) -> Option<Self> {
-        if !metadata.is_span()
-            || metadata.name() != super::TASK_SPAN
-            || metadata.target() != super::TARGET
-            || metadata.module_path() != Some(super::MODULE)
-        {
+        if !is_own_span(metadata, super::TASK_SPAN) {
             return None;
         }
-        let fields = metadata.fields();
         Some(Self {
             metadata,
-            ended: fields.field(super::TASK_ENDED)?,
-            open_at_shutdown: fields.field(super::TASK_OPEN_AT_SHUTDOWN)?,
-            status_code: fields.field("otel.status_code")?,
-            status_message: fields.field("otel.status_message")?,
+            ended: metadata.fields().field(super::TASK_ENDED)?,
+            shutdown: ShutdownFields::of(metadata)?,
         })
     }
 }
 
-/// One layer's open task spans, shared with its pipeline: a task span is in the set from its
-/// creation until it ends (its task finished, or the span closed), so that the pipeline can end
-/// what is left when it shuts down. One entry per running task; no span is kept past its end.
-#[derive(Default)]
-pub(super) struct OpenTasks {
-    callsite: OnceLock<TaskCallsite>,
-    dispatch: OnceLock<WeakDispatch>,
-    ids: Mutex<HashSet<u64>>,
+/// Span ids, sharded by a hash of the id: steps begin and end on every worker thread, and one
+/// lock for all of them would be a point they all meet at.
+struct IdSet {
+    shards: [Mutex<HashSet<u64, BuildHasherDefault<IdHasher>>>; ID_SHARDS],
 }
 
-impl std::fmt::Debug for OpenTasks {
+const ID_SHARDS: usize = 16;
+
+/// Hashes a span id with one multiplication: the ids are the registry's own (no one chooses
+/// them to collide), and a byte-wise hash of each cost as much as the set's lookup.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl Default for IdSet {
+    fn default() -> Self {
+        Self {
+            shards: std::array::from_fn(|_| Mutex::default()),
+        }
+    }
+}
+
+impl IdSet {
+    fn shard(
+        &self,
+        id: u64,
+    ) -> std::sync::MutexGuard<'_, HashSet<u64, BuildHasherDefault<IdHasher>>> {
+        // The product's high bits depend on every bit of the id: registry ids of one thread
+        // share their high bits, and a slot reused by the next span shares all of them.
+        let index = (id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize % ID_SHARDS;
+        self.shards[index].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn insert(&self, id: u64) {
+        self.shard(id).insert(id);
+    }
+
+    fn remove(&self, id: u64) -> bool {
+        self.shard(id).remove(&id)
+    }
+
+    fn drain(&self) -> Vec<u64> {
+        let mut ids = Vec::new();
+        for shard in &self.shards {
+            ids.extend(shard.lock().unwrap_or_else(|e| e.into_inner()).drain());
+        }
+        ids
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+}
+
+/// One layer's open task and step spans, shared with its pipeline: a span is in its set from
+/// its creation until it ends, so that the pipeline can end what is left when it shuts down.
+/// One entry per running task and per running attempt; no span is kept past its end.
+#[derive(Default)]
+pub(super) struct OpenSpans {
+    task: OnceLock<TaskCallsite>,
+    step: OnceLock<StepCallsite>,
+    dispatch: OnceLock<WeakDispatch>,
+    tasks: IdSet,
+    steps: IdSet,
+}
+
+impl std::fmt::Debug for OpenSpans {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenTasks")
-            .field("open", &self.ids().len())
+        f.debug_struct("OpenSpans")
+            .field("tasks", &self.tasks.len())
+            .field("steps", &self.steps.len())
             .finish_non_exhaustive()
     }
 }
 
-impl OpenTasks {
-    fn ids(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
-        self.ids.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Ends every task span still open, exported with status error and the attribute
+impl OpenSpans {
+    /// Ends every task and step span still open, exported with status error and the attribute
     /// `tasker.open_at_shutdown = true`; returns how many there were.
     pub(super) fn end_all_at_shutdown(&self) -> u64 {
-        let ids: Vec<u64> = self.ids().drain().collect();
-        let (Some(callsite), Some(dispatch)) = (
-            self.callsite.get(),
-            self.dispatch.get().and_then(WeakDispatch::upgrade),
-        ) else {
-            return ids.len() as u64;
+        // Steps first: each ends before the task span it belongs to.
+        let steps = self.steps.drain();
+        let tasks = self.tasks.drain();
+        let dispatch = self.dispatch.get().and_then(WeakDispatch::upgrade);
+        let end = |metadata: &'static Metadata<'static>, marker: &Field, ids: &[u64]| {
+            let Some(dispatch) = &dispatch else {
+                return;
+            };
+            let values = [(marker, Some(&true as &dyn tracing::Value))];
+            let values = metadata.fields().value_set(&values);
+            for id in ids {
+                // A span closing on another thread meanwhile is skipped by the layer; should
+                // the inner layer still find it gone, its panic stays here.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    dispatch.record(&Id::from_u64(*id), &Record::new(&values));
+                }));
+            }
         };
-        for id in &ids {
-            let values = [(
-                &callsite.open_at_shutdown,
-                Some(&true as &dyn tracing::Value),
-            )];
-            let values = callsite.metadata.fields().value_set(&values);
-            // A span closing on another thread meanwhile is skipped by the layer; should the
-            // inner layer still find it gone, its panic stays here.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                dispatch.record(&Id::from_u64(*id), &Record::new(&values));
-            }));
+        if let Some(step) = self.step.get() {
+            end(step.metadata, &step.shutdown.open_at_shutdown, &steps);
         }
-        ids.len() as u64
+        if let Some(task) = self.task.get() {
+            end(task.metadata, &task.shutdown.open_at_shutdown, &tasks);
+        }
+        (steps.len() + tasks.len()) as u64
     }
 }
 
@@ -139,16 +253,12 @@ struct StepCallsite {
     metadata: &'static Metadata<'static>,
     /// Recorded at the end; the scope writes it to the OpenTelemetry span itself.
     execution_duration: Field,
+    shutdown: ShutdownFields,
 }
 
 impl StepCallsite {
     fn recognise(metadata: &'static Metadata<'static>) -> Option<Self> {
-        // String compares, but once per callsite: the hot path compares addresses.
-        if !metadata.is_span()
-            || metadata.name() != super::STEP_SPAN
-            || metadata.target() != super::TARGET
-            || metadata.module_path() != Some(super::MODULE)
-        {
+        if !is_own_span(metadata, super::STEP_SPAN) {
             return None;
         }
         Some(Self {
@@ -156,6 +266,7 @@ impl StepCallsite {
             execution_duration: metadata
                 .fields()
                 .field(super::STEP_KEYS.execution_duration)?,
+            shutdown: ShutdownFields::of(metadata)?,
         })
     }
 
@@ -254,19 +365,28 @@ impl<S> SpanLayer<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
-    pub(super) fn new(inner: OpenTelemetryLayer<S, SdkTracer>, tasks: Arc<OpenTasks>) -> Self {
-        Self {
-            inner,
-            step: OnceLock::new(),
-            tasks,
-        }
+    pub(super) fn new(inner: OpenTelemetryLayer<S, SdkTracer>, open: Arc<OpenSpans>) -> Self {
+        Self { inner, open }
     }
 
-    fn is_task_span(&self, metadata: &Metadata<'_>) -> bool {
-        self.tasks
-            .callsite
+    /// The set `metadata`'s spans are tracked in while open: task and step spans.
+    fn open_set(&self, metadata: &Metadata<'_>) -> Option<&IdSet> {
+        let open = &*self.open;
+        if open
+            .step
+            .get()
+            .is_some_and(|step| std::ptr::eq(metadata, step.metadata))
+        {
+            Some(&open.steps)
+        } else if open
+            .task
             .get()
             .is_some_and(|task| std::ptr::eq(metadata, task.metadata))
+        {
+            Some(&open.tasks)
+        } else {
+            None
+        }
     }
 }
 
@@ -275,7 +395,7 @@ where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
-        let _ = self.tasks.dispatch.set(subscriber.downgrade());
+        let _ = self.open.dispatch.set(subscriber.downgrade());
         self.inner.on_register_dispatch(subscriber);
     }
 
@@ -284,15 +404,15 @@ where
     }
 
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if self.step.get().is_none()
+        if self.open.step.get().is_none()
             && let Some(step) = StepCallsite::recognise(metadata)
         {
-            let _ = self.step.set(step);
+            let _ = self.open.step.set(step);
         }
-        if self.tasks.callsite.get().is_none()
+        if self.open.task.get().is_none()
             && let Some(task) = TaskCallsite::recognise(metadata)
         {
-            let _ = self.tasks.callsite.set(task);
+            let _ = self.open.task.set(task);
         }
         self.inner.register_callsite(metadata)
     }
@@ -302,14 +422,18 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        match self.step.get() {
+        let open = &*self.open;
+        match open.step.get() {
             Some(step) if std::ptr::eq(attrs.metadata(), step.metadata) => {
                 step.without_values(attrs, |bare| self.inner.on_new_span(bare, id, ctx));
+                open.steps.insert(id.into_u64());
                 let _ = STRIPPED.try_with(|stripped| stripped.set(id.into_u64()));
             }
             _ => {
-                if self.is_task_span(attrs.metadata()) {
-                    self.tasks.ids().insert(id.into_u64());
+                if let Some(task) = open.task.get()
+                    && std::ptr::eq(attrs.metadata(), task.metadata)
+                {
+                    open.tasks.insert(id.into_u64());
                 }
                 self.inner.on_new_span(attrs, id, ctx)
             }
@@ -317,28 +441,21 @@ where
     }
 
     fn on_record(&self, span: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let open = &*self.open;
         // The task finished (or the pipeline is shutting down with it open): its span ends
         // now, handles or not. The markers themselves are not passed on as recorded.
-        if let Some(task) = self.tasks.callsite.get()
-            && (values.contains(&task.ended) || values.contains(&task.open_at_shutdown))
+        if let Some(task) = open.task.get()
+            && (values.contains(&task.ended) || values.contains(&task.shutdown.open_at_shutdown))
         {
             if ctx.span(span).is_none() {
                 return;
             }
-            let at_shutdown = values.contains(&task.open_at_shutdown);
-            let was_open = self.tasks.ids().remove(&span.into_u64());
+            let at_shutdown = values.contains(&task.shutdown.open_at_shutdown);
+            let was_open = open.tasks.remove(span.into_u64());
             if at_shutdown {
-                let marked: [(&Field, Option<&dyn tracing::Value>); 3] = [
-                    (&task.open_at_shutdown, Some(&true)),
-                    (&task.status_code, Some(&"error")),
-                    (
-                        &task.status_message,
-                        Some(&"the task was still open when the span pipeline shut down"),
-                    ),
-                ];
-                let marked = task.metadata.fields().value_set(&marked);
-                self.inner
-                    .on_record(span, &Record::new(&marked), ctx.clone());
+                let what = "the task was still open when the span pipeline shut down";
+                task.shutdown
+                    .mark(task.metadata, what, &self.inner, span, ctx.clone());
             }
             if was_open || at_shutdown {
                 // tracing-opentelemetry builds and ends the OpenTelemetry span on close and
@@ -347,10 +464,23 @@ where
             }
             return;
         }
+        // A step attempt still running as the pipeline shuts down: ended now, marked. Its step
+        // attributes are not on it: the scope adds them when the attempt ends.
+        if let Some(step) = open.step.get()
+            && values.contains(&step.shutdown.open_at_shutdown)
+        {
+            if ctx.span(span).is_some() {
+                let what = "the step attempt was still running when the span pipeline shut down";
+                step.shutdown
+                    .mark(step.metadata, what, &self.inner, span, ctx.clone());
+                self.inner.on_close(span.clone(), ctx);
+            }
+            return;
+        }
         // The step span's one later field, its duration, reaches the OpenTelemetry span of a
         // span passed on without its values directly from the scope (`StepSpan`); passing it
         // on too would add it twice. A step span passed on whole takes it here.
-        if let Some(step) = self.step.get()
+        if let Some(step) = open.step.get()
             && values.contains(&step.execution_duration)
             && WRITTEN_DIRECTLY.try_with(Cell::get).unwrap_or(false)
         {
@@ -390,9 +520,9 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         if let Some(data) = ctx.span(&id)
-            && self.is_task_span(data.metadata())
+            && let Some(open) = self.open_set(data.metadata())
         {
-            self.tasks.ids().remove(&id.into_u64());
+            open.remove(id.into_u64());
         }
         self.inner.on_close(id, ctx);
     }

@@ -45,7 +45,7 @@ struct Counters {
     /// Filled by the HTTP client with the transport error behind an export failure.
     transport_error: Arc<Mutex<Option<String>>>,
     /// Each of the pipeline's layers' open task spans.
-    open_tasks: Mutex<Vec<Arc<super::layer::OpenTasks>>>,
+    open_spans: Mutex<Vec<Arc<super::layer::OpenSpans>>>,
 }
 
 /// Spans ended, counted on every step thread's own lane (see `metrics::cell`): the count is
@@ -90,9 +90,12 @@ pub struct SpanExportReport {
     pub last_error: Option<String>,
     /// Where spans go: the OTLP traces URL, or `None` for the in-process store.
     pub endpoint: Option<String>,
-    /// Task spans still open when the pipeline shut down (their task neither completed, failed
-    /// nor was cancelled, and a scope of it was still alive): ended then and exported with
-    /// status error and the attribute `tasker.open_at_shutdown = true`. 0 before shutdown.
+    /// Task spans and step attempts' spans still open when the pipeline shut down (a task
+    /// neither completed, failed nor was cancelled while a scope of it was still alive; an
+    /// attempt begun and not yet finished): ended then and exported with status error and the
+    /// attribute `tasker.open_at_shutdown = true`. A step span ended so carries no step
+    /// attributes (the attempt adds them as it ends); its parent is its task's span. 0 before
+    /// shutdown.
     pub open_at_shutdown: u64,
 }
 
@@ -450,13 +453,13 @@ impl SpanPipeline {
                 // every span would be one more allocation per span.
                 .with_target(false),
             {
-                let tasks = Arc::new(super::layer::OpenTasks::default());
+                let open = Arc::new(super::layer::OpenSpans::default());
                 self.counters
-                    .open_tasks
+                    .open_spans
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(tasks.clone());
-                tasks
+                    .push(open.clone());
+                open
             },
         )
     }
@@ -520,10 +523,10 @@ impl SpanPipeline {
     /// Flushes and stops export, waiting at most the export timeout (5 s), and reports what
     /// became of every span. Later spans are dropped.
     pub fn shutdown(&self) -> SpanExportReport {
-        // Task spans still open are ended first, marked, so that they are exported too.
+        // Task and step spans still open are ended first, marked, so that they are exported too.
         let layers = self
             .counters
-            .open_tasks
+            .open_spans
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
