@@ -34,7 +34,7 @@ use tasker_telemetry::{
 };
 use tracing_subscriber::layer::SubscriberExt;
 
-/// The span pipeline's export timeout (`EXPORT_TIMEOUT` in `spans/pipeline.rs`): one export
+/// The span pipeline's export timeout (`otlp.timeout_ms`, set so by `Exporting::new`): one export
 /// call, and shutdown in all, may take this long.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Slack for the scheduler on a loaded 2-core machine, on top of the export timeout.
@@ -414,8 +414,11 @@ struct Exporting {
 
 impl Exporting {
     fn new(traces_endpoint: &str) -> Exporting {
+        let mut otlp = tasker_telemetry::config::OtlpOptions::default();
+        otlp.timeout_ms = EXPORT_TIMEOUT.as_millis() as u64;
         let config = TelemetryConfig::builder()
             .otlp_traces_endpoint(traces_endpoint)
+            .otlp(otlp)
             .build()
             .unwrap();
         let pipeline = SpanPipeline::new(&config).unwrap();

@@ -67,9 +67,37 @@
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `otlp_endpoint` | wins over `TASKER_OTLP_ENDPOINT`; spans go to `<endpoint>/v1/traces` |
 //! | `TASKER_OTLP_TRACES_ENDPOINT` | `otlp_traces_endpoint` | the full traces URL, used verbatim |
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | `otlp_traces_endpoint` | wins over `TASKER_OTLP_TRACES_ENDPOINT` and over `otlp_endpoint` |
+//! | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | `otlp_metrics_endpoint` | the full metrics URL, used verbatim; wins over `otlp_endpoint` |
 //! | `TASKER_OTLP_PROTOCOL` | `otlp_protocol` | `http/protobuf` or `grpc` |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL` | `otlp_protocol` | wins over `TASKER_OTLP_PROTOCOL` |
-//! | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `otlp_protocol` | wins over `OTEL_EXPORTER_OTLP_PROTOCOL` |
+//! | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `otlp.traces.protocol` | wins over `OTEL_EXPORTER_OTLP_PROTOCOL` for spans |
+//! | `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` | `otlp.metrics.protocol` | `http/protobuf` only: metrics are exported over OTLP/HTTP |
+//! | `OTEL_EXPORTER_OTLP_HEADERS` | `otlp.headers` | `key=value,...`, percent-decoded; secret: never shown |
+//! | `OTEL_EXPORTER_OTLP_TRACES_HEADERS` | `otlp.traces.headers` | for spans; wins over `OTEL_EXPORTER_OTLP_HEADERS` |
+//! | `OTEL_EXPORTER_OTLP_METRICS_HEADERS` | `otlp.metrics.headers` | for metrics; wins over `OTEL_EXPORTER_OTLP_HEADERS` |
+//! | `OTEL_EXPORTER_OTLP_COMPRESSION` | `otlp.compression` | `gzip` or `none` |
+//! | `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION` | `otlp.traces.compression` | for spans; wins over `OTEL_EXPORTER_OTLP_COMPRESSION` |
+//! | `OTEL_EXPORTER_OTLP_METRICS_COMPRESSION` | `otlp.metrics.compression` | for metrics; wins over `OTEL_EXPORTER_OTLP_COMPRESSION` |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT` | `otlp.timeout_ms` | milliseconds, greater than 0 (default 10000) |
+//! | `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` | `otlp.traces.timeout_ms` | for spans; wins over `OTEL_EXPORTER_OTLP_TIMEOUT` |
+//! | `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT` | `otlp.metrics.timeout_ms` | for metrics; wins over `OTEL_EXPORTER_OTLP_TIMEOUT` |
+//! | `OTEL_EXPORTER_OTLP_CERTIFICATE` | `otlp.certificate` | PEM file of the CA to trust, then the only one |
+//! | `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` | `otlp.traces.certificate` | for spans; wins over `OTEL_EXPORTER_OTLP_CERTIFICATE` |
+//! | `OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE` | `otlp.metrics.certificate` | for metrics; wins over `OTEL_EXPORTER_OTLP_CERTIFICATE` |
+//! | `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` | `otlp.client_certificate` | PEM file (mutual TLS); needs the key |
+//! | `OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE` | `otlp.traces.client_certificate` | for spans; wins over `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` |
+//! | `OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE` | `otlp.metrics.client_certificate` | for metrics; wins over `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` |
+//! | `OTEL_EXPORTER_OTLP_CLIENT_KEY` | `otlp.client_key` | PEM file; needs the client certificate |
+//! | `OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY` | `otlp.traces.client_key` | for spans; wins over `OTEL_EXPORTER_OTLP_CLIENT_KEY` |
+//! | `OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY` | `otlp.metrics.client_key` | for metrics; wins over `OTEL_EXPORTER_OTLP_CLIENT_KEY` |
+//! | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
+//! | `OTEL_EXPORTER_OTLP_LOGS_PROTOCOL` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
+//! | `OTEL_EXPORTER_OTLP_LOGS_HEADERS` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
+//! | `OTEL_EXPORTER_OTLP_LOGS_COMPRESSION` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
+//! | `OTEL_EXPORTER_OTLP_LOGS_TIMEOUT` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
+//! | `OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
+//! | `OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
+//! | `OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
 //! | `TASKER_TRACE_SAMPLING_RATIO` | `trace_sampling_ratio` | number in 0.0..=1.0 |
 //! | `OTEL_TRACES_SAMPLER_ARG` | `trace_sampling_ratio` | wins over `TASKER_TRACE_SAMPLING_RATIO` |
 
@@ -81,6 +109,12 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::filter::{DEFAULT_FILTER_MASK, DEFAULT_FILTER_PARAMETERS, FilterError, ParameterFilter};
+
+mod otlp;
+
+pub use otlp::{
+    ExporterSettings, OtlpCompression, OtlpOptions, OtlpSignalOptions, Signal, TlsFiles,
+};
 
 /// Shown instead of a secret wherever configuration is printed.
 const REDACTED: &str = DEFAULT_FILTER_MASK;
@@ -128,9 +162,76 @@ pub const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"),
     ("TASKER_OTLP_TRACES_ENDPOINT", "otlp_traces_endpoint"),
     ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otlp_traces_endpoint"),
+    (
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "otlp_metrics_endpoint",
+    ),
     ("TASKER_OTLP_PROTOCOL", "otlp_protocol"),
     ("OTEL_EXPORTER_OTLP_PROTOCOL", "otlp_protocol"),
-    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "otlp_protocol"),
+    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "otlp.traces.protocol"),
+    (
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        "otlp.metrics.protocol",
+    ),
+    ("OTEL_EXPORTER_OTLP_HEADERS", "otlp.headers"),
+    ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "otlp.traces.headers"),
+    ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "otlp.metrics.headers"),
+    ("OTEL_EXPORTER_OTLP_COMPRESSION", "otlp.compression"),
+    (
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        "otlp.traces.compression",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+        "otlp.metrics.compression",
+    ),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", "otlp.timeout_ms"),
+    (
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "otlp.traces.timeout_ms",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+        "otlp.metrics.timeout_ms",
+    ),
+    ("OTEL_EXPORTER_OTLP_CERTIFICATE", "otlp.certificate"),
+    (
+        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        "otlp.traces.certificate",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+        "otlp.metrics.certificate",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        "otlp.client_certificate",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+        "otlp.traces.client_certificate",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+        "otlp.metrics.client_certificate",
+    ),
+    ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "otlp.client_key"),
+    (
+        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+        "otlp.traces.client_key",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+        "otlp.metrics.client_key",
+    ),
+    ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "otlp.logs"),
+    ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "otlp.logs"),
+    ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "otlp.logs"),
+    ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "otlp.logs"),
+    ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "otlp.logs"),
+    ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "otlp.logs"),
+    ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", "otlp.logs"),
+    ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "otlp.logs"),
     ("TASKER_TRACE_SAMPLING_RATIO", "trace_sampling_ratio"),
     ("OTEL_TRACES_SAMPLER_ARG", "trace_sampling_ratio"),
 ];
@@ -479,6 +580,13 @@ pub struct TelemetryConfig {
     pub trace_sampling_ratio: f64,
     /// The OTLP transport for spans. Default `http/protobuf`.
     pub otlp_protocol: OtlpProtocol,
+    /// The full OTLP metrics URL, used verbatim; overrides `otlp_endpoint` + `/v1/metrics`.
+    /// Default `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_metrics_endpoint: Option<String>,
+    /// The OTLP exporters' headers, compression, timeout and TLS files, with per-signal
+    /// overrides (TOML table `[otlp]`, `[otlp.traces]`, `[otlp.metrics]`).
+    pub otlp: OtlpOptions,
 }
 
 impl Default for TelemetryConfig {
@@ -515,6 +623,8 @@ impl Default for TelemetryConfig {
             otlp_traces_endpoint: None,
             otlp_protocol: OtlpProtocol::HttpProtobuf,
             trace_sampling_ratio: 1.0,
+            otlp_metrics_endpoint: None,
+            otlp: OtlpOptions::default(),
         }
     }
 }
@@ -559,10 +669,27 @@ impl fmt::Debug for TelemetryConfig {
             .field("metrics_retention_hours", &self.metrics_retention_hours)
             .field("max_concurrent_steps", &self.max_concurrent_steps)
             .field("metrics_cardinality_cap", &self.metrics_cardinality_cap)
-            .field("otlp_endpoint", &self.otlp_endpoint)
-            .field("otlp_traces_endpoint", &self.otlp_traces_endpoint)
+            .field(
+                "otlp_endpoint",
+                &self.otlp_endpoint.as_deref().map(crate::otlp::redact::url),
+            )
+            .field(
+                "otlp_traces_endpoint",
+                &self
+                    .otlp_traces_endpoint
+                    .as_deref()
+                    .map(crate::otlp::redact::url),
+            )
             .field("trace_sampling_ratio", &self.trace_sampling_ratio)
             .field("otlp_protocol", &self.otlp_protocol)
+            .field(
+                "otlp_metrics_endpoint",
+                &self
+                    .otlp_metrics_endpoint
+                    .as_deref()
+                    .map(crate::otlp::redact::url),
+            )
+            .field("otlp", &self.otlp)
             .finish()
     }
 }
@@ -649,8 +776,18 @@ impl TelemetryConfig {
     /// [`ConfigError::Env`] naming the variable when a value cannot be parsed or fails validation;
     /// [`ConfigError::Invalid`] when `self` was already invalid.
     pub fn with_env(self) -> Result<Self, ConfigError> {
-        // A value that is not valid Unicode cannot be meant for us; treating it as unset matches
-        // how the OpenTelemetry SDKs read their variables.
+        // A value that is not valid Unicode is an error, never "unset": read as unset, a
+        // variable meant to switch something on would leave it at its default.
+        for &(variable, field) in ENVIRONMENT_VARIABLES {
+            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(variable) {
+                return Err(ConfigError::Env {
+                    variable: variable.to_owned(),
+                    field: field.to_owned(),
+                    value: "(not valid UTF-8)".to_owned(),
+                    expected: "a value in UTF-8".to_owned(),
+                });
+            }
+        }
         self.with_env_from(|name| std::env::var(name).ok())
     }
 
@@ -690,9 +827,6 @@ impl TelemetryConfig {
             let Some(raw) = lookup(variable) else {
                 continue;
             };
-            if raw.trim().is_empty() {
-                continue;
-            }
             if self.apply_env(variable, field, &raw)? {
                 sources.retain(|&(f, _)| f != field);
                 sources.push((field, variable));
@@ -736,20 +870,62 @@ impl TelemetryConfig {
         let env_error = |expected: &str| ConfigError::Env {
             variable: variable.to_owned(),
             field: field.to_owned(),
-            value: if field == "metrics_auth_token" {
+            value: if field == "metrics_auth_token" || field.ends_with("headers") {
                 REDACTED.to_owned()
+            } else if field.contains("endpoint") {
+                crate::otlp::redact::url(raw)
             } else {
                 raw.to_owned()
             },
             expected: expected.to_owned(),
         };
-        let boolean = || parse_bool(text).ok_or_else(|| env_error(EXPECTED_BOOL));
-        let integer = || text.parse::<u64>().map_err(|_| env_error(EXPECTED_INTEGER));
-        let count = || {
-            text.parse::<usize>()
-                .map_err(|_| env_error(EXPECTED_INTEGER))
+        // A typed variable that is set but blank is an error, never its default: a blank
+        // `TASKER_METRICS_AUTH_REQUIRED` must not switch authentication off.
+        let blank =
+            |expected: &str| env_error(&format!("{expected} (the variable is set but blank)"));
+        let typed = |expected: &str| {
+            if text.is_empty() {
+                blank(expected)
+            } else {
+                env_error(expected)
+            }
         };
-        let number = |expected: &str| text.parse::<f64>().map_err(|_| env_error(expected));
+        let boolean = || parse_bool(text).ok_or_else(|| typed(EXPECTED_BOOL));
+        let integer = || text.parse::<u64>().map_err(|_| typed(EXPECTED_INTEGER));
+        let count = || text.parse::<usize>().map_err(|_| typed(EXPECTED_INTEGER));
+        let number = |expected: &str| text.parse::<f64>().map_err(|_| typed(expected));
+        // Text that is blank counts as unset, as OpenTelemetry specifies for its variables.
+        let is_typed = matches!(
+            field,
+            "enabled"
+                | "structured_logging_enabled"
+                | "metrics_enabled"
+                | "metrics_auth_required"
+                | "performance_monitoring_enabled"
+                | "slow_query_threshold_seconds"
+                | "memory_threshold_mb"
+                | "event_sampling_rate"
+                | "max_stored_samples"
+                | "metrics_retention_hours"
+                | "max_concurrent_steps"
+                | "metrics_cardinality_cap"
+                | "trace_sampling_ratio"
+        ) || field.ends_with("timeout_ms");
+        if text.is_empty() && !is_typed {
+            return Ok(false);
+        }
+        if field == "otlp.logs" {
+            return Err(env_error(
+                "nothing: tasker-telemetry does not export logs over OTLP yet (logs go to stdout); unset it",
+            ));
+        }
+        if field.starts_with("otlp.") {
+            if text.is_empty() {
+                return Err(blank("a number of milliseconds greater than 0"));
+            }
+            self.apply_otlp_env(field, text, &env_error)?;
+            return Ok(true);
+        }
         let list = || {
             text.split(',')
                 .map(str::trim)
@@ -799,6 +975,7 @@ impl TelemetryConfig {
             "metrics_cardinality_cap" => self.metrics_cardinality_cap = count()?,
             "otlp_endpoint" => self.otlp_endpoint = Some(text.to_owned()),
             "otlp_traces_endpoint" => self.otlp_traces_endpoint = Some(text.to_owned()),
+            "otlp_metrics_endpoint" => self.otlp_metrics_endpoint = Some(text.to_owned()),
             "trace_sampling_ratio" => self.trace_sampling_ratio = number(EXPECTED_RATIO)?,
             // Every row of ENVIRONMENT_VARIABLES is matched above (a unit test applies each one).
             _ => return Ok(false),
@@ -832,6 +1009,11 @@ impl TelemetryConfig {
         )?;
         self.check_otlp_endpoint()?;
         self.check_otlp_traces_endpoint()?;
+        check_url(
+            "otlp_metrics_endpoint",
+            self.otlp_metrics_endpoint.as_deref(),
+        )?;
+        self.check_otlp_options()?;
         self.check_trace_sampling_ratio()
     }
 
@@ -1046,15 +1228,7 @@ impl TelemetryConfig {
     /// # Ok::<(), tasker_telemetry::ConfigError>(())
     /// ```
     pub fn traces_endpoint(&self) -> Option<String> {
-        if let Some(url) = &self.otlp_traces_endpoint {
-            return Some(url.clone());
-        }
-        self.otlp_endpoint
-            .as_ref()
-            .map(|base| match self.otlp_protocol {
-                OtlpProtocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
-                OtlpProtocol::Grpc => base.clone(),
-            })
+        self.exporter_settings(Signal::Traces).map(|s| s.endpoint)
     }
 }
 
@@ -1294,6 +1468,10 @@ impl TelemetryConfigBuilder {
         otlp_traces_endpoint: impl Into<String> => |v| Some(v.into());
         /// Sets [`TelemetryConfig::trace_sampling_ratio`].
         trace_sampling_ratio: f64 => |v| v;
+        /// Sets [`TelemetryConfig::otlp_metrics_endpoint`].
+        otlp_metrics_endpoint: impl Into<String> => |v| Some(v.into());
+        /// Replaces [`TelemetryConfig::otlp`] (headers, compression, timeout, TLS files).
+        otlp: OtlpOptions => |v| v;
     }
 
     /// Validates and returns the configuration.
@@ -1799,6 +1977,14 @@ mod tests {
     #[test]
     fn every_environment_variable_is_applied_and_documented() {
         let source = include_str!("config.rs");
+        // The TLS variables name a file that must exist (its PEM is read when exporting).
+        let pem_path =
+            std::env::temp_dir().join(format!("tasker-config-{}.pem", std::process::id()));
+        std::fs::write(&pem_path, "not read by validation").unwrap();
+        let pem = pem_path.display().to_string();
+        fn leak(s: String) -> &'static str {
+            Box::leak(s.into_boxed_str())
+        }
         for &(variable, field) in ENVIRONMENT_VARIABLES {
             let value = match field {
                 "enabled" if variable == "OTEL_SDK_DISABLED" => "true",
@@ -1819,7 +2005,15 @@ mod tests {
                 | "metrics_retention_hours"
                 | "max_concurrent_steps"
                 | "metrics_cardinality_cap" => "7",
-                "otlp_endpoint" | "otlp_traces_endpoint" => "https://collector:4318",
+                "otlp_endpoint" | "otlp_traces_endpoint" | "otlp_metrics_endpoint" => {
+                    "https://collector:4318"
+                }
+                "otlp.traces.protocol" => "grpc",
+                "otlp.metrics.protocol" => "http/protobuf",
+                f if f.ends_with("headers") => "x-api-key=k%3Dv",
+                f if f.ends_with("compression") => "gzip",
+                f if f.ends_with("timeout_ms") => "1500",
+                f if f.ends_with("certificate") || f.ends_with("client_key") => pem.as_str(),
                 "metrics_endpoint" => "/m",
                 "log_level" => "debug",
                 "correlation_id_header" => "X-Request-ID",
@@ -1828,6 +2022,28 @@ mod tests {
             let mut vars = vec![(variable, value)];
             if field == "metrics_auth_required" {
                 vars.push(("TASKER_METRICS_AUTH_TOKEN", "t"));
+            }
+            // A client certificate and its key go together.
+            if field == "otlp.logs" {
+            } else if let Some(prefix) = variable.strip_suffix("CLIENT_CERTIFICATE") {
+                vars.push((leak(format!("{prefix}CLIENT_KEY")), pem.as_str()));
+            }
+            if field != "otlp.logs"
+                && let Some(prefix) = variable.strip_suffix("CLIENT_KEY")
+            {
+                vars.push((leak(format!("{prefix}CLIENT_CERTIFICATE")), pem.as_str()));
+            }
+            if field == "otlp.logs" {
+                let error = TelemetryConfig::default()
+                    .with_env_from(env(&vars))
+                    .unwrap_err();
+                assert_eq!(error.variable(), Some(variable), "{error}");
+                assert!(
+                    error.to_string().contains("does not export logs"),
+                    "{error}"
+                );
+                assert!(source.contains(&format!("| `{variable}` | `{field}` |")));
+                continue;
             }
             let config = TelemetryConfig::default()
                 .with_env_from(env(&vars))
@@ -1842,6 +2058,31 @@ mod tests {
                 "{variable} missing from the docs table"
             );
         }
+    }
+
+    #[test]
+    fn the_readme_lists_the_same_variables_as_the_module_docs() {
+        let rows = |text: &str, prefix: &str| -> Vec<String> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(prefix))
+                .filter(|l| l.starts_with("| `"))
+                .map(str::to_owned)
+                .collect()
+        };
+        let docs = rows(include_str!("config.rs"), "//! ");
+        let readme = rows(include_str!("../../README.md"), "");
+        // Rows whose first cell is a variable's name.
+        let is_variable = |row: &String| {
+            row[3..]
+                .split('`')
+                .next()
+                .is_some_and(|name| name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+        };
+        let readme: Vec<String> = readme.into_iter().filter(is_variable).collect();
+        assert_eq!(
+            docs, readme,
+            "copy the module's variable table into README.md"
+        );
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub mod http;
 mod init;
 pub mod logging;
 pub mod metrics;
+mod otlp;
 pub mod payload;
 pub mod performance;
 pub mod publisher;

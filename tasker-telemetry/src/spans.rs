@@ -6,8 +6,6 @@
 
 mod attribute_filter;
 mod context;
-#[cfg(feature = "otlp")]
-pub(crate) mod http_client;
 mod layer;
 mod pipeline;
 mod step_end;

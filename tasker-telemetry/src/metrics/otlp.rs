@@ -20,7 +20,7 @@ use prost::Message;
 
 use super::snapshot::{MetricKind, MetricsSnapshot, SeriesValue};
 use crate::error::Error;
-use crate::spans::http_client::StdHttpClient;
+use crate::otlp::transport::HttpTransport;
 use crate::telemetry::Telemetry;
 
 fn attr(key: &str, value: &str) -> KeyValue {
@@ -186,6 +186,18 @@ struct Stats {
     exported: AtomicU64,
     failed: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Where the transport keeps its account of the last failure (not read: the push reports
+    /// the failure it is handed).
+    transport_error: Arc<Mutex<Option<String>>>,
+}
+
+/// `body` gzip-compressed (`Content-Encoding: gzip`).
+fn gzipped(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    encoder.finish().unwrap_or_default()
 }
 
 /// Pushes the registry to an OTLP/HTTP collector every `interval` from its own thread; on drop
@@ -209,27 +221,32 @@ pub struct OtlpMetricsExporter {
 }
 
 impl OtlpMetricsExporter {
-    /// Starts pushing to `endpoint` (the full `/v1/metrics` URL; plain `http://`).
+    /// Starts pushing to `endpoint` (the full `/v1/metrics` URL, `http://` or `https://`), with
+    /// the configuration's OTLP metrics settings (headers, compression, timeout, TLS files; see
+    /// [`TelemetryConfig::exporter_settings_at`](crate::TelemetryConfig::exporter_settings_at)).
+    ///
+    /// # Errors
+    /// [`Error::Http`] for an endpoint that is not a URL or a TLS file that cannot be used.
     pub fn start(telemetry: &Telemetry, endpoint: &str, interval: Duration) -> Result<Self, Error> {
+        let shown = crate::otlp::redact::url(endpoint);
         let uri: http::Uri = endpoint.parse().map_err(|e| Error::Http {
-            message: format!("invalid OTLP metrics endpoint {endpoint:?}: {e}"),
+            message: format!("invalid OTLP metrics endpoint {shown:?}: {e}"),
         })?;
-        if uri.scheme_str() != Some("http") {
-            return Err(Error::Http {
-                message: format!(
-                    "{endpoint}: the built-in OTLP/HTTP client speaks plain http:// only"
-                ),
-            });
-        }
+        let settings = telemetry
+            .config()
+            .exporter_settings_at(crate::config::Signal::Metrics, endpoint);
+        let gzip = settings.compression == crate::config::OtlpCompression::Gzip;
         let stats = Arc::new(Stats::default());
+        let client =
+            HttpTransport::new(&settings, stats.transport_error.clone()).map_err(|message| {
+                Error::Http {
+                    message: format!("{shown}: {message}"),
+                }
+            })?;
         let (stop, stopped) = mpsc::channel::<()>();
         let telemetry = telemetry.clone();
         let worker_stats = stats.clone();
         let started = SystemTime::now();
-        let client = StdHttpClient {
-            timeout: Duration::from_secs(5),
-            last_error: Arc::new(Mutex::new(None)),
-        };
         let thread = std::thread::Builder::new()
             .name("tasker-otlp-metrics".to_owned())
             .spawn(move || {
@@ -241,14 +258,24 @@ impl OtlpMetricsExporter {
                         &config.service_version,
                         started,
                     );
-                    let request = http::Request::post(uri.clone())
-                        .header("content-type", "application/x-protobuf")
-                        .body(Bytes::from(body));
-                    let outcome = match request {
+                    let mut request = http::Request::post(uri.clone())
+                        .header("content-type", "application/x-protobuf");
+                    let body = if gzip {
+                        request = request.header("content-encoding", "gzip");
+                        gzipped(&body)
+                    } else {
+                        body
+                    };
+                    let outcome = match request.body(Bytes::from(body)) {
+                        // The transport's account of a failure (masked, with the collector's
+                        // answer) is the one reported.
                         Ok(request) => match client.send_blocking(request) {
                             Ok(response) if response.status().is_success() => Ok(()),
-                            Ok(response) => Err(format!("collector answered {}", response.status())),
-                            Err(e) => Err(e.to_string()),
+                            Ok(response) => Err(format!(
+                                "POST {shown}: the collector answered {}",
+                                crate::otlp::transport::describe_answer(&response)
+                            )),
+                            Err(e) => Err(e),
                         },
                         Err(e) => Err(e.to_string()),
                     };

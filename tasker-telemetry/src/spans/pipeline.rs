@@ -20,7 +20,7 @@ use opentelemetry_sdk::trace::{
 use super::attribute_filter::AttributeFilter;
 use super::layer::SpanLayer;
 use super::store::SpanStore;
-use crate::config::{OtlpProtocol, TelemetryConfig};
+use crate::config::{ExporterSettings, OtlpCompression, OtlpProtocol, Signal, TelemetryConfig};
 use crate::error::Error;
 use crate::filter::ParameterFilter;
 use crate::metrics::cell::{self, Slots};
@@ -28,7 +28,7 @@ use crate::metrics::{FamilySnapshot, MetricKind, MetricsRegistry, SeriesSnapshot
 
 /// Spans the batch queue holds before new ones are dropped (and counted).
 const QUEUE_CAPACITY: usize = 4096;
-/// How long one export may take, and how long shutdown waits in all.
+/// How long shutdown waits without an OTLP exporter (which brings its own timeout).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Spans kept by the in-process store.
 const STORE_CAPACITY: usize = 10_000;
@@ -181,9 +181,11 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
                     .lock()
                     .ok()
                     .and_then(|mut t| t.take());
+                // The transport's account is masked and says more (the collector's answer); the
+                // SDK's own may quote the URL with its credentials.
                 let message = match transport {
-                    Some(detail) => format!("{e} ({detail})"),
-                    None => e.to_string(),
+                    Some(detail) => detail,
+                    None => crate::otlp::redact::text(&e.to_string()),
                 };
                 tracing::warn!(
                     target: "tasker_telemetry::export",
@@ -245,6 +247,8 @@ pub struct SpanPipeline {
     counters: Arc<Counters>,
     store: Option<SpanStore>,
     endpoint: Option<String>,
+    /// How long shutdown waits for the last export: the exporter's own timeout.
+    export_timeout: Duration,
 }
 
 impl SpanPipeline {
@@ -254,29 +258,29 @@ impl SpanPipeline {
     pub fn new(config: &TelemetryConfig) -> Result<Self, Error> {
         let counters = Arc::new(Counters::default());
         let filter = config.parameter_filter()?;
-        let endpoint = config.traces_endpoint();
+        let settings = config.exporter_settings(Signal::Traces);
         let mut store = None;
-        let processor = match (&endpoint, config.otlp_protocol) {
-            (Some(url), OtlpProtocol::Grpc) => Self::grpc_processor(url, &counters, &filter)?,
-            (Some(url), _)
-                if url
-                    .get(..8)
-                    .is_some_and(|p| p.eq_ignore_ascii_case("https://")) =>
-            {
-                return Err(Error::SpanExport {
-                    message: format!(
-                        "{url}: the built-in OTLP/HTTP client speaks plain http:// only; use an http:// endpoint (for example a local collector) or otlp_protocol = grpc"
-                    ),
-                });
+        let processor = match &settings {
+            Some(s) if s.protocol == OtlpProtocol::Grpc => {
+                Self::grpc_processor(s, &counters, &filter)?
             }
-            (Some(url), _) => Self::otlp_processor(url, &counters, &filter)?,
-            (None, _) => {
+            Some(s) => Self::otlp_processor(s, &counters, &filter)?,
+            None => {
                 let s = SpanStore::new(STORE_CAPACITY);
                 store = Some(s.clone());
                 batch(CountingExporter::new(s, &counters, filter))
             }
         };
-        Ok(Self::assemble(config, processor, counters, store, endpoint))
+        // Shown in reports and `/health/status`: never with the URL's credentials.
+        let endpoint = settings
+            .as_ref()
+            .map(|s| crate::otlp::redact::url(&s.endpoint));
+        let timeout = settings.map(|s| s.timeout);
+        let mut pipeline = Self::assemble(config, processor, counters, store, endpoint);
+        if let Some(timeout) = timeout {
+            pipeline.export_timeout = timeout;
+        }
+        Ok(pipeline)
     }
 
     /// Builds the pipeline around your own exporter (a vendor SDK's, or one that discards, as
@@ -344,29 +348,35 @@ impl SpanPipeline {
             counters,
             store,
             endpoint,
+            export_timeout: EXPORT_TIMEOUT,
         }
     }
 
     #[cfg(feature = "otlp")]
     fn otlp_processor(
-        url: &str,
+        settings: &ExporterSettings,
         counters: &Arc<Counters>,
         filter: &ParameterFilter,
     ) -> Result<BatchSpanProcessor, Error> {
         use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
+        let shown = crate::otlp::redact::url(&settings.endpoint);
+        let transport =
+            crate::otlp::transport::HttpTransport::new(settings, counters.transport_error.clone())
+                .map_err(|message| Error::SpanExport {
+                    message: format!("{shown}: {message}"),
+                })?;
+        let mut builder = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
-            .with_http_client(super::http_client::StdHttpClient {
-                timeout: EXPORT_TIMEOUT,
-                last_error: counters.transport_error.clone(),
-            })
+            .with_http_client(transport)
             .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(url)
-            .with_timeout(EXPORT_TIMEOUT)
-            .build()
-            .map_err(|e| Error::SpanExport {
-                message: e.to_string(),
-            })?;
+            .with_endpoint(settings.endpoint.as_str())
+            .with_timeout(settings.timeout);
+        if settings.compression == OtlpCompression::Gzip {
+            builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+        }
+        let exporter = builder.build().map_err(|e| Error::SpanExport {
+            message: crate::otlp::redact::text(&e.to_string()),
+        })?;
         Ok(batch(CountingExporter::new(
             exporter,
             counters,
@@ -376,41 +386,87 @@ impl SpanPipeline {
 
     #[cfg(not(feature = "otlp"))]
     fn otlp_processor(
-        url: &str,
+        settings: &ExporterSettings,
         _counters: &Arc<Counters>,
         _filter: &ParameterFilter,
     ) -> Result<BatchSpanProcessor, Error> {
         Err(Error::SpanExport {
             message: format!(
-                "an OTLP endpoint ({url}) is configured but tasker-telemetry was built without its `otlp` feature"
+                "an OTLP endpoint ({}) is configured but tasker-telemetry was built without its `otlp` feature",
+                crate::otlp::redact::url(&settings.endpoint)
             ),
         })
     }
 
     #[cfg(feature = "otlp-grpc")]
     fn grpc_processor(
-        url: &str,
+        settings: &ExporterSettings,
         counters: &Arc<Counters>,
         filter: &ParameterFilter,
     ) -> Result<BatchSpanProcessor, Error> {
-        use opentelemetry_otlp::WithExportConfig;
+        use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
+        use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
+        use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+        let shown = crate::otlp::redact::url(&settings.endpoint);
+        let fail = |message: String| Error::SpanExport {
+            message: format!("{shown}: {message}"),
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::SpanExport {
-                message: format!("gRPC export runtime: {e}"),
-            })?;
+            .map_err(|e| fail(format!("gRPC export runtime: {e}")))?;
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in &settings.headers {
+            let key = http::HeaderName::try_from(name.as_str())
+                .map_err(|e| fail(format!("header name {name:?}: {e}")))?;
+            let mut value = http::HeaderValue::try_from(value.as_str())
+                .map_err(|_| fail(format!("header {name}: a value gRPC metadata cannot carry")))?;
+            value.set_sensitive(true);
+            headers.insert(key, value);
+        }
+        let metadata = MetadataMap::from_headers(headers);
+        let read = |what: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| fail(crate::otlp::tls::describe(what, path, e)))
+        };
+        let https = settings
+            .endpoint
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"));
+        let tls = if https {
+            let mut tls = ClientTlsConfig::new();
+            tls = match &settings.tls.certificate {
+                Some(ca) => tls.ca_certificate(Certificate::from_pem(read("CA certificate", ca)?)),
+                None => tls.with_native_roots().with_webpki_roots(),
+            };
+            if let (Some(cert), Some(key)) =
+                (&settings.tls.client_certificate, &settings.tls.client_key)
+            {
+                tls = tls.identity(Identity::from_pem(
+                    read("client certificate", cert)?,
+                    read("client key", key)?,
+                ));
+            }
+            Some(tls)
+        } else {
+            None
+        };
         let exporter = {
             // tonic builds its channel against the runtime in context.
             let _in_runtime = runtime.enter();
-            opentelemetry_otlp::SpanExporter::builder()
+            let mut builder = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(url)
-                .with_timeout(EXPORT_TIMEOUT)
+                .with_endpoint(settings.endpoint.as_str())
+                .with_timeout(settings.timeout)
+                .with_metadata(metadata);
+            if let Some(tls) = tls {
+                builder = builder.with_tls_config(tls);
+            }
+            if settings.compression == OtlpCompression::Gzip {
+                builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+            }
+            builder
                 .build()
-                .map_err(|e| Error::SpanExport {
-                    message: e.to_string(),
-                })?
+                .map_err(|e| fail(crate::otlp::redact::text(&e.to_string())))?
         };
         Ok(batch(CountingExporter::new(
             OnRuntime {
@@ -424,13 +480,14 @@ impl SpanPipeline {
 
     #[cfg(not(feature = "otlp-grpc"))]
     fn grpc_processor(
-        url: &str,
+        settings: &ExporterSettings,
         _counters: &Arc<Counters>,
         _filter: &ParameterFilter,
     ) -> Result<BatchSpanProcessor, Error> {
         Err(Error::SpanExport {
             message: format!(
-                "otlp_protocol = grpc ({url}) needs tasker-telemetry's `otlp-grpc` cargo feature"
+                "otlp_protocol = grpc ({}) needs tasker-telemetry's `otlp-grpc` cargo feature",
+                crate::otlp::redact::url(&settings.endpoint)
             ),
         })
     }
@@ -531,7 +588,7 @@ impl SpanPipeline {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let open_at_shutdown: u64 = layers.iter().map(|t| t.end_all_at_shutdown()).sum();
-        if let Err(e) = self.provider.shutdown_with_timeout(EXPORT_TIMEOUT)
+        if let Err(e) = self.provider.shutdown_with_timeout(self.export_timeout)
             && let Ok(mut last) = self.counters.last_error.lock()
         {
             last.get_or_insert_with(|| format!("shutdown: {e}"));
