@@ -2061,6 +2061,58 @@ mod tests {
     }
 
     #[test]
+    fn a_blank_boolean_or_number_is_an_error_and_blank_text_is_unset() {
+        for (variable, field) in [
+            ("TASKER_METRICS_AUTH_REQUIRED", "metrics_auth_required"),
+            ("TASKER_ENABLED", "enabled"),
+            ("TASKER_MAX_CONCURRENT_STEPS", "max_concurrent_steps"),
+            ("OTEL_TRACES_SAMPLER_ARG", "trace_sampling_ratio"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "otlp.timeout_ms"),
+        ] {
+            for blank in ["", "  "] {
+                let error = TelemetryConfig::default()
+                    .with_env_from(env(&[(variable, blank)]))
+                    .unwrap_err();
+                assert_eq!(error.variable(), Some(variable), "{error}");
+                assert_eq!(error.field(), Some(field), "{error}");
+                assert!(error.to_string().contains("blank"), "{error}");
+            }
+        }
+        let config = TelemetryConfig::default()
+            .with_env_from(env(&[
+                ("TASKER_SERVICE_NAME", " "),
+                ("OTEL_EXPORTER_OTLP_HEADERS", ""),
+            ]))
+            .unwrap();
+        assert_eq!(config, TelemetryConfig::default());
+    }
+
+    #[test]
+    fn a_malformed_header_list_names_the_variable_and_hides_the_values() {
+        let error = TelemetryConfig::default()
+            .with_env_from(env(&[(
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "x-api-key:s3cret",
+            )]))
+            .unwrap_err();
+        assert_eq!(error.variable(), Some("OTEL_EXPORTER_OTLP_TRACES_HEADERS"));
+        assert!(error.to_string().contains("key=value"), "{error}");
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        let error = TelemetryConfig::default()
+            .with_env_from(env(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")]))
+            .unwrap_err();
+        assert!(error.to_string().contains("none, gzip"), "{error}");
+        let error = TelemetryConfig::default()
+            .with_env_from(env(&[("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")]))
+            .unwrap_err();
+        assert_eq!(
+            error.variable(),
+            Some("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn the_readme_lists_the_same_variables_as_the_module_docs() {
         let rows = |text: &str, prefix: &str| -> Vec<String> {
             text.lines()

@@ -3,4 +3,5 @@
 pub mod executor;
 pub mod grpc_collector;
 pub mod http_get;
+pub mod https_receiver;
 pub mod otlp_receiver;

@@ -229,7 +229,8 @@ impl ReceivedSpan {
 }
 
 /// Flattens a decoded export request into spans, in the order sent.
-fn flatten(request: &ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
+/// The spans of a decoded request, flattened with their resource and scope.
+pub fn flatten(request: &ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
     let mut spans = Vec::new();
     for resource_spans in &request.resource_spans {
         let resource = resource_spans

@@ -85,7 +85,8 @@ impl fmt::Display for OtlpCompression {
 /// ```
 /// use tasker_telemetry::config::TlsFiles;
 ///
-/// let files = TlsFiles { certificate: Some("/etc/otel/ca.pem".into()), ..Default::default() };
+/// let mut files = TlsFiles::default();
+/// files.certificate = Some("/etc/otel/ca.pem".into());
 /// assert!(files.client_key.is_none());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

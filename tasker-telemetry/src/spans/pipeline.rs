@@ -30,6 +30,8 @@ use crate::metrics::{FamilySnapshot, MetricKind, MetricsRegistry, SeriesSnapshot
 const QUEUE_CAPACITY: usize = 4096;
 /// How long shutdown waits without an OTLP exporter (which brings its own timeout).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How much longer than an export's timeout shutdown waits for it.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// Spans kept by the in-process store.
 const STORE_CAPACITY: usize = 10_000;
 
@@ -588,7 +590,10 @@ impl SpanPipeline {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let open_at_shutdown: u64 = layers.iter().map(|t| t.end_all_at_shutdown()).sum();
-        if let Err(e) = self.provider.shutdown_with_timeout(self.export_timeout)
+        // A little past the export's own timeout, so that an export still running ends by its
+        // timeout, and is counted as failed with its reason, rather than by the shutdown's.
+        let wait = self.export_timeout + SHUTDOWN_GRACE;
+        if let Err(e) = self.provider.shutdown_with_timeout(wait)
             && let Ok(mut last) = self.counters.last_error.lock()
         {
             last.get_or_insert_with(|| format!("shutdown: {e}"));
