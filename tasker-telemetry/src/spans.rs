@@ -69,7 +69,36 @@ pub(crate) fn task_span(id: &str, name: &str, parent: Option<&TraceContext>) -> 
         // Fails only when no OpenTelemetry layer is installed, where a parent means nothing.
         let _ = span.set_parent(parent.to_otel_context());
     }
+    if span.is_disabled() {
+        warn_if_filtered_out();
+    }
     TaskSpan::Local(span)
+}
+
+/// The fix for a stack whose global filter disables this crate's spans, for the one warning.
+const FILTERED_OUT: &str = "tasker-telemetry: a global filter disables the `tasker` spans, so the span pipeline exports no task or step span. Filter the other layers instead (per-layer filtering): registry().with(fmt_layer.with_filter(EnvFilter::from_default_env())).with(pipeline.layer()), or let target `tasker` through (RUST_LOG=tasker=info,...)";
+
+/// Warns once when a [`SpanLayer`] is installed but a filter in front of it disabled the task
+/// span (as `.with(EnvFilter::from_default_env())` does with `RUST_LOG` unset): otherwise no
+/// span is exported and nothing says why. The warning is a `warn` event; when that is filtered
+/// out as well, it goes to standard error, once.
+#[cold]
+#[inline(never)]
+fn warn_if_filtered_out() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if WARNED.load(std::sync::atomic::Ordering::Relaxed)
+        || !layer::OpenSpans::in_current_dispatcher()
+    {
+        return;
+    }
+    if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    if tracing::enabled!(target: "tasker_telemetry::spans", tracing::Level::WARN) {
+        tracing::warn!(target: "tasker_telemetry::spans", "{FILTERED_OUT}");
+    } else {
+        eprintln!("{FILTERED_OUT}");
+    }
 }
 
 impl TaskSpan {

@@ -244,6 +244,11 @@ impl std::fmt::Debug for OpenSpans {
 }
 
 impl OpenSpans {
+    /// Whether the current dispatcher has a [`SpanLayer`].
+    pub(super) fn in_current_dispatcher() -> bool {
+        tracing::dispatcher::get_default(|dispatch| dispatch.downcast_ref::<OpenSpans>().is_some())
+    }
+
     /// Ends every task and step span still open, exported with status error and the attribute
     /// `tasker.open_at_shutdown = true`; returns how many there were.
     pub(super) fn end_all_at_shutdown(&self) -> u64 {
@@ -568,6 +573,10 @@ where
     unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
         if id == TypeId::of::<Self>() {
             Some(self as *const Self as *const ())
+        } else if id == TypeId::of::<OpenSpans>() {
+            // How the scopes learn, whatever `S` is, that the current dispatcher has a
+            // `SpanLayer` (see `super::warn_if_filtered_out`).
+            Some(Arc::as_ptr(&self.open).cast())
         } else {
             // SAFETY: forwarded unchanged; the inner layer upholds `downcast_raw`'s contract.
             unsafe { self.inner.downcast_raw(id) }
