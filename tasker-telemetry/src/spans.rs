@@ -78,10 +78,10 @@ pub(crate) fn task_span(id: &str, name: &str, parent: Option<&TraceContext>) -> 
 /// The fix for a stack whose global filter disables this crate's spans, for the one warning.
 const FILTERED_OUT: &str = "tasker-telemetry: a global filter disables the `tasker` spans, so the span pipeline exports no task or step span. Filter the other layers instead (per-layer filtering): registry().with(fmt_layer.with_filter(EnvFilter::from_default_env())).with(pipeline.layer()), or let target `tasker` through (RUST_LOG=tasker=info,...)";
 
-/// Warns once when a [`SpanLayer`] is installed but a filter in front of it disabled the task
-/// span (as `.with(EnvFilter::from_default_env())` does with `RUST_LOG` unset): otherwise no
-/// span is exported and nothing says why. The warning is a `warn` event; when that is filtered
-/// out as well, it goes to standard error, once.
+/// Says once, as an `error` event, that a [`SpanLayer`] is installed but a filter in front of
+/// it disabled the task span (as `.with(EnvFilter::from_default_env())` does with `RUST_LOG`
+/// unset): otherwise no span is exported and nothing says why. `error`, because that is what
+/// such a filter still lets through (`EnvFilter`'s default is `error`).
 #[cold]
 #[inline(never)]
 fn warn_if_filtered_out() {
@@ -94,11 +94,7 @@ fn warn_if_filtered_out() {
     if WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         return;
     }
-    if tracing::enabled!(target: "tasker_telemetry::spans", tracing::Level::WARN) {
-        tracing::warn!(target: "tasker_telemetry::spans", "{FILTERED_OUT}");
-    } else {
-        eprintln!("{FILTERED_OUT}");
-    }
+    tracing::error!(target: "tasker_telemetry::spans", "{FILTERED_OUT}");
 }
 
 impl TaskSpan {
