@@ -72,6 +72,11 @@ fn https_with_the_deployments_own_ca_carries_headers_and_gzip() {
             "x-api-key=traces-k3y,x-team=core".into(),
         ),
         ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip".into()),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=from-resource,deployment.environment=prod%20eu".into(),
+        ),
+        ("OTEL_SERVICE_NAME", "checkout-eu".into()),
     ]);
     let (report, _) = export_one_task(&config);
     assert!(report.is_clean(), "{report:?}");
@@ -95,6 +100,54 @@ fn https_with_the_deployments_own_ca_carries_headers_and_gzip() {
         .expect("step span");
     assert_eq!(step.parent_span_id, task.span_id);
     assert_eq!(step.trace_id, task.trace_id);
+    // The resource: the variable's attributes, percent-decoded; OTEL_SERVICE_NAME wins.
+    let attribute = |key: &str| {
+        task.resource
+            .get(key)
+            .and_then(|v| v.as_str().map(str::to_owned))
+    };
+    assert_eq!(
+        attribute("deployment.environment").as_deref(),
+        Some("prod eu")
+    );
+    assert_eq!(attribute("service.name").as_deref(), Some("checkout-eu"));
+}
+
+#[test]
+fn the_sampler_variables_decide_what_is_exported() {
+    let pki = Pki::new("sampler");
+    let receiver = server(&pki, false, Answer::Status(200, ""));
+    let vars = |sampler: &str, arg: &str| {
+        config(&[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                receiver.base_url("localhost"),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                pki.ca_file().display().to_string(),
+            ),
+            ("OTEL_TRACES_SAMPLER", sampler.into()),
+            ("OTEL_TRACES_SAMPLER_ARG", arg.into()),
+        ])
+    };
+    for (sampler, arg, exported) in [
+        ("always_off", "1.0", 0),
+        ("parentbased_traceidratio", "0.0", 0),
+        ("traceidratio", "1.0", 2),
+        ("always_on", "0.0", 2),
+    ] {
+        let (report, _) = export_one_task(&vars(sampler, arg));
+        assert_eq!(report.exported, exported, "{sampler} {arg}: {report:?}");
+    }
+    let error = TelemetryConfig::default()
+        .with_env_from(|name| (name == "OTEL_TRACES_SAMPLER").then(|| "jaeger_remote".to_owned()))
+        .unwrap_err();
+    assert_eq!(error.variable(), Some("OTEL_TRACES_SAMPLER"));
+    assert!(
+        error.to_string().contains("parentbased_always_on"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -349,13 +349,43 @@ fn steps_on_other_threads_join_the_task_trace() {
 }
 
 #[test]
-fn an_https_endpoint_for_the_http_exporter_is_a_clear_error() {
+fn an_https_endpoint_is_taken_and_an_unusable_ca_file_is_a_clear_error() {
     let config = TelemetryConfig::builder()
         .otlp_endpoint("https://collector.example:4318")
         .build()
         .unwrap();
-    let err = SpanPipeline::new(&config).unwrap_err();
-    assert!(err.to_string().contains("plain http:// only"), "{err}");
+    // Built without touching the network; the system's roots and webpki's are loaded.
+    let pipeline = SpanPipeline::new(&config).unwrap();
+    assert_eq!(
+        pipeline.report().endpoint.as_deref(),
+        Some("https://collector.example:4318/v1/traces")
+    );
+    let not_pem = std::env::temp_dir().join(format!("tasker-not-a-ca-{}.pem", std::process::id()));
+    std::fs::write(&not_pem, "this is no certificate").unwrap();
+    let config = TelemetryConfig::default()
+        .with_env_from(|name| match name {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("https://collector.example:4318".to_owned()),
+            "OTEL_EXPORTER_OTLP_CERTIFICATE" => Some(not_pem.display().to_string()),
+            _ => None,
+        })
+        .unwrap();
+    let err = SpanPipeline::new(&config).unwrap_err().to_string();
+    assert!(
+        err.contains("CA certificate") && err.contains(&not_pem.display().to_string()),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&not_pem);
+    // A CA file that does not exist is refused by the configuration, naming the variable.
+    let error = TelemetryConfig::default()
+        .with_env_from(|name| {
+            (name == "OTEL_EXPORTER_OTLP_CERTIFICATE").then(|| "/nonexistent/ca.pem".to_owned())
+        })
+        .unwrap_err();
+    assert_eq!(
+        error.variable(),
+        Some("OTEL_EXPORTER_OTLP_CERTIFICATE"),
+        "{error}"
+    );
 }
 
 /// An attempt dropped before its outcome (a cancelled future, say) ends its span with a

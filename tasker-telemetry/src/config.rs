@@ -39,7 +39,8 @@
 //! | `TASKER_ENABLED` | `enabled` | boolean |
 //! | `OTEL_SDK_DISABLED` | `enabled` | `true` disables telemetry; `false` leaves `enabled` as it was |
 //! | `TASKER_SERVICE_NAME` | `service_name` | |
-//! | `OTEL_SERVICE_NAME` | `service_name` | wins over `TASKER_SERVICE_NAME` |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | `resource_attributes` | `key=value,...`, percent-decoded; its `service.name` sets `service_name` |
+//! | `OTEL_SERVICE_NAME` | `service_name` | wins over `TASKER_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` |
 //! | `TASKER_SERVICE_VERSION` | `service_version` | |
 //! | `TASKER_FILTER_PARAMETERS` | `filter_parameters` | comma-separated rules |
 //! | `TASKER_FILTER_MASK` | `filter_mask` | |
@@ -100,6 +101,7 @@
 //! | `OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
 //! | `TASKER_TRACE_SAMPLING_RATIO` | `trace_sampling_ratio` | number in 0.0..=1.0 |
 //! | `OTEL_TRACES_SAMPLER_ARG` | `trace_sampling_ratio` | wins over `TASKER_TRACE_SAMPLING_RATIO` |
+//! | `OTEL_TRACES_SAMPLER` | `trace_sampler` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off` or `parentbased_traceidratio` |
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -125,6 +127,7 @@ pub const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
     ("TASKER_ENABLED", "enabled"),
     ("OTEL_SDK_DISABLED", "enabled"),
     ("TASKER_SERVICE_NAME", "service_name"),
+    ("OTEL_RESOURCE_ATTRIBUTES", "resource_attributes"),
     ("OTEL_SERVICE_NAME", "service_name"),
     ("TASKER_SERVICE_VERSION", "service_version"),
     ("TASKER_FILTER_PARAMETERS", "filter_parameters"),
@@ -234,6 +237,7 @@ pub const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "otlp.logs"),
     ("TASKER_TRACE_SAMPLING_RATIO", "trace_sampling_ratio"),
     ("OTEL_TRACES_SAMPLER_ARG", "trace_sampling_ratio"),
+    ("OTEL_TRACES_SAMPLER", "trace_sampler"),
 ];
 
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
@@ -481,6 +485,19 @@ text_enum!(
     "one of http/protobuf, grpc (http/json is not supported)"
 );
 text_enum!(
+    TraceSampler,
+    "trace_sampler",
+    [
+        AlwaysOn,
+        AlwaysOff,
+        TraceIdRatio,
+        ParentBasedAlwaysOn,
+        ParentBasedAlwaysOff,
+        ParentBasedTraceIdRatio
+    ],
+    "one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio (jaeger_remote and xray are not built)"
+);
+text_enum!(
     MetricsFormat,
     "metrics_format",
     [Prometheus, Json, Csv],
@@ -587,6 +604,63 @@ pub struct TelemetryConfig {
     /// The OTLP exporters' headers, compression, timeout and TLS files, with per-signal
     /// overrides (TOML table `[otlp]`, `[otlp.traces]`, `[otlp.metrics]`).
     pub otlp: OtlpOptions,
+    /// More attributes of the exported resource (spans and OTLP metrics). `service.name`,
+    /// `service.version` and `service.framework` always come from this configuration. Default
+    /// none.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub resource_attributes: std::collections::BTreeMap<String, String>,
+    /// How traces are sampled. Default [`TraceSampler::ParentBasedTraceIdRatio`] (with
+    /// `trace_sampling_ratio`).
+    pub trace_sampler: TraceSampler,
+}
+
+/// How traces are sampled, as `OTEL_TRACES_SAMPLER` names the samplers. The ratio ones use
+/// [`TelemetryConfig::trace_sampling_ratio`].
+///
+/// ```
+/// use tasker_telemetry::config::TraceSampler;
+///
+/// assert_eq!("always_off".parse::<TraceSampler>()?, TraceSampler::AlwaysOff);
+/// assert!("jaeger_remote".parse::<TraceSampler>().is_err());
+/// # Ok::<(), tasker_telemetry::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+#[non_exhaustive]
+pub enum TraceSampler {
+    /// Every trace.
+    AlwaysOn,
+    /// No trace.
+    AlwaysOff,
+    /// A fraction of traces, by trace id.
+    TraceIdRatio,
+    /// As the parent decided; a root always.
+    ParentBasedAlwaysOn,
+    /// As the parent decided; a root never.
+    ParentBasedAlwaysOff,
+    /// As the parent decided; a root by trace id ratio (the default).
+    #[default]
+    ParentBasedTraceIdRatio,
+}
+
+impl TraceSampler {
+    /// The name `OTEL_TRACES_SAMPLER` uses.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::AlwaysOn => "always_on",
+            Self::AlwaysOff => "always_off",
+            Self::TraceIdRatio => "traceidratio",
+            Self::ParentBasedAlwaysOn => "parentbased_always_on",
+            Self::ParentBasedAlwaysOff => "parentbased_always_off",
+            Self::ParentBasedTraceIdRatio => "parentbased_traceidratio",
+        }
+    }
+}
+
+impl From<TraceSampler> for &'static str {
+    fn from(s: TraceSampler) -> Self {
+        s.as_str()
+    }
 }
 
 impl Default for TelemetryConfig {
@@ -625,6 +699,8 @@ impl Default for TelemetryConfig {
             trace_sampling_ratio: 1.0,
             otlp_metrics_endpoint: None,
             otlp: OtlpOptions::default(),
+            resource_attributes: std::collections::BTreeMap::new(),
+            trace_sampler: TraceSampler::ParentBasedTraceIdRatio,
         }
     }
 }
@@ -690,6 +766,8 @@ impl fmt::Debug for TelemetryConfig {
                     .map(crate::otlp::redact::url),
             )
             .field("otlp", &self.otlp)
+            .field("resource_attributes", &self.resource_attributes)
+            .field("trace_sampler", &self.trace_sampler)
             .finish()
     }
 }
@@ -976,6 +1054,14 @@ impl TelemetryConfig {
             "otlp_endpoint" => self.otlp_endpoint = Some(text.to_owned()),
             "otlp_traces_endpoint" => self.otlp_traces_endpoint = Some(text.to_owned()),
             "otlp_metrics_endpoint" => self.otlp_metrics_endpoint = Some(text.to_owned()),
+            "trace_sampler" => self.trace_sampler = text.parse().map_err(reword)?,
+            "resource_attributes" => {
+                let attributes = otlp::parse_key_values(text).map_err(|e| env_error(&e))?;
+                if let Some(name) = attributes.get("service.name") {
+                    self.service_name = name.clone();
+                }
+                self.resource_attributes.extend(attributes);
+            }
             "trace_sampling_ratio" => self.trace_sampling_ratio = number(EXPECTED_RATIO)?,
             // Every row of ENVIRONMENT_VARIABLES is matched above (a unit test applies each one).
             _ => return Ok(false),
@@ -1230,6 +1316,36 @@ impl TelemetryConfig {
     pub fn traces_endpoint(&self) -> Option<String> {
         self.exporter_settings(Signal::Traces).map(|s| s.endpoint)
     }
+
+    /// The exported resource's attributes: `resource_attributes`, then `service.name`,
+    /// `service.version` and `service.framework = tasker` from this configuration.
+    ///
+    /// ```
+    /// use tasker_telemetry::TelemetryConfig;
+    ///
+    /// let vars = [("OTEL_RESOURCE_ATTRIBUTES", "service.name=shop,deployment.environment=prod%20eu")];
+    /// let config = TelemetryConfig::default()
+    ///     .with_env_from(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string()))?;
+    /// let resource = config.resource();
+    /// assert!(resource.contains(&("deployment.environment".into(), "prod eu".into())));
+    /// assert!(resource.contains(&("service.name".into(), "shop".into())));
+    /// # Ok::<(), tasker_telemetry::ConfigError>(())
+    /// ```
+    pub fn resource(&self) -> Vec<(String, String)> {
+        let own = [
+            ("service.name", self.service_name.as_str()),
+            ("service.version", self.service_version.as_str()),
+            ("service.framework", "tasker"),
+        ];
+        let mut attributes: Vec<(String, String)> = self
+            .resource_attributes
+            .iter()
+            .filter(|(k, _)| !own.iter().any(|(o, _)| o == k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        attributes.extend(own.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        attributes
+    }
 }
 
 fn check_url(field: &'static str, endpoint: Option<&str>) -> Result<(), ConfigError> {
@@ -1472,6 +1588,10 @@ impl TelemetryConfigBuilder {
         otlp_metrics_endpoint: impl Into<String> => |v| Some(v.into());
         /// Replaces [`TelemetryConfig::otlp`] (headers, compression, timeout, TLS files).
         otlp: OtlpOptions => |v| v;
+        /// Replaces [`TelemetryConfig::resource_attributes`].
+        resource_attributes: impl IntoIterator<Item = (String, String)> => |v| v.into_iter().collect();
+        /// Sets [`TelemetryConfig::trace_sampler`].
+        trace_sampler: TraceSampler => |v| v;
     }
 
     /// Validates and returns the configuration.
@@ -2009,6 +2129,8 @@ mod tests {
                     "https://collector:4318"
                 }
                 "otlp.traces.protocol" => "grpc",
+                "resource_attributes" => "deployment.environment=prod",
+                "trace_sampler" => "always_off",
                 "otlp.metrics.protocol" => "http/protobuf",
                 f if f.ends_with("headers") => "x-api-key=k%3Dv",
                 f if f.ends_with("compression") => "gzip",

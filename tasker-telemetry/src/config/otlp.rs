@@ -474,11 +474,16 @@ impl TelemetryConfig {
     }
 }
 
-const HEADERS_EXPECTED: &str = "comma-separated key=value pairs, values percent-encoded (W3C baggage format), e.g. \"x-api-key=abc,x-team=core\"";
+const HEADERS_EXPECTED: &str = "comma-separated key=value pairs, values percent-encoded (W3C baggage format), e.g. \"k1=v1,k2=v%202\"";
 
 /// Parses `OTEL_EXPORTER_OTLP_HEADERS`: `key=value` pairs separated by commas, keys and values
 /// percent-decoded, whitespace around them ignored. The error never quotes a value.
 pub(crate) fn parse_headers(text: &str) -> Result<BTreeMap<String, String>, String> {
+    parse_key_values(text)
+}
+
+/// A `key=value,...` list as the OpenTelemetry variables write them (W3C baggage format).
+pub(crate) fn parse_key_values(text: &str) -> Result<BTreeMap<String, String>, String> {
     let mut headers = BTreeMap::new();
     for (index, entry) in text.split(',').enumerate() {
         let entry = entry.trim();

@@ -46,6 +46,21 @@ pub fn otlp_request(
     service_version: &str,
     start: SystemTime,
 ) -> Vec<u8> {
+    let resource = [
+        ("service.name".to_owned(), service_name.to_owned()),
+        ("service.version".to_owned(), service_version.to_owned()),
+        ("service.framework".to_owned(), "tasker".to_owned()),
+    ];
+    otlp_request_for(snapshot, &resource, start)
+}
+
+/// [`otlp_request`] with the whole resource given (see
+/// [`TelemetryConfig::resource`](crate::TelemetryConfig::resource)).
+pub fn otlp_request_for(
+    snapshot: &MetricsSnapshot,
+    resource: &[(String, String)],
+    start: SystemTime,
+) -> Vec<u8> {
     let start_nanos = nanos(start);
     let now = nanos(snapshot.timestamp.as_system_time());
     let cumulative = AggregationTemporality::Cumulative as i32;
@@ -148,11 +163,7 @@ pub fn otlp_request(
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
-                attributes: vec![
-                    attr("service.name", service_name),
-                    attr("service.version", service_version),
-                    attr("service.framework", "tasker"),
-                ],
+                attributes: resource.iter().map(|(k, v)| attr(k, v)).collect(),
                 ..Default::default()
             }),
             scope_metrics: vec![ScopeMetrics {
@@ -252,10 +263,9 @@ impl OtlpMetricsExporter {
             .spawn(move || {
                 let push = || {
                     let config = telemetry.config();
-                    let body = otlp_request(
+                    let body = otlp_request_for(
                         &telemetry.metrics().snapshot(),
-                        &config.service_name,
-                        &config.service_version,
+                        &config.resource(),
                         started,
                     );
                     let mut request = http::Request::post(uri.clone())

@@ -20,7 +20,9 @@ use opentelemetry_sdk::trace::{
 use super::attribute_filter::AttributeFilter;
 use super::layer::SpanLayer;
 use super::store::SpanStore;
-use crate::config::{ExporterSettings, OtlpCompression, OtlpProtocol, Signal, TelemetryConfig};
+use crate::config::{
+    ExporterSettings, OtlpCompression, OtlpProtocol, Signal, TelemetryConfig, TraceSampler,
+};
 use crate::error::Error;
 use crate::filter::ParameterFilter;
 use crate::metrics::cell::{self, Slots};
@@ -329,17 +331,28 @@ impl SpanPipeline {
         endpoint: Option<String>,
     ) -> Self {
         let resource = Resource::builder_empty()
-            .with_attributes([
-                KeyValue::new("service.name", config.service_name.clone()),
-                KeyValue::new("service.version", config.service_version.clone()),
-                KeyValue::new("service.framework", "tasker"),
-            ])
+            .with_attributes(
+                config
+                    .resource()
+                    .into_iter()
+                    .map(|(k, v)| KeyValue::new(k, v)),
+            )
             .build();
+        let ratio = || Sampler::TraceIdRatioBased(config.trace_sampling_ratio);
+        let sampler = match config.trace_sampler {
+            TraceSampler::AlwaysOn => Sampler::AlwaysOn,
+            TraceSampler::AlwaysOff => Sampler::AlwaysOff,
+            TraceSampler::TraceIdRatio => ratio(),
+            TraceSampler::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+            TraceSampler::ParentBasedAlwaysOff => {
+                Sampler::ParentBased(Box::new(Sampler::AlwaysOff))
+            }
+            // Also any sampler added later: the default.
+            _ => Sampler::ParentBased(Box::new(ratio())),
+        };
         let provider = SdkTracerProvider::builder()
             .with_resource(resource)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                config.trace_sampling_ratio,
-            ))))
+            .with_sampler(sampler)
             .with_span_processor(CountingProcessor {
                 inner: processor,
                 counters: counters.clone(),
