@@ -312,6 +312,10 @@ fn metrics_go_over_https_gzipped() {
     let receiver = server(&pki, false, Answer::Status(200, ""));
     let config = config(&[
         (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            format!("{}/v1/metrics", receiver.base_url("localhost")),
+        ),
+        (
             "OTEL_EXPORTER_OTLP_CERTIFICATE",
             pki.ca_file().display().to_string(),
         ),
@@ -320,15 +324,11 @@ fn metrics_go_over_https_gzipped() {
             "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
             "x-api-key=metrics-k3y".into(),
         ),
+        // Longer than the test: the one push is the one at stop.
+        ("OTEL_METRIC_EXPORT_INTERVAL", "3600000".into()),
     ]);
     let telemetry = Telemetry::new(config).unwrap();
-    let endpoint = format!("{}/v1/metrics", receiver.base_url("localhost"));
-    let exporter = tasker_telemetry::metrics::OtlpMetricsExporter::start(
-        &telemetry,
-        &endpoint,
-        Duration::from_secs(3600),
-    )
-    .unwrap();
+    let exporter = tasker_telemetry::metrics::OtlpMetricsExporter::from_config(&telemetry).unwrap();
     let report = exporter.stop();
     assert_eq!((report.exported, report.failed), (1, 0), "{report:?}");
     let requests = receiver.wait_for_requests(1, WAIT);

@@ -101,6 +101,12 @@
 //! | `OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
 //! | `TASKER_TRACE_SAMPLING_RATIO` | `trace_sampling_ratio` | number in 0.0..=1.0 |
 //! | `OTEL_TRACES_SAMPLER_ARG` | `trace_sampling_ratio` | wins over `TASKER_TRACE_SAMPLING_RATIO` |
+//! | `OTEL_BSP_SCHEDULE_DELAY` | `span_batch.schedule_delay_ms` | milliseconds, greater than 0 (default 500) |
+//! | `OTEL_BSP_EXPORT_TIMEOUT` | `span_batch.export_timeout_ms` | milliseconds; caps the traces exporter's timeout (default 30000) |
+//! | `OTEL_BSP_MAX_QUEUE_SIZE` | `span_batch.max_queue_size` | integer (default 4096) |
+//! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | `span_batch.max_export_batch_size` | integer, at most the queue size (default 512) |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | `metrics_export_interval_ms` | milliseconds between OTLP metric pushes (default 60000) |
+//! | `OTEL_METRIC_EXPORT_TIMEOUT` | `metrics_export_timeout_ms` | milliseconds; caps the metrics exporter's timeout (default 30000) |
 //! | `OTEL_TRACES_SAMPLER` | `trace_sampler` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off` or `parentbased_traceidratio` |
 
 use std::ffi::OsStr;
@@ -112,8 +118,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::filter::{DEFAULT_FILTER_MASK, DEFAULT_FILTER_PARAMETERS, FilterError, ParameterFilter};
 
+mod batch;
 mod otlp;
 
+pub use batch::SpanBatchOptions;
 pub use otlp::{
     ExporterSettings, OtlpCompression, OtlpOptions, OtlpSignalOptions, Signal, TlsFiles,
 };
@@ -238,6 +246,15 @@ pub const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
     ("TASKER_TRACE_SAMPLING_RATIO", "trace_sampling_ratio"),
     ("OTEL_TRACES_SAMPLER_ARG", "trace_sampling_ratio"),
     ("OTEL_TRACES_SAMPLER", "trace_sampler"),
+    ("OTEL_BSP_SCHEDULE_DELAY", "span_batch.schedule_delay_ms"),
+    ("OTEL_BSP_EXPORT_TIMEOUT", "span_batch.export_timeout_ms"),
+    ("OTEL_BSP_MAX_QUEUE_SIZE", "span_batch.max_queue_size"),
+    (
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        "span_batch.max_export_batch_size",
+    ),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "metrics_export_interval_ms"),
+    ("OTEL_METRIC_EXPORT_TIMEOUT", "metrics_export_timeout_ms"),
 ];
 
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
@@ -612,6 +629,15 @@ pub struct TelemetryConfig {
     /// How traces are sampled. Default [`TraceSampler::ParentBasedTraceIdRatio`] (with
     /// `trace_sampling_ratio`).
     pub trace_sampler: TraceSampler,
+    /// How spans are batched for export (TOML table `[span_batch]`).
+    pub span_batch: SpanBatchOptions,
+    /// Milliseconds between OTLP metric pushes
+    /// ([`OtlpMetricsExporter::from_config`](crate::metrics::OtlpMetricsExporter)). Default
+    /// `60000`.
+    pub metrics_export_interval_ms: u64,
+    /// The longest one OTLP metrics push may take, in milliseconds; the exporter's own timeout
+    /// is cut to it. Default `30000`.
+    pub metrics_export_timeout_ms: u64,
 }
 
 /// How traces are sampled, as `OTEL_TRACES_SAMPLER` names the samplers. The ratio ones use
@@ -701,6 +727,9 @@ impl Default for TelemetryConfig {
             otlp: OtlpOptions::default(),
             resource_attributes: std::collections::BTreeMap::new(),
             trace_sampler: TraceSampler::ParentBasedTraceIdRatio,
+            span_batch: SpanBatchOptions::default(),
+            metrics_export_interval_ms: 60_000,
+            metrics_export_timeout_ms: 30_000,
         }
     }
 }
@@ -768,6 +797,12 @@ impl fmt::Debug for TelemetryConfig {
             .field("otlp", &self.otlp)
             .field("resource_attributes", &self.resource_attributes)
             .field("trace_sampler", &self.trace_sampler)
+            .field("span_batch", &self.span_batch)
+            .field(
+                "metrics_export_interval_ms",
+                &self.metrics_export_interval_ms,
+            )
+            .field("metrics_export_timeout_ms", &self.metrics_export_timeout_ms)
             .finish()
     }
 }
@@ -988,7 +1023,9 @@ impl TelemetryConfig {
                 | "max_concurrent_steps"
                 | "metrics_cardinality_cap"
                 | "trace_sampling_ratio"
-        ) || field.ends_with("timeout_ms");
+        ) || field.ends_with("timeout_ms")
+            || field.ends_with("_ms")
+            || field.starts_with("span_batch.");
         if text.is_empty() && !is_typed {
             return Ok(false);
         }
@@ -996,6 +1033,19 @@ impl TelemetryConfig {
             return Err(env_error(
                 "nothing: tasker-telemetry does not export logs over OTLP yet (logs go to stdout); unset it",
             ));
+        }
+        if field.starts_with("span_batch.") || field.starts_with("metrics_export_") {
+            let value = text
+                .parse::<u64>()
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| typed("an integer greater than 0"))?;
+            match field {
+                "metrics_export_interval_ms" => self.metrics_export_interval_ms = value,
+                "metrics_export_timeout_ms" => self.metrics_export_timeout_ms = value,
+                _ => self.span_batch.apply(field, value),
+            }
+            return Ok(true);
         }
         if field.starts_with("otlp.") {
             if text.is_empty() {
@@ -1100,6 +1150,12 @@ impl TelemetryConfig {
             self.otlp_metrics_endpoint.as_deref(),
         )?;
         self.check_otlp_options()?;
+        self.span_batch.check()?;
+        positive(
+            "metrics_export_interval_ms",
+            self.metrics_export_interval_ms,
+        )?;
+        positive("metrics_export_timeout_ms", self.metrics_export_timeout_ms)?;
         self.check_trace_sampling_ratio()
     }
 
@@ -1592,6 +1648,12 @@ impl TelemetryConfigBuilder {
         resource_attributes: impl IntoIterator<Item = (String, String)> => |v| v.into_iter().collect();
         /// Sets [`TelemetryConfig::trace_sampler`].
         trace_sampler: TraceSampler => |v| v;
+        /// Replaces [`TelemetryConfig::span_batch`].
+        span_batch: SpanBatchOptions => |v| v;
+        /// Sets [`TelemetryConfig::metrics_export_interval_ms`].
+        metrics_export_interval_ms: u64 => |v| v;
+        /// Sets [`TelemetryConfig::metrics_export_timeout_ms`].
+        metrics_export_timeout_ms: u64 => |v| v;
     }
 
     /// Validates and returns the configuration.
@@ -2130,6 +2192,8 @@ mod tests {
                 }
                 "otlp.traces.protocol" => "grpc",
                 "resource_attributes" => "deployment.environment=prod",
+                "span_batch.max_queue_size" => "8192",
+                f if f.starts_with("span_batch.") || f.starts_with("metrics_export_") => "64",
                 "trace_sampler" => "always_off",
                 "otlp.metrics.protocol" => "http/protobuf",
                 f if f.ends_with("headers") => "x-api-key=k%3Dv",
@@ -2230,6 +2294,39 @@ mod tests {
         assert_eq!(
             error.variable(),
             Some("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_processor_and_reader_timeouts_cap_the_exporters() {
+        let config = TelemetryConfig::default()
+            .with_env_from(env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                ("OTEL_BSP_EXPORT_TIMEOUT", "2000"),
+                ("OTEL_METRIC_EXPORT_TIMEOUT", "60000"),
+            ]))
+            .unwrap();
+        let traces = config.exporter_settings(Signal::Traces).unwrap();
+        let metrics = config.exporter_settings(Signal::Metrics).unwrap();
+        assert_eq!(traces.timeout.as_millis(), 2000);
+        assert_eq!(
+            metrics.timeout.as_millis(),
+            10_000,
+            "the exporter's own is shorter"
+        );
+        assert_eq!(metrics.endpoint, "http://collector:4318/v1/metrics");
+        let error = TelemetryConfig::default()
+            .with_env_from(env(&[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5000")]))
+            .unwrap_err();
+        assert_eq!(
+            error.field(),
+            Some("span_batch.max_export_batch_size"),
+            "{error}"
+        );
+        assert_eq!(
+            error.variable(),
+            Some("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
             "{error}"
         );
     }

@@ -378,7 +378,13 @@ impl TelemetryConfig {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             compression: s.compression.unwrap_or(o.compression),
-            timeout: Duration::from_millis(s.timeout_ms.unwrap_or(o.timeout_ms)),
+            // The processor's (or reader's) export timeout caps the exporter's.
+            timeout: Duration::from_millis(s.timeout_ms.unwrap_or(o.timeout_ms).min(
+                match signal {
+                    Signal::Traces => self.span_batch.export_timeout_ms,
+                    Signal::Metrics => self.metrics_export_timeout_ms,
+                },
+            )),
             tls: TlsFiles {
                 certificate: pick(&s.certificate, &o.certificate),
                 client_certificate: pick(&s.client_certificate, &o.client_certificate),

@@ -232,6 +232,33 @@ pub struct OtlpMetricsExporter {
 }
 
 impl OtlpMetricsExporter {
+    /// Starts pushing where the configuration says: the metrics endpoint
+    /// ([`TelemetryConfig::exporter_settings`](crate::TelemetryConfig::exporter_settings) with
+    /// [`Signal::Metrics`](crate::config::Signal)), every `metrics_export_interval_ms`
+    /// (`OTEL_METRIC_EXPORT_INTERVAL`).
+    ///
+    /// # Errors
+    /// [`Error::Http`] when no OTLP endpoint is configured, or as [`start`](Self::start).
+    ///
+    /// ```
+    /// use tasker_telemetry::metrics::OtlpMetricsExporter;
+    /// use tasker_telemetry::{Telemetry, TelemetryConfig};
+    ///
+    /// let telemetry = Telemetry::new(TelemetryConfig::default())?;
+    /// assert!(OtlpMetricsExporter::from_config(&telemetry).is_err(), "no endpoint configured");
+    /// # Ok::<(), tasker_telemetry::Error>(())
+    /// ```
+    pub fn from_config(telemetry: &Telemetry) -> Result<Self, Error> {
+        let config = telemetry.config();
+        let settings = config
+            .exporter_settings(crate::config::Signal::Metrics)
+            .ok_or_else(|| Error::Http {
+                message: "no OTLP metrics endpoint is configured (otlp_endpoint, otlp_metrics_endpoint, OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)".to_owned(),
+            })?;
+        let interval = Duration::from_millis(config.metrics_export_interval_ms);
+        Self::start(telemetry, &settings.endpoint, interval)
+    }
+
     /// Starts pushing to `endpoint` (the full `/v1/metrics` URL, `http://` or `https://`), with
     /// the configuration's OTLP metrics settings (headers, compression, timeout, TLS files; see
     /// [`TelemetryConfig::exporter_settings_at`](crate::TelemetryConfig::exporter_settings_at)).

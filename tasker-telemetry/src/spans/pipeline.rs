@@ -21,15 +21,14 @@ use super::attribute_filter::AttributeFilter;
 use super::layer::SpanLayer;
 use super::store::SpanStore;
 use crate::config::{
-    ExporterSettings, OtlpCompression, OtlpProtocol, Signal, TelemetryConfig, TraceSampler,
+    ExporterSettings, OtlpCompression, OtlpProtocol, Signal, SpanBatchOptions, TelemetryConfig,
+    TraceSampler,
 };
 use crate::error::Error;
 use crate::filter::ParameterFilter;
 use crate::metrics::cell::{self, Slots};
 use crate::metrics::{FamilySnapshot, MetricKind, MetricsRegistry, SeriesSnapshot, SeriesValue};
 
-/// Spans the batch queue holds before new ones are dropped (and counted).
-const QUEUE_CAPACITY: usize = 4096;
 /// How long shutdown waits without an OTLP exporter (which brings its own timeout).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much longer than an export's timeout shutdown waits for it.
@@ -266,13 +265,16 @@ impl SpanPipeline {
         let mut store = None;
         let processor = match &settings {
             Some(s) if s.protocol == OtlpProtocol::Grpc => {
-                Self::grpc_processor(s, &counters, &filter)?
+                Self::grpc_processor(s, &counters, &filter, &config.span_batch)?
             }
-            Some(s) => Self::otlp_processor(s, &counters, &filter)?,
+            Some(s) => Self::otlp_processor(s, &counters, &filter, &config.span_batch)?,
             None => {
                 let s = SpanStore::new(STORE_CAPACITY);
                 store = Some(s.clone());
-                batch(CountingExporter::new(s, &counters, filter))
+                batch(
+                    CountingExporter::new(s, &counters, filter),
+                    &config.span_batch,
+                )
             }
         };
         // Shown in reports and `/health/status`: never with the URL's credentials.
@@ -313,13 +315,16 @@ impl SpanPipeline {
     /// ```
     pub fn with_exporter<E: SpanExporter + 'static>(config: &TelemetryConfig, exporter: E) -> Self {
         let counters = Arc::new(Counters::default());
-        let processor = batch(CountingExporter::new(
-            exporter,
-            &counters,
-            config
-                .parameter_filter()
-                .unwrap_or_else(|_| ParameterFilter::tasker_default()),
-        ));
+        let processor = batch(
+            CountingExporter::new(
+                exporter,
+                &counters,
+                config
+                    .parameter_filter()
+                    .unwrap_or_else(|_| ParameterFilter::tasker_default()),
+            ),
+            &config.span_batch,
+        );
         Self::assemble(config, processor, counters, None, None)
     }
 
@@ -372,6 +377,7 @@ impl SpanPipeline {
         settings: &ExporterSettings,
         counters: &Arc<Counters>,
         filter: &ParameterFilter,
+        options: &SpanBatchOptions,
     ) -> Result<BatchSpanProcessor, Error> {
         use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
         let shown = crate::otlp::redact::url(&settings.endpoint);
@@ -392,11 +398,10 @@ impl SpanPipeline {
         let exporter = builder.build().map_err(|e| Error::SpanExport {
             message: crate::otlp::redact::text(&e.to_string()),
         })?;
-        Ok(batch(CountingExporter::new(
-            exporter,
-            counters,
-            filter.clone(),
-        )))
+        Ok(batch(
+            CountingExporter::new(exporter, counters, filter.clone()),
+            options,
+        ))
     }
 
     #[cfg(not(feature = "otlp"))]
@@ -404,6 +409,7 @@ impl SpanPipeline {
         settings: &ExporterSettings,
         _counters: &Arc<Counters>,
         _filter: &ParameterFilter,
+        _options: &SpanBatchOptions,
     ) -> Result<BatchSpanProcessor, Error> {
         Err(Error::SpanExport {
             message: format!(
@@ -418,6 +424,7 @@ impl SpanPipeline {
         settings: &ExporterSettings,
         counters: &Arc<Counters>,
         filter: &ParameterFilter,
+        options: &SpanBatchOptions,
     ) -> Result<BatchSpanProcessor, Error> {
         use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
         use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
@@ -483,14 +490,17 @@ impl SpanPipeline {
                 .build()
                 .map_err(|e| fail(crate::otlp::redact::text(&e.to_string())))?
         };
-        Ok(batch(CountingExporter::new(
-            OnRuntime {
-                runtime,
-                inner: exporter,
-            },
-            counters,
-            filter.clone(),
-        )))
+        Ok(batch(
+            CountingExporter::new(
+                OnRuntime {
+                    runtime,
+                    inner: exporter,
+                },
+                counters,
+                filter.clone(),
+            ),
+            options,
+        ))
     }
 
     #[cfg(not(feature = "otlp-grpc"))]
@@ -498,6 +508,7 @@ impl SpanPipeline {
         settings: &ExporterSettings,
         _counters: &Arc<Counters>,
         _filter: &ParameterFilter,
+        _options: &SpanBatchOptions,
     ) -> Result<BatchSpanProcessor, Error> {
         Err(Error::SpanExport {
             message: format!(
@@ -618,13 +629,13 @@ impl SpanPipeline {
     }
 }
 
-fn batch<E: SpanExporter + 'static>(exporter: E) -> BatchSpanProcessor {
+fn batch<E: SpanExporter + 'static>(exporter: E, options: &SpanBatchOptions) -> BatchSpanProcessor {
     BatchSpanProcessor::builder(exporter)
         .with_batch_config(
             BatchConfigBuilder::default()
-                .with_max_queue_size(QUEUE_CAPACITY)
-                .with_max_export_batch_size(512)
-                .with_scheduled_delay(Duration::from_millis(500))
+                .with_max_queue_size(options.max_queue_size)
+                .with_max_export_batch_size(options.max_export_batch_size)
+                .with_scheduled_delay(Duration::from_millis(options.schedule_delay_ms))
                 .build(),
         )
         .build()
