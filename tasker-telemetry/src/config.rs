@@ -1023,8 +1023,7 @@ impl TelemetryConfig {
                 | "max_concurrent_steps"
                 | "metrics_cardinality_cap"
                 | "trace_sampling_ratio"
-        ) || field.ends_with("timeout_ms")
-            || field.ends_with("_ms")
+        ) || field.ends_with("_ms")
             || field.starts_with("span_batch.");
         if text.is_empty() && !is_typed {
             return Ok(false);
@@ -2210,14 +2209,16 @@ mod tests {
                 vars.push(("TASKER_METRICS_AUTH_TOKEN", "t"));
             }
             // A client certificate and its key go together.
-            if field == "otlp.logs" {
-            } else if let Some(prefix) = variable.strip_suffix("CLIENT_CERTIFICATE") {
-                vars.push((leak(format!("{prefix}CLIENT_KEY")), pem.as_str()));
-            }
+            let partner = [
+                ("CLIENT_CERTIFICATE", "CLIENT_KEY"),
+                ("CLIENT_KEY", "CLIENT_CERTIFICATE"),
+            ]
+            .into_iter()
+            .find_map(|(own, other)| Some((variable.strip_suffix(own)?, other)));
             if field != "otlp.logs"
-                && let Some(prefix) = variable.strip_suffix("CLIENT_KEY")
+                && let Some((prefix, other)) = partner
             {
-                vars.push((leak(format!("{prefix}CLIENT_CERTIFICATE")), pem.as_str()));
+                vars.push((leak(format!("{prefix}{other}")), pem.as_str()));
             }
             if field == "otlp.logs" {
                 let error = TelemetryConfig::default()
