@@ -268,3 +268,80 @@ fn lifecycle_lines_reach_any_layer_beside_the_span_pipeline() {
     );
     pipeline.shutdown();
 }
+
+/// Inside a span, every line names the span it was written in: `trace_id` and `span_id` as the
+/// exported span carries them (the step's lifecycle lines the attempt's span, the user's line its
+/// own `#[instrument]` span, the task's lines the task span); outside any span, neither key.
+#[test]
+fn lines_written_inside_a_span_carry_its_trace_and_span_ids() {
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let pipeline =
+        tasker_telemetry::spans::SpanPipeline::new(&tasker_telemetry::TelemetryConfig::default())
+            .unwrap();
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let logs = LogLayer::new(LogFormat::Json, ParameterFilter::tasker_default())
+        .with_writer(buffer.clone());
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(pipeline.layer())
+            .with(logs),
+    );
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info!("before any task");
+        let task = tasker_telemetry::TaskScope::new(&telemetry, "t-ids", "checkout");
+        let step = task.step("t-ids/a", "a").with_retry_limit(3);
+        let ok: Result<u32, std::io::Error> = step.run_attempt(1, || {
+            let span = tracing::info_span!("user.work");
+            span.in_scope(|| tracing::info!("inside the user's span"));
+            tracing::info!("inside the attempt");
+            Ok(1)
+        });
+        assert!(ok.is_ok());
+        let failed: Result<u32, std::io::Error> =
+            step.run_attempt(2, || Err(std::io::Error::other("boom")));
+        assert!(failed.is_err());
+        task.fail(
+            &tasker_telemetry::scope::Failure::new("boom", "Boom"),
+            tasker_telemetry::scope::StepCounts::default(),
+        );
+    });
+    let store = pipeline.store().expect("in-process store").clone();
+    pipeline.shutdown();
+    let spans = store.task_spans("t-ids");
+    let span_named = |name: &str| {
+        let found: Vec<_> = spans.iter().filter(|s| s.name == name).collect();
+        assert!(!found.is_empty(), "no span {name}: {spans:#?}");
+        found
+    };
+    let task_span = span_named("tasker.task.execution")[0];
+    let attempts = span_named("tasker.step.execution");
+    let user_span = span_named("user.work")[0];
+    let lines = lines(&buffer);
+    let ids_of = |message: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l["message"] == message)
+            .unwrap_or_else(|| panic!("no line {message:?}: {lines:#?}"));
+        (
+            line["trace_id"].as_str().map(str::to_owned),
+            line["span_id"].as_str().map(str::to_owned),
+        )
+    };
+    let ids = |span: &tasker_telemetry::spans::StoredSpan| {
+        (Some(span.trace_id.clone()), Some(span.span_id.clone()))
+    };
+    assert_eq!(ids_of("before any task"), (None, None));
+    assert_eq!(ids_of("inside the user's span"), ids(user_span));
+    let first = attempts
+        .iter()
+        .find(|s| s.attribute("tasker.attempt_number") == Some("1"))
+        .unwrap();
+    let second = attempts
+        .iter()
+        .find(|s| s.attribute("tasker.attempt_number") == Some("2"))
+        .unwrap();
+    assert_eq!(ids_of("inside the attempt"), ids(first));
+    assert_eq!(ids_of("step completed"), ids(first));
+    assert_eq!(ids_of("step failed, will retry"), ids(second));
+    assert_eq!(ids_of("task failed"), ids(task_span));
+}

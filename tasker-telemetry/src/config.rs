@@ -91,14 +91,14 @@
 //! | `OTEL_EXPORTER_OTLP_CLIENT_KEY` | `otlp.client_key` | PEM file; needs the client certificate |
 //! | `OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY` | `otlp.traces.client_key` | for spans; wins over `OTEL_EXPORTER_OTLP_CLIENT_KEY` |
 //! | `OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY` | `otlp.metrics.client_key` | for metrics; wins over `OTEL_EXPORTER_OTLP_CLIENT_KEY` |
-//! | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
-//! | `OTEL_EXPORTER_OTLP_LOGS_PROTOCOL` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
-//! | `OTEL_EXPORTER_OTLP_LOGS_HEADERS` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
-//! | `OTEL_EXPORTER_OTLP_LOGS_COMPRESSION` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
-//! | `OTEL_EXPORTER_OTLP_LOGS_TIMEOUT` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
-//! | `OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
-//! | `OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
-//! | `OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY` | `otlp.logs` | refused: logs are not exported over OTLP yet (they go to stdout as JSON) |
+//! | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` | `otlp_logs_endpoint` | the full logs URL, used verbatim; wins over `otlp_endpoint` (cargo feature `otlp-logs`) |
+//! | `OTEL_EXPORTER_OTLP_LOGS_PROTOCOL` | `otlp.logs.protocol` | for logs; wins over `OTEL_EXPORTER_OTLP_PROTOCOL` |
+//! | `OTEL_EXPORTER_OTLP_LOGS_HEADERS` | `otlp.logs.headers` | for logs; wins over `OTEL_EXPORTER_OTLP_HEADERS` |
+//! | `OTEL_EXPORTER_OTLP_LOGS_COMPRESSION` | `otlp.logs.compression` | for logs; wins over `OTEL_EXPORTER_OTLP_COMPRESSION` |
+//! | `OTEL_EXPORTER_OTLP_LOGS_TIMEOUT` | `otlp.logs.timeout_ms` | for logs; wins over `OTEL_EXPORTER_OTLP_TIMEOUT` |
+//! | `OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE` | `otlp.logs.certificate` | for logs; wins over `OTEL_EXPORTER_OTLP_CERTIFICATE` |
+//! | `OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE` | `otlp.logs.client_certificate` | for logs; wins over `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` |
+//! | `OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY` | `otlp.logs.client_key` | for logs; wins over `OTEL_EXPORTER_OTLP_CLIENT_KEY` |
 //! | `TASKER_TRACE_SAMPLING_RATIO` | `trace_sampling_ratio` | number in 0.0..=1.0 |
 //! | `OTEL_TRACES_SAMPLER_ARG` | `trace_sampling_ratio` | wins over `TASKER_TRACE_SAMPLING_RATIO` |
 //! | `OTEL_BSP_SCHEDULE_DELAY` | `span_batch.schedule_delay_ms` | milliseconds, greater than 0 (default 500) |
@@ -235,14 +235,14 @@ pub const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
         "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
         "otlp.metrics.client_key",
     ),
-    ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "otlp.logs"),
-    ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "otlp.logs"),
-    ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "otlp.logs"),
-    ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "otlp.logs"),
-    ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "otlp.logs"),
-    ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "otlp.logs"),
-    ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", "otlp.logs"),
-    ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "otlp.logs"),
+    ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "otlp_logs_endpoint"),
+    ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "otlp.logs.protocol"),
+    ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "otlp.logs.headers"),
+    ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "otlp.logs.compression"),
+    ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "otlp.logs.timeout_ms"),
+    ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "otlp.logs.certificate"),
+    ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", "otlp.logs.client_certificate"),
+    ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "otlp.logs.client_key"),
     ("TASKER_TRACE_SAMPLING_RATIO", "trace_sampling_ratio"),
     ("OTEL_TRACES_SAMPLER_ARG", "trace_sampling_ratio"),
     ("OTEL_TRACES_SAMPLER", "trace_sampler"),
@@ -618,8 +618,13 @@ pub struct TelemetryConfig {
     /// Default `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub otlp_metrics_endpoint: Option<String>,
+    /// The full OTLP logs URL, used verbatim; overrides `otlp_endpoint` + `/v1/logs`. Logs go
+    /// over OTLP (besides stdout) when tasker-telemetry is built with its `otlp-logs` feature
+    /// and an endpoint applies. Default `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_logs_endpoint: Option<String>,
     /// The OTLP exporters' headers, compression, timeout and TLS files, with per-signal
-    /// overrides (TOML table `[otlp]`, `[otlp.traces]`, `[otlp.metrics]`).
+    /// overrides (TOML table `[otlp]`, `[otlp.traces]`, `[otlp.metrics]`, `[otlp.logs]`).
     pub otlp: OtlpOptions,
     /// More attributes of the exported resource (spans and OTLP metrics). `service.name`,
     /// `service.version` and `service.framework` always come from this configuration. Default
@@ -724,6 +729,7 @@ impl Default for TelemetryConfig {
             otlp_protocol: OtlpProtocol::HttpProtobuf,
             trace_sampling_ratio: 1.0,
             otlp_metrics_endpoint: None,
+            otlp_logs_endpoint: None,
             otlp: OtlpOptions::default(),
             resource_attributes: std::collections::BTreeMap::new(),
             trace_sampler: TraceSampler::ParentBasedTraceIdRatio,
@@ -791,6 +797,13 @@ impl fmt::Debug for TelemetryConfig {
                 "otlp_metrics_endpoint",
                 &self
                     .otlp_metrics_endpoint
+                    .as_deref()
+                    .map(crate::otlp::redact::url),
+            )
+            .field(
+                "otlp_logs_endpoint",
+                &self
+                    .otlp_logs_endpoint
                     .as_deref()
                     .map(crate::otlp::redact::url),
             )
@@ -1028,11 +1041,6 @@ impl TelemetryConfig {
         if text.is_empty() && !is_typed {
             return Ok(false);
         }
-        if field == "otlp.logs" {
-            return Err(env_error(
-                "nothing: tasker-telemetry does not export logs over OTLP yet (logs go to stdout); unset it",
-            ));
-        }
         if field.starts_with("span_batch.") || field.starts_with("metrics_export_") {
             let value = text
                 .parse::<u64>()
@@ -1103,6 +1111,7 @@ impl TelemetryConfig {
             "otlp_endpoint" => self.otlp_endpoint = Some(text.to_owned()),
             "otlp_traces_endpoint" => self.otlp_traces_endpoint = Some(text.to_owned()),
             "otlp_metrics_endpoint" => self.otlp_metrics_endpoint = Some(text.to_owned()),
+            "otlp_logs_endpoint" => self.otlp_logs_endpoint = Some(text.to_owned()),
             "trace_sampler" => self.trace_sampler = text.parse().map_err(reword)?,
             "resource_attributes" => {
                 let attributes = otlp::parse_key_values(text).map_err(|e| env_error(&e))?;
@@ -1148,6 +1157,7 @@ impl TelemetryConfig {
             "otlp_metrics_endpoint",
             self.otlp_metrics_endpoint.as_deref(),
         )?;
+        check_url("otlp_logs_endpoint", self.otlp_logs_endpoint.as_deref())?;
         self.check_otlp_options()?;
         self.span_batch.check()?;
         positive(
@@ -1641,6 +1651,8 @@ impl TelemetryConfigBuilder {
         trace_sampling_ratio: f64 => |v| v;
         /// Sets [`TelemetryConfig::otlp_metrics_endpoint`].
         otlp_metrics_endpoint: impl Into<String> => |v| Some(v.into());
+        /// Sets [`TelemetryConfig::otlp_logs_endpoint`].
+        otlp_logs_endpoint: impl Into<String> => |v| Some(v.into());
         /// Replaces [`TelemetryConfig::otlp`] (headers, compression, timeout, TLS files).
         otlp: OtlpOptions => |v| v;
         /// Replaces [`TelemetryConfig::resource_attributes`].
@@ -2186,10 +2198,13 @@ mod tests {
                 | "metrics_retention_hours"
                 | "max_concurrent_steps"
                 | "metrics_cardinality_cap" => "7",
-                "otlp_endpoint" | "otlp_traces_endpoint" | "otlp_metrics_endpoint" => {
+                "otlp_endpoint"
+                | "otlp_traces_endpoint"
+                | "otlp_metrics_endpoint"
+                | "otlp_logs_endpoint" => {
                     "https://collector:4318"
                 }
-                "otlp.traces.protocol" => "grpc",
+                "otlp.traces.protocol" | "otlp.logs.protocol" => "grpc",
                 "resource_attributes" => "deployment.environment=prod",
                 "span_batch.max_queue_size" => "8192",
                 f if f.starts_with("span_batch.") || f.starts_with("metrics_export_") => "64",
@@ -2215,20 +2230,16 @@ mod tests {
             ]
             .into_iter()
             .find_map(|(own, other)| Some((variable.strip_suffix(own)?, other)));
-            if field != "otlp.logs"
-                && let Some((prefix, other)) = partner
-            {
+            if let Some((prefix, other)) = partner {
                 vars.push((leak(format!("{prefix}{other}")), pem.as_str()));
             }
-            if field == "otlp.logs" {
+            if !cfg!(feature = "otlp-logs")
+                && (field == "otlp_logs_endpoint" || field.starts_with("otlp.logs."))
+            {
                 let error = TelemetryConfig::default()
                     .with_env_from(env(&vars))
                     .unwrap_err();
-                assert_eq!(error.variable(), Some(variable), "{error}");
-                assert!(
-                    error.to_string().contains("does not export logs"),
-                    "{error}"
-                );
+                assert!(error.to_string().contains("otlp-logs"), "{error}");
                 assert!(source.contains(&format!("| `{variable}` | `{field}` |")));
                 continue;
             }

@@ -51,6 +51,12 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The OTLP log export pipeline could not be built.
+    #[error("log export could not be set up: {message}")]
+    LogExport {
+        /// What went wrong.
+        message: String,
+    },
     /// `init` found a global `tracing` subscriber already installed.
     #[error(
         "a global tracing subscriber is already installed; add `SpanPipeline::layer()` to it instead of calling init()"

@@ -20,6 +20,8 @@ use crate::telemetry::{Telemetry, set_enabled};
 pub struct TelemetryGuard {
     telemetry: &'static Telemetry,
     spans: SpanPipeline,
+    #[cfg(feature = "otlp-logs")]
+    logs: Option<crate::logging::LogPipeline>,
     shut_down: bool,
 }
 
@@ -35,12 +37,41 @@ impl TelemetryGuard {
         &self.spans
     }
 
-    /// Flushes and stops span export within the export timeout, and reports what became of
-    /// every span (exported, failed, dropped, the last error).
+    /// The OTLP log pipeline, when an OTLP endpoint applies to logs (cargo feature
+    /// `otlp-logs`).
+    #[cfg(feature = "otlp-logs")]
+    pub fn logs(&self) -> Option<&crate::logging::LogPipeline> {
+        self.logs.as_ref()
+    }
+
+    /// Flushes and stops span export (then log export) within the export timeout, and reports
+    /// what became of every span (exported, failed, dropped, the last error). Log records not
+    /// delivered are reported in a warning; read [`logs`](Self::logs)'s report before for them
+    /// as a value.
     pub fn shutdown(mut self) -> SpanExportReport {
         self.shut_down = true;
-        self.spans.shutdown()
+        let report = self.spans.shutdown();
+        self.shut_down_logs();
+        report
     }
+
+    #[cfg(feature = "otlp-logs")]
+    fn shut_down_logs(&self) {
+        let Some(logs) = &self.logs else { return };
+        let report = logs.shutdown();
+        if !report.is_clean() {
+            tracing::warn!(
+                target: "tasker_telemetry::export",
+                failed = report.failed,
+                dropped = report.dropped,
+                last_error = report.last_error.as_deref().unwrap_or(""),
+                "telemetry shut down with log records not exported"
+            );
+        }
+    }
+
+    #[cfg(not(feature = "otlp-logs"))]
+    fn shut_down_logs(&self) {}
 }
 
 impl Drop for TelemetryGuard {
@@ -56,6 +87,7 @@ impl Drop for TelemetryGuard {
                     "telemetry shut down with spans not exported"
                 );
             }
+            self.shut_down_logs();
         }
     }
 }
@@ -86,13 +118,26 @@ pub fn init_with(config: TelemetryConfig) -> Result<TelemetryGuard, Error> {
     }
     let enabled = config.enabled;
     let spans = SpanPipeline::new(&config)?;
+    #[cfg(feature = "otlp-logs")]
+    let logs = crate::logging::LogPipeline::new(&config)?;
     let telemetry = Telemetry::new(config)?;
     spans.register_metrics(telemetry.metrics());
     telemetry.publisher().subscribe_registered()?;
-    let logs = log_layer(telemetry.config(), telemetry.filter())?;
+    let log_lines = log_layer(telemetry.config(), telemetry.filter())?;
+    #[cfg(feature = "otlp-logs")]
+    let log_records = match &logs {
+        Some(pipeline) => {
+            pipeline.register_metrics(telemetry.metrics());
+            Some(pipeline.layer().with_filter(level_filter(telemetry.config())?))
+        }
+        None => None,
+    };
+    #[cfg(not(feature = "otlp-logs"))]
+    let log_records: Option<tracing_subscriber::layer::Identity> = None;
     let subscriber = tracing_subscriber::registry()
         .with(spans.layer())
-        .with(logs);
+        .with(log_lines)
+        .with(log_records);
     tracing::subscriber::set_global_default(subscriber).map_err(|_| Error::SubscriberAlreadySet)?;
     let telemetry = telemetry.install_global()?;
     set_enabled(enabled);
@@ -100,6 +145,8 @@ pub fn init_with(config: TelemetryConfig) -> Result<TelemetryGuard, Error> {
     Ok(TelemetryGuard {
         telemetry,
         spans,
+        #[cfg(feature = "otlp-logs")]
+        logs,
         shut_down: false,
     })
 }
@@ -116,18 +163,23 @@ where
     if !config.structured_logging_enabled {
         return Ok(None);
     }
+    Ok(Some(
+        LogLayer::new(config.log_format, filter.clone()).with_filter(level_filter(config)?),
+    ))
+}
+
+/// The level filter of both log sinks: `log_filter` (a `RUST_LOG` directive) or else
+/// `log_level`.
+fn level_filter(config: &TelemetryConfig) -> Result<EnvFilter, Error> {
     let directive = config
         .log_filter
         .clone()
         .unwrap_or_else(|| config.log_level.to_ascii_lowercase());
-    let level = EnvFilter::builder().parse(&directive).map_err(|e| {
+    EnvFilter::builder().parse(&directive).map_err(|e| {
         Error::Config(crate::config::ConfigError::Invalid {
             field: "log_filter".to_owned(),
             value: directive.clone(),
             expected: format!("a RUST_LOG directive such as \"info\" or \"tasker=debug\" ({e})"),
         })
-    })?;
-    Ok(Some(
-        LogLayer::new(config.log_format, filter.clone()).with_filter(level),
-    ))
+    })
 }

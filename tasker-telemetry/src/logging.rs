@@ -6,6 +6,15 @@
 //! The scopes log the lifecycle (target `tasker::lifecycle`): task started / completed / failed,
 //! step completed / failed / retrying, at info, warn or error, with `duration_ms` and a
 //! `performance_category` (fast < 0.1 s, moderate < 1 s, slow <= 5 s, very_slow above).
+//!
+//! A line written inside a span carries the span's `trace_id` and `span_id` (hex, as the
+//! exported span has them), so a log search leads to the trace and back.
+
+#[cfg(feature = "otlp-logs")]
+mod otlp;
+
+#[cfg(feature = "otlp-logs")]
+pub use otlp::{LogExportReport, LogPipeline, OtlpLogLayer};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -296,6 +305,10 @@ where
                 *value = masked;
             }
         }
+        if let Some((trace_id, span_id)) = current_trace_context() {
+            fields.insert("trace_id", trace_id);
+            fields.insert("span_id", span_id);
+        }
         let meta = event.metadata();
         let line = self.render(meta.level(), meta.target(), &message, &fields);
         if let Ok(mut writer) = self.writer.lock() {
@@ -303,6 +316,21 @@ where
             let _ = writeln!(writer, "{line}");
         }
     }
+}
+
+/// The trace and span ids of the OpenTelemetry context current on this thread: the span the
+/// line is written in, as the span layer activates it on entering (and as the scopes activate
+/// it around their own lifecycle lines). The OTLP log signal takes the same context, so a line
+/// names the same span on stdout and in its exported record.
+fn current_trace_context() -> Option<(String, String)> {
+    use opentelemetry::trace::TraceContextExt as _;
+    opentelemetry::Context::map_current(|cx| {
+        let span = cx.span();
+        let context = span.span_context();
+        context
+            .is_valid()
+            .then(|| (context.trace_id().to_string(), context.span_id().to_string()))
+    })
 }
 
 /// Span fields that become log-line context.

@@ -539,13 +539,15 @@ impl TaskScope {
             spans::record_event(span, "task.started");
         }
         if sinks.contains(Sinks::LOGS) {
-            tracing::info!(
-                target: LIFECYCLE_TARGET,
-                correlation_id = self.correlation_id().as_str(),
-                task_id = &*self.inner.id,
-                task_name = &*self.inner.name,
-                "task started"
-            );
+            self.in_span(|| {
+                tracing::info!(
+                    target: LIFECYCLE_TARGET,
+                    correlation_id = self.correlation_id().as_str(),
+                    task_id = &*self.inner.id,
+                    task_name = &*self.inner.name,
+                    "task started"
+                )
+            });
         }
         self.publish(names::TASK_START_REQUESTED, |t| t.payload_with(None, false));
     }
@@ -620,10 +622,21 @@ impl TaskScope {
         p
     }
 
-    fn log_finish(&self, message: &'static str, failure: Option<&Failure>) {
-        if !is_enabled() {
-            return;
+    /// Runs `f` inside the task's span, so that the task's lifecycle lines name it.
+    fn in_span<R>(&self, f: impl FnOnce() -> R) -> R {
+        match self.span() {
+            Some(span) => span.in_scope(f),
+            None => f(),
         }
+    }
+
+    fn log_finish(&self, message: &'static str, failure: Option<&Failure>) {
+        if is_enabled() {
+            self.in_span(|| self.write_finish_line(message, failure));
+        }
+    }
+
+    fn write_finish_line(&self, message: &'static str, failure: Option<&Failure>) {
         let duration_ms = self.elapsed().as_secs_f64() * 1000.0;
         let (id, name, corr) = (
             &*self.inner.id,
@@ -672,14 +685,16 @@ impl TaskScope {
             spans::end_task_span(span);
         }
         if sinks.contains(Sinks::LOGS) && is_enabled() {
-            tracing::info!(
-                target: LIFECYCLE_TARGET,
-                correlation_id = self.correlation_id().as_str(),
-                task_id = &*self.inner.id,
-                task_name = &*self.inner.name,
-                duration_ms = self.elapsed().as_secs_f64() * 1000.0,
-                "task cancelled"
-            );
+            self.in_span(|| {
+                tracing::info!(
+                    target: LIFECYCLE_TARGET,
+                    correlation_id = self.correlation_id().as_str(),
+                    task_id = &*self.inner.id,
+                    task_name = &*self.inner.name,
+                    duration_ms = self.elapsed().as_secs_f64() * 1000.0,
+                    "task cancelled"
+                )
+            });
         }
         self.publish(names::TASK_CANCELLED, |t| {
             t.payload_with(Some(counts), true)
@@ -1430,7 +1445,11 @@ impl<'s> StepAttempt<'s> {
         );
     }
 
-    fn log_attempt(&self, elapsed: Duration, failure: Option<&Failure>) {
+    fn log_attempt(&self, span: &spans::StepSpan, elapsed: Duration, failure: Option<&Failure>) {
+        span.with_context_current(|| self.write_attempt_line(elapsed, failure));
+    }
+
+    fn write_attempt_line(&self, elapsed: Duration, failure: Option<&Failure>) {
         let task = &self.scope.task;
         let fields = (
             task.correlation_id().as_str(),
@@ -1522,7 +1541,7 @@ impl<'s> StepAttempt<'s> {
         if sinks.contains(Sinks::LOGS)
             && tracing::enabled!(target: LIFECYCLE_TARGET, tracing::Level::INFO)
         {
-            self.log_attempt(elapsed.to_duration(), None);
+            self.log_attempt(span, elapsed.to_duration(), None);
         }
         self.check_slow(seconds);
         if let Some(m) = self.scope.metrics() {
@@ -1546,7 +1565,7 @@ impl<'s> StepAttempt<'s> {
         let elapsed = elapsed.to_duration();
         let sinks = self.scope.task.sinks(names::STEP_FAILED);
         if sinks.contains(Sinks::LOGS) {
-            self.log_attempt(elapsed, Some(failure));
+            self.log_attempt(span, elapsed, Some(failure));
         }
         self.check_slow(seconds);
         if let Some(m) = self.scope.metrics() {

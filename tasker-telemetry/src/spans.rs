@@ -417,6 +417,19 @@ impl StepSpan {
         }
     }
 
+    /// Runs `f` with the span's OpenTelemetry context current, for the attempt's lifecycle log
+    /// lines, written after `process()` has left the span: they name the attempt's span as a
+    /// line written inside it does.
+    pub(crate) fn with_context_current<R>(&self, f: impl FnOnce() -> R) -> R {
+        match self.otel() {
+            Some(cx) => {
+                let _current = cx.clone().attach();
+                f()
+            }
+            None => self.span.in_scope(f),
+        }
+    }
+
     /// [`in_scope`](Self::in_scope) for an owner: the context taken on the first entry is
     /// stored without the cell's atomic initialisation.
     #[inline]

@@ -18,7 +18,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::otlp_receiver::{ReceivedSpan, flatten};
+use super::otlp_receiver::{ReceivedLog, ReceivedSpan, flatten, flatten_logs};
 
 /// A CA, and the PEM files of what it signed, in a directory of their own.
 pub struct Pki {
@@ -205,6 +205,20 @@ impl HttpsReceiver {
             requests = self.shared.arrived.wait_timeout(requests, left).unwrap().0;
         }
         requests.clone()
+    }
+
+    /// The log records received so far.
+    pub fn logs(&self) -> Vec<ReceivedLog> {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        self.shared
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == "/v1/logs")
+            .filter_map(|r| ExportLogsServiceRequest::decode(r.body.as_slice()).ok())
+            .flat_map(|r| flatten_logs(&r))
+            .collect()
     }
 
     /// The spans received so far.

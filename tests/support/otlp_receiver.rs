@@ -278,6 +278,48 @@ pub fn flatten(request: &ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
     spans
 }
 
+/// One log record as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedLog {
+    /// The body, as text.
+    pub body: String,
+    /// `INFO`, `WARN`, ...
+    pub severity_text: String,
+    /// The span the record was written in (lowercase hex), empty outside any span.
+    pub trace_id: String,
+    /// Lowercase hex, empty outside any span.
+    pub span_id: String,
+    /// The record's attributes.
+    pub attributes: BTreeMap<String, AttrValue>,
+    /// The resource's attributes.
+    pub resource: BTreeMap<String, AttrValue>,
+}
+
+/// The log records of an OTLP logs export request.
+pub fn flatten_logs(
+    request: &opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+) -> Vec<ReceivedLog> {
+    let mut logs = Vec::new();
+    for resource_logs in &request.resource_logs {
+        let resource = resource_logs
+            .resource
+            .as_ref()
+            .map(|r| attributes(&r.attributes))
+            .unwrap_or_default();
+        for record in resource_logs.scope_logs.iter().flat_map(|s| &s.log_records) {
+            logs.push(ReceivedLog {
+                body: render(record.body.as_ref().and_then(|b| b.value.as_ref())),
+                severity_text: record.severity_text.clone(),
+                trace_id: hex(&record.trace_id),
+                span_id: hex(&record.span_id),
+                attributes: attributes(&record.attributes),
+                resource: resource.clone(),
+            });
+        }
+    }
+    logs
+}
+
 /// One HTTP request as received (any path, any method).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedRequest {

@@ -194,6 +194,9 @@ pub struct OtlpOptions {
     /// Overrides for metrics.
     #[serde(skip_serializing_if = "is_default")]
     pub metrics: OtlpSignalOptions,
+    /// Overrides for logs (cargo feature `otlp-logs`).
+    #[serde(skip_serializing_if = "is_default")]
+    pub logs: OtlpSignalOptions,
 }
 
 fn is_default(options: &OtlpSignalOptions) -> bool {
@@ -211,6 +214,7 @@ impl Default for OtlpOptions {
             client_key: None,
             traces: OtlpSignalOptions::default(),
             metrics: OtlpSignalOptions::default(),
+            logs: OtlpSignalOptions::default(),
         }
     }
 }
@@ -249,6 +253,7 @@ impl fmt::Debug for OtlpOptions {
             .field("client_key", &self.client_key)
             .field("traces", &OtlpSignalOptionsShown(&self.traces))
             .field("metrics", &OtlpSignalOptionsShown(&self.metrics))
+            .field("logs", &OtlpSignalOptionsShown(&self.logs))
             .finish()
     }
 }
@@ -261,6 +266,8 @@ pub enum Signal {
     Traces,
     /// Metrics.
     Metrics,
+    /// Log records (cargo feature `otlp-logs`).
+    Logs,
 }
 
 impl Signal {
@@ -269,6 +276,7 @@ impl Signal {
         match self {
             Self::Traces => "/v1/traces",
             Self::Metrics => "/v1/metrics",
+            Self::Logs => "/v1/logs",
         }
     }
 }
@@ -334,6 +342,7 @@ impl TelemetryConfig {
         let own = match signal {
             Signal::Traces => &self.otlp_traces_endpoint,
             Signal::Metrics => &self.otlp_metrics_endpoint,
+            Signal::Logs => &self.otlp_logs_endpoint,
         };
         let endpoint = match own {
             Some(url) => url.clone(),
@@ -354,6 +363,7 @@ impl TelemetryConfig {
         match signal {
             Signal::Traces => &self.otlp.traces,
             Signal::Metrics => &self.otlp.metrics,
+            Signal::Logs => &self.otlp.logs,
         }
     }
 
@@ -383,6 +393,7 @@ impl TelemetryConfig {
                 match signal {
                     Signal::Traces => self.span_batch.export_timeout_ms,
                     Signal::Metrics => self.metrics_export_timeout_ms,
+                    Signal::Logs => u64::MAX,
                 },
             )),
             tls: TlsFiles {
@@ -401,7 +412,11 @@ impl TelemetryConfig {
             "otlp",
             [&o.certificate, &o.client_certificate, &o.client_key],
         )?;
-        for (name, s) in [("traces", &o.traces), ("metrics", &o.metrics)] {
+        for (name, s) in [
+            ("traces", &o.traces),
+            ("metrics", &o.metrics),
+            ("logs", &o.logs),
+        ] {
             if let Some(headers) = &s.headers {
                 check_headers(&format!("otlp.{name}.headers"), headers)?;
             }
@@ -424,6 +439,22 @@ impl TelemetryConfig {
                 "http/protobuf (metrics are exported over OTLP/HTTP only)",
             ));
         }
+        if !cfg!(feature = "otlp-logs") {
+            let field = if self.otlp_logs_endpoint.is_some() {
+                Some("otlp_logs_endpoint")
+            } else if !is_default(&o.logs) {
+                Some("otlp.logs")
+            } else {
+                None
+            };
+            if let Some(field) = field {
+                return Err(ConfigError::invalid(
+                    field,
+                    "(set)",
+                    "unset: logs are exported over OTLP only when tasker-telemetry is built with its `otlp-logs` cargo feature",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -435,7 +466,7 @@ impl TelemetryConfig {
         env_error: &dyn Fn(&str) -> ConfigError,
     ) -> Result<(), ConfigError> {
         let (signal, setting) = match field.strip_prefix("otlp.").and_then(|f| f.split_once('.')) {
-            Some((signal @ ("traces" | "metrics"), setting)) => (Some(signal), setting),
+            Some((signal @ ("traces" | "metrics" | "logs"), setting)) => (Some(signal), setting),
             _ => (None, field.trim_start_matches("otlp.")),
         };
         let o = &mut self.otlp;
@@ -458,10 +489,10 @@ impl TelemetryConfig {
             (None, "client_certificate") => o.client_certificate = path(),
             (None, "client_key") => o.client_key = path(),
             (Some(signal), setting) => {
-                let s = if signal == "traces" {
-                    &mut o.traces
-                } else {
-                    &mut o.metrics
+                let s = match signal {
+                    "traces" => &mut o.traces,
+                    "metrics" => &mut o.metrics,
+                    _ => &mut o.logs,
                 };
                 match setting {
                     "protocol" => s.protocol = Some(text.parse().map_err(reword)?),

@@ -93,33 +93,6 @@ impl ShutdownFields {
     }
 }
 
-/// The crates an export runs through. Their spans and events never become exported spans or
-/// span events, whatever the filters let through: exporting them would make more of them (each
-/// gRPC export's tonic and h2 spans were exported by the next export, forever, in an idle
-/// process).
-const EXPORT_STACK: &[&str] = &[
-    "h2",
-    "hyper",
-    "hyper_util",
-    "reqwest",
-    "rustls",
-    "tonic",
-    "tower",
-    "tokio_rustls",
-    "opentelemetry",
-    "opentelemetry_sdk",
-    "opentelemetry_otlp",
-    "opentelemetry_http",
-];
-
-/// Whether `metadata` comes from one of the [`EXPORT_STACK`] crates (its target is the crate
-/// or one of its modules).
-fn is_export_stack(metadata: &Metadata<'_>) -> bool {
-    let target = metadata.target();
-    let krate = target.split("::").next().unwrap_or(target);
-    EXPORT_STACK.contains(&krate)
-}
-
 /// Is `metadata` this crate's `name` span (task or step)? String compares, but once per
 /// callsite: the hot path compares addresses.
 fn is_own_span(metadata: &Metadata<'_>, name: &str) -> bool {
@@ -466,8 +439,8 @@ where
                     && std::ptr::eq(attrs.metadata(), task.metadata)
                 {
                     open.tasks.insert(id.into_u64());
-                } else if is_export_stack(attrs.metadata()) {
-                    // Never exported: see `EXPORT_STACK`. The inner layer ignores a span it
+                } else if crate::otlp::is_export_stack(attrs.metadata()) {
+                    // Never exported: see `otlp::EXPORT_STACK`. The inner layer ignores a span it
                     // holds no data for in every later callback.
                     return;
                 }
@@ -531,7 +504,7 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let metadata = event.metadata();
-        if metadata.target() != LIFECYCLE_TARGET && !is_export_stack(metadata) {
+        if metadata.target() != LIFECYCLE_TARGET && !crate::otlp::is_export_stack(metadata) {
             self.inner.on_event(event, ctx);
         }
     }

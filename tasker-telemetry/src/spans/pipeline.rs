@@ -21,7 +21,7 @@ use super::attribute_filter::AttributeFilter;
 use super::layer::SpanLayer;
 use super::store::SpanStore;
 use crate::config::{
-    ExporterSettings, OtlpCompression, OtlpProtocol, Signal, SpanBatchOptions, TelemetryConfig,
+    ExporterSettings, OtlpProtocol, Signal, SpanBatchOptions, TelemetryConfig,
     TraceSampler,
 };
 use crate::error::Error;
@@ -379,22 +379,17 @@ impl SpanPipeline {
         filter: &ParameterFilter,
         options: &SpanBatchOptions,
     ) -> Result<BatchSpanProcessor, Error> {
-        use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
         let shown = crate::otlp::redact::url(&settings.endpoint);
         let transport =
             crate::otlp::transport::HttpTransport::new(settings, counters.transport_error.clone())
                 .map_err(|message| Error::SpanExport {
                     message: format!("{shown}: {message}"),
                 })?;
-        let mut builder = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(transport)
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(settings.endpoint.as_str())
-            .with_timeout(settings.timeout);
-        if settings.compression == OtlpCompression::Gzip {
-            builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
-        }
+        let builder = crate::otlp::configure_http(
+            opentelemetry_otlp::SpanExporter::builder().with_http(),
+            settings,
+            transport,
+        );
         let exporter = builder.build().map_err(|e| Error::SpanExport {
             message: crate::otlp::redact::text(&e.to_string()),
         })?;
@@ -426,79 +421,20 @@ impl SpanPipeline {
         filter: &ParameterFilter,
         options: &SpanBatchOptions,
     ) -> Result<BatchSpanProcessor, Error> {
-        use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
-        use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
-        use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
         let shown = crate::otlp::redact::url(&settings.endpoint);
         let fail = |message: String| Error::SpanExport {
             message: format!("{shown}: {message}"),
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| fail(format!("gRPC export runtime: {e}")))?;
-        let mut headers = http::HeaderMap::new();
-        for (name, value) in &settings.headers {
-            let key = http::HeaderName::try_from(name.as_str())
-                .map_err(|e| fail(format!("header name {name:?}: {e}")))?;
-            let mut value = http::HeaderValue::try_from(value.as_str())
-                .map_err(|_| fail(format!("header {name}: a value gRPC metadata cannot carry")))?;
-            value.set_sensitive(true);
-            headers.insert(key, value);
-        }
-        let metadata = MetadataMap::from_headers(headers);
-        let read = |what: &str, path: &std::path::Path| {
-            std::fs::read(path).map_err(|e| fail(crate::otlp::tls::describe(what, path, e)))
-        };
-        let https = settings
-            .endpoint
-            .get(..8)
-            .is_some_and(|p| p.eq_ignore_ascii_case("https://"));
-        let tls = if https {
-            let mut tls = ClientTlsConfig::new();
-            tls = match &settings.tls.certificate {
-                Some(ca) => tls.ca_certificate(Certificate::from_pem(read("CA certificate", ca)?)),
-                None => tls.with_native_roots().with_webpki_roots(),
-            };
-            if let (Some(cert), Some(key)) =
-                (&settings.tls.client_certificate, &settings.tls.client_key)
-            {
-                tls = tls.identity(Identity::from_pem(
-                    read("client certificate", cert)?,
-                    read("client key", key)?,
-                ));
-            }
-            Some(tls)
-        } else {
-            None
-        };
-        let exporter = {
-            // tonic builds its channel against the runtime in context.
-            let _in_runtime = runtime.enter();
-            let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(settings.endpoint.as_str())
-                .with_timeout(settings.timeout)
-                .with_metadata(metadata);
-            if let Some(tls) = tls {
-                builder = builder.with_tls_config(tls);
-            }
-            if settings.compression == OtlpCompression::Gzip {
-                builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
-            }
-            builder
-                .build()
-                .map_err(|e| fail(crate::otlp::redact::text(&e.to_string())))?
-        };
+        let exporter = crate::otlp::grpc::Tonic::new(settings)
+            .map_err(fail)?
+            .build(
+                settings,
+                opentelemetry_otlp::SpanExporter::builder().with_tonic(),
+                |builder| builder.build(),
+            )
+            .map_err(|e| fail(crate::otlp::redact::text(&e.to_string())))?;
         Ok(batch(
-            CountingExporter::new(
-                OnRuntime {
-                    runtime,
-                    inner: exporter,
-                },
-                counters,
-                filter.clone(),
-            ),
+            CountingExporter::new(exporter, counters, filter.clone()),
             options,
         ))
     }
@@ -639,34 +575,4 @@ fn batch<E: SpanExporter + 'static>(exporter: E, options: &SpanBatchOptions) -> 
                 .build(),
         )
         .build()
-}
-
-/// Runs a tonic exporter on its own current-thread tokio runtime: the batch processor's thread
-/// is not inside any runtime, and the application's runtime (if any) is none of ours to block.
-#[cfg(feature = "otlp-grpc")]
-#[derive(Debug)]
-struct OnRuntime<E> {
-    runtime: tokio::runtime::Runtime,
-    inner: E,
-}
-
-#[cfg(feature = "otlp-grpc")]
-impl<E: SpanExporter> SpanExporter for OnRuntime<E> {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.runtime.block_on(self.inner.export(batch))
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let _in_runtime = self.runtime.enter();
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        let _in_runtime = self.runtime.enter();
-        self.inner.force_flush()
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
 }
