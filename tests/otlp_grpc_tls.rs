@@ -27,7 +27,10 @@ fn child() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
         ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca),
-        ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=grpc-k3y".to_owned()),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-api-key=grpc-k3y".to_owned(),
+        ),
         ("OTEL_SERVICE_NAME", "checkout-grpc".to_owned()),
     ];
     let config = TelemetryConfig::default()
@@ -63,7 +66,11 @@ fn child() {
 
 fn run_child(endpoint: &str, ca: &std::path::Path) -> String {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "grpc_over_tls_carries_spans_and_logs", "--nocapture"])
+        .args([
+            "--exact",
+            "grpc_over_tls_carries_spans_and_logs",
+            "--nocapture",
+        ])
         .env(ENDPOINT, endpoint)
         .env(CA, ca)
         .env_remove("RUST_LOG")
@@ -99,10 +106,16 @@ fn grpc_over_tls_carries_spans_and_logs() {
         .iter()
         .find(|l| l.body == "charging over grpc")
         .unwrap_or_else(|| panic!("no record: {logs:#?}\n{stdout}"));
-    assert_eq!(charging.trace_id, step.1, "the record is in the step's trace");
+    assert_eq!(
+        charging.trace_id, step.1,
+        "the record is in the step's trace"
+    );
     assert!(!charging.span_id.is_empty());
     assert_eq!(
-        charging.attributes.get("api_token").and_then(|v| v.as_str()),
+        charging
+            .attributes
+            .get("api_token")
+            .and_then(|v| v.as_str()),
         Some("[FILTERED]")
     );
     assert!(logs.iter().any(|l| l.body == "step completed"), "{logs:#?}");

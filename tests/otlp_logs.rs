@@ -38,12 +38,18 @@ fn log_records_carry_their_spans_ids_and_no_secret() {
     let (cert, key) = pki.issue("server", &["localhost"]);
     let receiver = HttpsReceiver::start(&cert, &key, None, Answer::Status(200, ""));
     let config = config(&[
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.base_url("localhost")),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            receiver.base_url("localhost"),
+        ),
         (
             "OTEL_EXPORTER_OTLP_CERTIFICATE",
             pki.ca_file().display().to_string(),
         ),
-        ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "x-api-key=logs-k3y".into()),
+        (
+            "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+            "x-api-key=logs-k3y".into(),
+        ),
         ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "gzip".into()),
         ("OTEL_SERVICE_NAME", "checkout-logs".into()),
     ]);
@@ -111,13 +117,13 @@ fn log_records_carry_their_spans_ids_and_no_secret() {
             .find(|s| s.name == name)
             .unwrap_or_else(|| panic!("no span {name}"))
     };
-    let (task_span, step_span) = (
-        span("tasker.task.execution"),
-        span("tasker.step.execution"),
-    );
+    let (task_span, step_span) = (span("tasker.task.execution"), span("tasker.step.execution"));
 
     let outside = by_body("outside any span");
-    assert_eq!((outside.trace_id.as_str(), outside.span_id.as_str()), ("", ""));
+    assert_eq!(
+        (outside.trace_id.as_str(), outside.span_id.as_str()),
+        ("", "")
+    );
     let charging = by_body("charging");
     assert_eq!(charging.trace_id, step_span.trace_id);
     assert_eq!(charging.span_id, step_span.span_id);

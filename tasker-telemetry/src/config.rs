@@ -238,10 +238,19 @@ pub const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
     ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "otlp_logs_endpoint"),
     ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "otlp.logs.protocol"),
     ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "otlp.logs.headers"),
-    ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "otlp.logs.compression"),
+    (
+        "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+        "otlp.logs.compression",
+    ),
     ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "otlp.logs.timeout_ms"),
-    ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "otlp.logs.certificate"),
-    ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", "otlp.logs.client_certificate"),
+    (
+        "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+        "otlp.logs.certificate",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
+        "otlp.logs.client_certificate",
+    ),
     ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "otlp.logs.client_key"),
     ("TASKER_TRACE_SAMPLING_RATIO", "trace_sampling_ratio"),
     ("OTEL_TRACES_SAMPLER_ARG", "trace_sampling_ratio"),
@@ -2201,9 +2210,7 @@ mod tests {
                 "otlp_endpoint"
                 | "otlp_traces_endpoint"
                 | "otlp_metrics_endpoint"
-                | "otlp_logs_endpoint" => {
-                    "https://collector:4318"
-                }
+                | "otlp_logs_endpoint" => "https://collector:4318",
                 "otlp.traces.protocol" | "otlp.logs.protocol" => "grpc",
                 "resource_attributes" => "deployment.environment=prod",
                 "span_batch.max_queue_size" => "8192",

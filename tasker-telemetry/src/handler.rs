@@ -117,6 +117,7 @@ impl Step {
         self
     }
 
+    #[cfg(feature = "workflow")]
     /// Sets inputs shared with other steps (see `StepScope::with_shared_inputs`).
     pub(crate) fn with_shared_inputs(
         mut self,

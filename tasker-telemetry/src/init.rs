@@ -128,7 +128,11 @@ pub fn init_with(config: TelemetryConfig) -> Result<TelemetryGuard, Error> {
     let log_records = match &logs {
         Some(pipeline) => {
             pipeline.register_metrics(telemetry.metrics());
-            Some(pipeline.layer().with_filter(level_filter(telemetry.config())?))
+            Some(
+                pipeline
+                    .layer()
+                    .with_filter(level_filter(telemetry.config())?),
+            )
         }
         None => None,
     };

@@ -327,9 +327,12 @@ fn current_trace_context() -> Option<(String, String)> {
     opentelemetry::Context::map_current(|cx| {
         let span = cx.span();
         let context = span.span_context();
-        context
-            .is_valid()
-            .then(|| (context.trace_id().to_string(), context.span_id().to_string()))
+        context.is_valid().then(|| {
+            (
+                context.trace_id().to_string(),
+                context.span_id().to_string(),
+            )
+        })
     })
 }
 

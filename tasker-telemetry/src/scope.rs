@@ -446,6 +446,7 @@ impl TaskScope {
         &self.inner.name
     }
 
+    #[cfg(feature = "workflow")]
     /// The task's id and name as shared strings (payloads clone them, never copy the text).
     pub(crate) fn shared_id_and_name(&self) -> (&Arc<str>, &Arc<str>) {
         (&self.inner.id, &self.inner.name)
@@ -762,6 +763,7 @@ impl StepScope {
         self
     }
 
+    #[cfg(feature = "workflow")]
     /// Attaches inputs shared with other steps, with their filtered form when already known
     /// (the runner gives every step of a task the same inputs: filtered once, not per step).
     pub(crate) fn with_shared_inputs(
@@ -794,6 +796,7 @@ impl StepScope {
         &self.name
     }
 
+    #[cfg(feature = "workflow")]
     /// The step's id and name as shared strings.
     pub(crate) fn shared_id_and_name(&self) -> (&Arc<str>, &Arc<str>) {
         (&self.id, &self.name)

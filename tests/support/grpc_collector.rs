@@ -88,7 +88,9 @@ impl GrpcCollector {
             std::fs::read(cert).unwrap(),
             std::fs::read(key).unwrap(),
         );
-        Self::serve(Some(tonic::transport::ServerTlsConfig::new().identity(identity)))
+        Self::serve(Some(
+            tonic::transport::ServerTlsConfig::new().identity(identity),
+        ))
     }
 
     fn serve(tls: Option<tonic::transport::ServerTlsConfig>) -> Self {

@@ -47,6 +47,7 @@ pub(crate) fn text(text: &str) -> String {
     out
 }
 
+#[cfg(feature = "otlp")]
 /// `text` with every occurrence of each secret replaced by the mask: for an error from a lower
 /// layer that may quote a header value or the URL's credentials.
 pub(crate) fn secrets<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
@@ -60,6 +61,7 @@ pub(crate) fn secrets<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>
     out
 }
 
+#[cfg(feature = "otlp")]
 /// The user and password in `url`'s authority, percent-encoded as written.
 pub(crate) fn url_credentials(url: &str) -> Vec<&str> {
     let Some(scheme_end) = url.find("://") else {
@@ -105,6 +107,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "otlp")]
     fn secrets_are_masked_in_free_text() {
         let creds = super::url_credentials("https://key:s3cret@api.example/v1");
         assert_eq!(creds, ["key", "s3cret"]);

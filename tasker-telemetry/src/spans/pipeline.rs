@@ -21,8 +21,7 @@ use super::attribute_filter::AttributeFilter;
 use super::layer::SpanLayer;
 use super::store::SpanStore;
 use crate::config::{
-    ExporterSettings, OtlpProtocol, Signal, SpanBatchOptions, TelemetryConfig,
-    TraceSampler,
+    ExporterSettings, OtlpProtocol, Signal, SpanBatchOptions, TelemetryConfig, TraceSampler,
 };
 use crate::error::Error;
 use crate::filter::ParameterFilter;
