@@ -1,7 +1,7 @@
 //! No telemetry loop: with every callsite enabled under a global subscriber (as `RUST_LOG=trace`
 //! does), what the exporters' own stacks emit (tonic, h2, hyper, reqwest, rustls) never becomes
-//! an exported span. An idle process exports exactly its task's spans, over OTLP/HTTP and
-//! OTLP/gRPC, and nothing more in the 10 s that follow.
+//! an exported span or a log record. An idle process exports exactly its task's spans and log
+//! records, over OTLP/HTTP and OTLP/gRPC, and nothing more in the 10 s that follow.
 
 mod support;
 
@@ -10,6 +10,7 @@ use std::time::Duration;
 use support::grpc_collector::GrpcCollector;
 use support::otlp_receiver::Receiver;
 use tasker_telemetry::config::OtlpProtocol;
+use tasker_telemetry::logging::LogPipeline;
 use tasker_telemetry::spans::SpanPipeline;
 use tasker_telemetry::{TaskScope, Telemetry, TelemetryConfig};
 use tracing_subscriber::layer::SubscriberExt;
@@ -70,10 +71,15 @@ fn idle_process(case: &str) {
     }
     .unwrap();
     let pipeline = SpanPipeline::new(&config).unwrap();
+    let logs = LogPipeline::new(&config).unwrap().unwrap();
     // No filter: every callsite of every crate is enabled, on every thread, the export
     // thread's included.
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(pipeline.layer()))
-        .unwrap();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry()
+            .with(pipeline.layer())
+            .with(logs.layer()),
+    )
+    .unwrap();
     let telemetry = Telemetry::new(config).unwrap();
     {
         let task = TaskScope::new(&telemetry, "t-idle", "checkout");
@@ -84,7 +90,13 @@ fn idle_process(case: &str) {
     // out with the next one.
     for _ in 0..3 {
         pipeline.flush();
+        logs.flush();
     }
+    let records = logs.report().emitted;
+    assert!(
+        records >= 1,
+        "{case}: the step's lifecycle line is a record"
+    );
     let arrived = |n: usize, within: Duration| match (&receiver, &collector) {
         (Some(receiver), _) => receiver
             .wait_for_spans(n, within)
@@ -104,4 +116,11 @@ fn idle_process(case: &str) {
     assert_eq!(spans.len(), 2, "{case}: {spans:?}");
     let report = pipeline.shutdown();
     assert_eq!(report.exported, 2, "{case}: {report:?}");
+    // Nor did the exports (spans' or logs') make a log record.
+    let log_report = logs.shutdown();
+    assert_eq!(log_report.emitted, records, "{case}: {log_report:?}");
+    if let Some(collector) = &collector {
+        let received = collector.wait_for_logs(0, Duration::ZERO);
+        assert_eq!(received.len() as u64, records, "{case}: {received:#?}");
+    }
 }
