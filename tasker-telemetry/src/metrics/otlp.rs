@@ -308,10 +308,15 @@ impl OtlpMetricsExporter {
                         // answer) is the one reported.
                         Ok(request) => match client.send_blocking(request) {
                             Ok(response) if response.status().is_success() => Ok(()),
-                            Ok(response) => Err(format!(
-                                "POST {shown}: the collector answered {}",
-                                crate::otlp::transport::describe_answer(&response)
-                            )),
+                            // Described (and masked) by the transport as it failed.
+                            Ok(response) => Err(worker_stats
+                                .transport_error
+                                .lock()
+                                .ok()
+                                .and_then(|mut t| t.take())
+                                .unwrap_or_else(|| {
+                                    format!("POST {shown}: the collector answered {}", response.status())
+                                })),
                             Err(e) => Err(e),
                         },
                         Err(e) => Err(e.to_string()),

@@ -164,7 +164,7 @@ impl HttpTransport {
 }
 
 /// A non-success answer as a diagnostic: its status, `Retry-After`, and the start of its body.
-pub(crate) fn describe_answer(response: &Response<Bytes>) -> String {
+fn describe_answer(response: &Response<Bytes>) -> String {
     let mut text = response.status().to_string();
     if let Some(after) = response
         .headers()
