@@ -187,6 +187,8 @@ fn a_refusing_collector_is_counted_and_the_step_is_untouched() {
         ),
     ]);
     let logs = LogPipeline::new(&config).unwrap().unwrap();
+    let telemetry = Telemetry::new(config.clone()).unwrap();
+    logs.register_metrics(telemetry.metrics());
     let subscriber = tracing_subscriber::registry().with(logs.layer());
     let value = tracing::subscriber::with_default(subscriber, || {
         tracing::warn!(attempt = 1, "retrying");
@@ -199,5 +201,17 @@ fn a_refusing_collector_is_counted_and_the_step_is_untouched() {
     assert_eq!(report.failed, 2, "{report:?}");
     assert_eq!(report.exported, 0);
     let error = report.last_error.expect("the collector's answer");
-    assert!(error.contains("401"), "{error}");
+    assert!(
+        error.contains("401") && error.contains("bad key"),
+        "{error}"
+    );
+    let text = tasker_telemetry::metrics::prometheus_text(&telemetry.metrics().snapshot());
+    let line = "tasker_telemetry_dropped_total{sink=\"logs\",reason=\"export_failed\"} 2";
+    assert!(text.contains(line), "{line} not in\n{text}");
+    // One family, every sink's series in it.
+    assert_eq!(
+        text.matches("# TYPE tasker_telemetry_dropped_total")
+            .count(),
+        1
+    );
 }

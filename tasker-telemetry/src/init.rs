@@ -60,12 +60,11 @@ impl TelemetryGuard {
         let Some(logs) = &self.logs else { return };
         let report = logs.shutdown();
         if !report.is_clean() {
-            tracing::warn!(
-                target: "tasker_telemetry::export",
-                failed = report.failed,
-                dropped = report.dropped,
-                last_error = report.last_error.as_deref().unwrap_or(""),
-                "telemetry shut down with log records not exported"
+            warn_not_exported(
+                "log records",
+                report.failed,
+                report.dropped,
+                &report.last_error,
             );
         }
     }
@@ -79,17 +78,22 @@ impl Drop for TelemetryGuard {
         if !self.shut_down {
             let report = self.spans.shutdown();
             if !report.is_clean() {
-                tracing::warn!(
-                    target: "tasker_telemetry::export",
-                    failed = report.failed,
-                    dropped = report.dropped,
-                    last_error = report.last_error.as_deref().unwrap_or(""),
-                    "telemetry shut down with spans not exported"
-                );
+                warn_not_exported("spans", report.failed, report.dropped, &report.last_error);
             }
             self.shut_down_logs();
         }
     }
+}
+
+/// The warning of a shutdown that left `what` undelivered.
+fn warn_not_exported(what: &str, failed: u64, dropped: u64, last_error: &Option<String>) {
+    tracing::warn!(
+        target: "tasker_telemetry::export",
+        failed,
+        dropped,
+        last_error = last_error.as_deref().unwrap_or(""),
+        "telemetry shut down with {what} not exported"
+    );
 }
 
 /// Sets up process-wide telemetry from Tasker's defaults and the environment

@@ -22,3 +22,24 @@ pub use registry::{
 };
 pub use snapshot::{FamilySnapshot, MetricKind, MetricsSnapshot, SeriesSnapshot, SeriesValue};
 pub(crate) use standard::{StandardMetrics, StepMetrics, TaskMetrics};
+
+/// `tasker_telemetry_dropped_total` with `(sink, reason, count)` series: the one family every part
+/// that drops telemetry reports into (the registry merges what each collector gives).
+pub(crate) fn dropped_total<'a>(
+    series: impl IntoIterator<Item = (&'a str, &'a str, u64)>,
+) -> FamilySnapshot {
+    FamilySnapshot {
+        name: "tasker_telemetry_dropped_total".to_owned(),
+        help: "Telemetry dropped instead of blocking work, by sink and reason.".to_owned(),
+        unit: None,
+        kind: MetricKind::Counter,
+        label_names: vec!["sink".to_owned(), "reason".to_owned()],
+        series: series
+            .into_iter()
+            .map(|(sink, reason, n)| SeriesSnapshot {
+                label_values: vec![sink.to_owned(), reason.to_owned()],
+                value: SeriesValue::Counter(n as f64),
+            })
+            .collect(),
+    }
+}

@@ -352,22 +352,19 @@ fn register_collectors(
                 &["subscriber"],
                 failures,
             ),
-            counter(
-                "tasker_telemetry_dropped_total",
-                "Telemetry dropped instead of blocking work, by sink and reason.",
-                &["sink", "reason"],
-                vec![
-                    (vec!["subscriber".to_owned(), "queue_full".to_owned()], dropped),
-                    (
-                        vec!["task".to_owned(), "already_finished".to_owned()],
-                        repeated_finishes.load(Ordering::Relaxed),
-                    ),
-                    (
-                        vec!["task".to_owned(), "context_already_set".to_owned()],
-                        dropped_contexts.load(Ordering::Relaxed),
-                    ),
-                ],
-            ),
+            crate::metrics::dropped_total([
+                ("subscriber", "queue_full", dropped),
+                (
+                    "task",
+                    "already_finished",
+                    repeated_finishes.load(Ordering::Relaxed),
+                ),
+                (
+                    "task",
+                    "context_already_set",
+                    dropped_contexts.load(Ordering::Relaxed),
+                ),
+            ]),
             FamilySnapshot {
                 name: "tasker_build_info".to_owned(),
                 help: "Always 1; labels carry the tasker-telemetry version and the service name.".to_owned(),

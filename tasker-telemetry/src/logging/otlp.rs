@@ -30,7 +30,7 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::config::{ExporterSettings, OtlpProtocol, Signal, TelemetryConfig};
 use crate::error::Error;
 use crate::filter::ParameterFilter;
-use crate::metrics::{FamilySnapshot, MetricKind, MetricsRegistry, SeriesSnapshot, SeriesValue};
+use crate::metrics::MetricsRegistry;
 
 /// How much longer than an export's timeout shutdown waits for it.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
@@ -162,21 +162,10 @@ impl LogPipeline {
         let pipeline = self.clone();
         registry.register_collector(move || {
             let report = pipeline.report();
-            let series = |reason: &str, n: u64| SeriesSnapshot {
-                label_values: vec!["logs".to_owned(), reason.to_owned()],
-                value: SeriesValue::Counter(n as f64),
-            };
-            vec![FamilySnapshot {
-                name: "tasker_telemetry_dropped_total".to_owned(),
-                help: "Telemetry dropped instead of blocking work, by sink and reason.".to_owned(),
-                unit: None,
-                kind: MetricKind::Counter,
-                label_names: vec!["sink".to_owned(), "reason".to_owned()],
-                series: vec![
-                    series("export_failed", report.failed),
-                    series("not_exported", report.dropped),
-                ],
-            }]
+            vec![crate::metrics::dropped_total([
+                ("logs", "export_failed", report.failed),
+                ("logs", "not_exported", report.dropped),
+            ])]
         });
     }
 

@@ -25,8 +25,8 @@ use crate::config::{
 };
 use crate::error::Error;
 use crate::filter::ParameterFilter;
+use crate::metrics::MetricsRegistry;
 use crate::metrics::cell::{self, Slots};
-use crate::metrics::{FamilySnapshot, MetricKind, MetricsRegistry, SeriesSnapshot, SeriesValue};
 
 /// How long shutdown waits without an OTLP exporter (which brings its own timeout).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -488,21 +488,10 @@ impl SpanPipeline {
         let pipeline = self.clone();
         registry.register_collector(move || {
             let report = pipeline.report();
-            let series = |reason: &str, n: u64| SeriesSnapshot {
-                label_values: vec!["spans".to_owned(), reason.to_owned()],
-                value: SeriesValue::Counter(n as f64),
-            };
-            vec![FamilySnapshot {
-                name: "tasker_telemetry_dropped_total".to_owned(),
-                help: "Telemetry dropped instead of blocking work, by sink and reason.".to_owned(),
-                unit: None,
-                kind: MetricKind::Counter,
-                label_names: vec!["sink".to_owned(), "reason".to_owned()],
-                series: vec![
-                    series("export_failed", report.failed),
-                    series("not_exported", report.dropped),
-                ],
-            }]
+            vec![crate::metrics::dropped_total([
+                ("spans", "export_failed", report.failed),
+                ("spans", "not_exported", report.dropped),
+            ])]
         });
     }
 
