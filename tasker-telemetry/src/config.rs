@@ -1050,6 +1050,13 @@ impl TelemetryConfig {
         if text.is_empty() && !is_typed {
             return Ok(false);
         }
+        if !cfg!(feature = "otlp-logs")
+            && (field == "otlp_logs_endpoint" || field.starts_with("otlp.logs."))
+        {
+            return Err(env_error(
+                "unset: logs are exported over OTLP only when tasker-telemetry is built with its `otlp-logs` cargo feature",
+            ));
+        }
         if field.starts_with("span_batch.") || field.starts_with("metrics_export_") {
             let value = text
                 .parse::<u64>()
@@ -2247,6 +2254,9 @@ mod tests {
                     .with_env_from(env(&vars))
                     .unwrap_err();
                 assert!(error.to_string().contains("otlp-logs"), "{error}");
+                // The variable itself, or the client certificate's key that goes with it.
+                let named = error.variable().unwrap_or_default();
+                assert!(named.starts_with("OTEL_EXPORTER_OTLP_LOGS_"), "{error}");
                 assert!(source.contains(&format!("| `{variable}` | `{field}` |")));
                 continue;
             }
@@ -2278,7 +2288,9 @@ mod tests {
                 let error = TelemetryConfig::default()
                     .with_env_from(env(&[(variable, blank)]))
                     .unwrap_err();
-                assert_eq!(error.variable(), Some(variable), "{error}");
+                // The variable itself, or the client certificate's key that goes with it.
+                let named = error.variable().unwrap_or_default();
+                assert!(named.starts_with("OTEL_EXPORTER_OTLP_LOGS_"), "{error}");
                 assert_eq!(error.field(), Some(field), "{error}");
                 assert!(error.to_string().contains("blank"), "{error}");
             }
