@@ -1,7 +1,9 @@
 //! The publisher: who listens to which event, and delivery to them.
 //!
 //! Routing is a table indexed by [`EventName`], replaced whole on (un)subscribe and read through
-//! a hazard pointer (`hazard`), so a publish takes no lock and counts no reference. Before
+//! `arc-swap`, so a publish takes no lock; a replaced table (and with it an ended subscriber) is
+//! dropped outside the subscriptions lock, so a subscriber's `Drop` may itself subscribe or
+//! unsubscribe. Before
 //! anything else, a publish reads one per-event listener count: an event nobody listens to
 //! costs that load and a branch, and its payload is never built.
 
@@ -20,9 +22,7 @@ use crate::payload::Payload;
 use crate::subscriber::{Delivery, Subscriber, SubscriberStats};
 use crate::timestamp::Timestamp;
 
-mod hazard;
-
-use hazard::HazardCell;
+use arc_swap::ArcSwap;
 
 /// Why a subscription was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,7 +126,8 @@ struct Subscription {
 struct Inner {
     listeners: Box<[AtomicU32]>,
     muted: Box<[AtomicBool]>,
-    table: HazardCell<Table>,
+    /// Read by every publish, replaced (under the subscriptions lock) by every change.
+    table: ArcSwap<Table>,
     subscriptions: Mutex<Vec<Subscription>>,
     next_id: AtomicU64,
     /// Events published, one word per event, per thread lane: counted on every publish.
@@ -188,7 +189,7 @@ impl Publisher {
         let inner = Arc::new(Inner {
             listeners: (0..MAX_EVENTS).map(|_| AtomicU32::new(0)).collect(),
             muted: (0..MAX_EVENTS).map(|_| AtomicBool::new(false)).collect(),
-            table: HazardCell::new(Table {
+            table: ArcSwap::from_pointee(Table {
                 slots: vec![Slot::default(); MAX_EVENTS],
             }),
             subscriptions: Mutex::new(Vec::new()),
@@ -264,7 +265,7 @@ impl Publisher {
             counters: counters.clone(),
         });
         let mut subs = self.inner.lock_subscriptions();
-        self.inner.update_table(|slots| {
+        let old = self.inner.update_table(|slots| {
             for event in &targets {
                 add_entry(&mut slots[event.index()], &entry);
             }
@@ -274,6 +275,7 @@ impl Publisher {
             patterns: events.iter().map(|p| (*p).to_owned()).collect(),
         });
         drop(subs);
+        drop(old);
         Ok(SubscriptionHandle {
             publisher: Arc::downgrade(&self.inner),
             id,
@@ -545,19 +547,24 @@ impl Inner {
     }
 
     /// Rebuilds the routing table; callers hold the subscriptions lock, so updates are serial.
-    fn update_table(&self, change: impl FnOnce(&mut Vec<Slot>)) {
-        let mut slots = self.table.read(|table| table.slots.clone());
+    /// Returns the table replaced, for the caller to drop once it has released the lock: the
+    /// last reference to an ended subscriber may be in it, and that subscriber's `Drop` may
+    /// (un)subscribe.
+    #[must_use = "drop the old table after releasing the subscriptions lock"]
+    fn update_table(&self, change: impl FnOnce(&mut Vec<Slot>)) -> Arc<Table> {
+        let mut slots = self.table.load().slots.clone();
         change(&mut slots);
         for (i, slot) in slots.iter().enumerate() {
             self.listeners[i].store(slot.entries.len() as u32, Ordering::Release);
         }
-        self.table.replace(Table { slots });
+        self.table.swap(Arc::new(Table { slots }))
     }
 
     #[inline(never)]
     fn dispatch(&self, event: Event) -> bool {
-        // The event is lent to the delivery, not moved into it (see `hazard`): an asynchronous
-        // subscriber's copy is a clone.
+        // The event is lent to the delivery, not moved into it: a closure capturing a
+        // ~300-byte event by value is copied again into each closure wrapped around it. An
+        // asynchronous subscriber's copy is a clone.
         let event = &event;
         self.route(event.name(), |slot, lane| {
             self.deliver_lent(slot, event, lane)
@@ -613,15 +620,14 @@ impl Inner {
         if self.muted[index].load(Ordering::Relaxed) {
             return None;
         }
-        self.table.read(|table| {
-            let slot = &table.slots[index];
-            if slot.entries.is_empty() {
-                return None;
-            }
-            let lane = cell::lane();
-            self.published_by_event.add_u64(lane, index, 1);
-            Some(deliver(slot, lane))
-        })
+        let table = self.table.load();
+        let slot = &table.slots[index];
+        if slot.entries.is_empty() {
+            return None;
+        }
+        let lane = cell::lane();
+        self.published_by_event.add_u64(lane, index, 1);
+        Some(deliver(slot, lane))
     }
 
     fn fan_out(&self, slot: &Slot, event: &Event, shared: Option<&Arc<Event>>, lane: Lane) {
@@ -657,8 +663,8 @@ impl Inner {
         let Some(pos) = subs.iter().position(|s| s.entry.id == id) else {
             return false;
         };
-        subs.remove(pos);
-        self.update_table(|slots| {
+        let ended = subs.remove(pos);
+        let old = self.update_table(|slots| {
             for slot in slots.iter_mut() {
                 if slot.entries.iter().any(|e| e.id == id) {
                     let kept: Vec<_> = slot
@@ -672,6 +678,10 @@ impl Inner {
                 }
             }
         });
+        // The subscriber goes with these (unless a publish still holds the old table): after
+        // the lock, so that its `Drop` may subscribe or unsubscribe.
+        drop(subs);
+        drop((ended, old));
         true
     }
 }
@@ -688,14 +698,15 @@ impl EventRegistrationListener for Inner {
             })
             .map(|s| s.entry.clone())
             .collect();
-        if !matching.is_empty() {
+        let old = (!matching.is_empty()).then(|| {
             self.update_table(|slots| {
                 for entry in &matching {
                     add_entry(&mut slots[name.index()], entry);
                 }
-            });
-        }
+            })
+        });
         drop(subs);
+        drop(old);
     }
 }
 
