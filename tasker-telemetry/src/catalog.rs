@@ -319,8 +319,12 @@ fn notify(names: &[EventName]) {
     }
 }
 
+/// Adds `listener`, first letting go of the listeners that have ended (a publisher dropped):
+/// their weak references would otherwise keep each one's allocation until the next custom event.
 pub(crate) fn add_registration_listener(listener: Weak<dyn EventRegistrationListener>) {
-    write_registry().listeners.push(listener);
+    let mut reg = write_registry();
+    reg.listeners.retain(|w| w.strong_count() > 0);
+    reg.listeners.push(listener);
 }
 
 /// Registers a custom event, checking the naming rules: the name contains a dot, does not start
