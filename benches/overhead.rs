@@ -747,15 +747,42 @@ fn config() -> Criterion {
         .sample_size(50)
 }
 
+/// Group `filter`: one payload of ten keys through the parameter filter, with Tasker's ten
+/// default rules and with 10,000 short substring rules (matched together, not one by one).
+fn filter(c: &mut Criterion) {
+    let mut group = c.benchmark_group("filter");
+    let payload = serde_json::json!({
+        "task_id": "t-1", "task_name": "checkout", "step_id": "t-1/charge", "step_name": "charge",
+        "attempt_number": 1, "amount": 42, "currency": "EUR", "customer": {"id": 7, "tier": "gold"},
+        "password": "hunter2",
+    });
+    let rules_10000: Vec<String> = (0..10_000).map(|i| format!("zq{i:x}w")).collect();
+    for (id, filter) in [
+        (
+            "defaults",
+            tasker_telemetry::ParameterFilter::tasker_default(),
+        ),
+        (
+            "rules_10000",
+            tasker_telemetry::ParameterFilter::new(&rules_10000, "[FILTERED]").unwrap(),
+        ),
+    ] {
+        group.bench_function(id, |b| {
+            b.iter(|| black_box(filter.filtered(black_box(&payload))))
+        });
+    }
+    group.finish();
+}
+
 /// The criterion group (its generated function cannot carry a doc comment, hence the module):
 /// every group above, with the short-run configuration.
 mod all {
-    use super::{config, contention, overhead, publisher, runner};
+    use super::{config, contention, filter, overhead, publisher, runner};
 
     criterion::criterion_group! {
         name = benches;
         config = config();
-        targets = overhead, publisher, contention, runner
+        targets = overhead, publisher, contention, runner, filter
     }
 }
 

@@ -56,6 +56,10 @@ VARIANTS: dict[str, list[tuple[str, str]]] = {
         ("telemetry_off", "10-step chain per task, telemetry off"),
         ("full", "10-step chain per task, full setup"),
     ],
+    "filter": [
+        ("defaults", "a 10-key payload through Tasker's 10 default rules"),
+        ("rules_10000", "the same payload through 10,000 substring rules"),
+    ],
 }
 
 RUNNER_STEPS = 10

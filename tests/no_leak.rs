@@ -62,6 +62,12 @@ fn telemetry_and_publishers_dropped_leave_nothing() {
     let publishers = growth_over(10_000, Publisher::new);
     // Less than a byte a round: a leak of one small allocation per round would be 10,000 times
     // its size.
-    assert!(telemetry < 10_000, "{telemetry} bytes left by 10,000 Telemetry");
-    assert!(publishers < 10_000, "{publishers} bytes left by 10,000 Publishers");
+    assert!(
+        telemetry < 10_000,
+        "{telemetry} bytes left by 10,000 Telemetry"
+    );
+    assert!(
+        publishers < 10_000,
+        "{publishers} bytes left by 10,000 Publishers"
+    );
 }

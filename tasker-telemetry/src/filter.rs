@@ -29,7 +29,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use regex::{Regex, RegexBuilder};
+use aho_corasick::AhoCorasick;
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde_json::Value;
 
 use crate::fast_hash::FnvBuildHasher;
@@ -73,6 +74,9 @@ pub enum FilterRule {
     /// key, and the comparison is ASCII case-insensitive.
     Path(Vec<String>),
     /// A key (alone, not its path) matched by this regular expression, unanchored like Ruby's `=~`.
+    ///
+    /// A filter matches all its patterns together, by their text ([`Regex::as_str`]): write
+    /// flags inline (`(?i)`), as `/.../i` rules are compiled, not through `RegexBuilder`.
     KeyPattern(Regex),
 }
 
@@ -141,10 +145,82 @@ struct Inner {
     id: u64,
     rules: Vec<FilterRule>,
     mask: String,
-    /// Substring rules lowered once, so matching a key never allocates.
-    substrings: Vec<Box<[u8]>>,
-    patterns: Vec<Regex>,
+    /// The substring rules, matched together (ASCII case-insensitive) in one pass over a key.
+    substrings: Option<KeySubstrings>,
+    /// The pattern rules, matched together.
+    patterns: Option<KeyPatterns>,
     paths: Vec<Vec<String>>,
+}
+
+/// The substring rules: one automaton, or (for a list too large to build one, which no real list
+/// is) each rule lowered once and searched on its own.
+#[derive(Debug)]
+enum KeySubstrings {
+    Automaton(AhoCorasick),
+    Each(Vec<Box<[u8]>>),
+}
+
+impl KeySubstrings {
+    fn new(substrings: Vec<String>) -> Option<Self> {
+        if substrings.is_empty() {
+            return None;
+        }
+        Some(
+            match AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(&substrings)
+            {
+                Ok(automaton) => Self::Automaton(automaton),
+                Err(_) => Self::Each(
+                    substrings
+                        .iter()
+                        .map(|s| s.to_ascii_lowercase().into_bytes().into_boxed_slice())
+                        .collect(),
+                ),
+            },
+        )
+    }
+
+    fn is_match(&self, key: &str) -> bool {
+        match self {
+            Self::Automaton(automaton) => automaton.is_match(key),
+            Self::Each(needles) => needles
+                .iter()
+                .any(|needle| contains_ignore_ascii_case(key.as_bytes(), needle)),
+        }
+    }
+}
+
+/// The pattern rules: one set when they compile into one, else each on its own (a very large
+/// list can exceed the set's size limit, and is still matched).
+#[derive(Debug)]
+enum KeyPatterns {
+    Set(RegexSet),
+    Each(Vec<Regex>),
+}
+
+impl KeyPatterns {
+    fn new(patterns: Vec<Regex>) -> Option<Self> {
+        if patterns.is_empty() {
+            return None;
+        }
+        Some(
+            match RegexSetBuilder::new(patterns.iter().map(Regex::as_str))
+                .nest_limit(REGEX_NEST_LIMIT)
+                .build()
+            {
+                Ok(set) => Self::Set(set),
+                Err(_) => Self::Each(patterns),
+            },
+        )
+    }
+
+    fn is_match(&self, key: &str) -> bool {
+        match self {
+            Self::Set(set) => set.is_match(key),
+            Self::Each(patterns) => patterns.iter().any(|re| re.is_match(key)),
+        }
+    }
 }
 
 impl ParameterFilter {
@@ -223,9 +299,7 @@ impl ParameterFilter {
         let mut paths = Vec::new();
         for rule in &rules {
             match rule {
-                FilterRule::KeySubstring(text) if !text.is_empty() => {
-                    substrings.push(text.to_ascii_lowercase().into_bytes().into_boxed_slice());
-                }
+                FilterRule::KeySubstring(text) if !text.is_empty() => substrings.push(text.clone()),
                 FilterRule::Path(segments) if !segments.is_empty() => {
                     paths.push(segments.iter().map(|s| s.to_ascii_lowercase()).collect());
                 }
@@ -242,8 +316,8 @@ impl ParameterFilter {
                 },
                 rules,
                 mask,
-                substrings,
-                patterns,
+                substrings: KeySubstrings::new(substrings),
+                patterns: KeyPatterns::new(patterns),
                 paths,
             }),
         }
@@ -262,18 +336,15 @@ impl ParameterFilter {
     /// `true` when no rule can match, so callers may skip walking values altogether.
     pub fn is_empty(&self) -> bool {
         let inner = &self.inner;
-        inner.substrings.is_empty() && inner.patterns.is_empty() && inner.paths.is_empty()
+        inner.substrings.is_none() && inner.patterns.is_none() && inner.paths.is_empty()
     }
 
     /// Whether a key is sensitive wherever it appears: substring and regular-expression rules only,
     /// since path rules need to know where the key is (see [`is_sensitive_path`](Self::is_sensitive_path)).
     pub fn is_sensitive_key(&self, key: &str) -> bool {
-        let bytes = key.as_bytes();
-        self.inner
-            .substrings
-            .iter()
-            .any(|needle| contains_ignore_ascii_case(bytes, needle))
-            || self.inner.patterns.iter().any(|re| re.is_match(key))
+        let inner = &self.inner;
+        inner.substrings.as_ref().is_some_and(|s| s.is_match(key))
+            || inner.patterns.as_ref().is_some_and(|p| p.is_match(key))
     }
 
     /// Whether the value at `path` (keys from the root, array indices left out) would be masked.
@@ -570,8 +641,14 @@ fn parse_regex(rule: &str, pattern: &str, flags: &str) -> Result<FilterRule, Fil
             "the pattern between the slashes is empty".to_owned(),
         ));
     }
-    RegexBuilder::new(pattern)
-        .case_insensitive(case_insensitive)
+    // The flag goes inline, so that the pattern's text says everything the filter's set of
+    // patterns is built from.
+    let pattern = if case_insensitive {
+        Cow::Owned(format!("(?i){pattern}"))
+    } else {
+        Cow::Borrowed(pattern)
+    };
+    RegexBuilder::new(&pattern)
         .nest_limit(REGEX_NEST_LIMIT)
         .build()
         .map(FilterRule::KeyPattern)
@@ -980,6 +1057,49 @@ mod tests {
                 by_trimming(text),
                 "{text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn rules_matched_together_decide_as_each_rule_alone() {
+        let mut rules: Vec<String> = (0..10_000).map(|i| format!("zq{i:x}w")).collect();
+        rules.extend([
+            "passw".into(),
+            "/^api[-_]?key$/i".into(),
+            "/^x-[0-9]+$/".into(),
+        ]);
+        let filter = ParameterFilter::new(&rules, "*").unwrap();
+        let alone = |key: &str| {
+            let lower = key.to_ascii_lowercase();
+            rules.iter().any(|rule| match rule.strip_prefix('/') {
+                Some(pattern) if pattern.ends_with("/i") => {
+                    Regex::new(&format!("(?i){}", &pattern[..pattern.len() - 2]))
+                        .unwrap()
+                        .is_match(key)
+                }
+                Some(pattern) => Regex::new(&pattern[..pattern.len() - 1])
+                    .unwrap()
+                    .is_match(key),
+                None => lower.contains(rule.as_str()),
+            })
+        };
+        for key in [
+            "amount",
+            "ZQ1fW",
+            "xzq2710wy",
+            "zq2710",
+            "Passwd",
+            "API_KEY",
+            "api-key",
+            "apikeys",
+            "x-42",
+            "X-42",
+            "x-",
+            "customer",
+            "zq0w",
+            "ZQ270FW",
+        ] {
+            assert_eq!(filter.is_sensitive_key(key), alone(key), "{key}");
         }
     }
 }
