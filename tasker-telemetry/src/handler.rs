@@ -7,6 +7,7 @@
 
 pub(crate) mod error_kind;
 pub(crate) mod generated;
+mod sequence;
 mod step_error;
 
 use std::fmt;
@@ -18,6 +19,7 @@ use std::task::{Context, Poll};
 use crate::scope::{StepScope, TaskScope};
 use crate::telemetry::Telemetry;
 
+pub use sequence::Sequence;
 pub use step_error::{Retryable, StepError};
 
 /// The task a step belongs to, as `process()` sees it: id, name, context, and its telemetry
@@ -151,52 +153,6 @@ impl Step {
     /// The step's telemetry scope.
     pub fn scope(&self) -> &StepScope {
         &self.scope
-    }
-}
-
-/// The results of the task's steps so far, by step name (Tasker's `sequence`).
-///
-/// ```
-/// use tasker_telemetry::handler::Sequence;
-///
-/// let mut sequence = Sequence::new();
-/// sequence.record("fetch_cart", serde_json::json!({"items": 2}));
-/// assert_eq!(sequence.results_of("fetch_cart").unwrap()["items"], 2);
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct Sequence {
-    // Shared: every running step gets a snapshot, so a clone must not copy the results.
-    results: Arc<Vec<(Arc<str>, Arc<serde_json::Value>)>>,
-}
-
-impl Sequence {
-    /// No results yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records (or replaces) a step's results.
-    pub fn record(&mut self, step_name: impl Into<Arc<str>>, results: serde_json::Value) {
-        let name = step_name.into();
-        let results = Arc::new(results);
-        let entries = Arc::make_mut(&mut self.results);
-        match entries.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = results,
-            None => entries.push((name, results)),
-        }
-    }
-
-    /// The results of the named step, if it completed.
-    pub fn results_of(&self, step_name: &str) -> Option<&serde_json::Value> {
-        self.results
-            .iter()
-            .find(|(n, _)| &**n == step_name)
-            .map(|(_, v)| &**v)
-    }
-
-    /// The names of the steps with results, in the order they completed.
-    pub fn step_names(&self) -> impl Iterator<Item = &str> {
-        self.results.iter().map(|(n, _)| &**n)
     }
 }
 
