@@ -737,6 +737,46 @@ fn runner(c: &mut Criterion) {
     });
     black_box(pipeline.shutdown());
     group.finish();
+
+    // One task of 10,000 steps, telemetry off: the runner's own cost per step, as a chain
+    // (each step waits on the one before) and as independent steps.
+    let mut group = c.benchmark_group("runner_10k");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(10_000));
+    let chain = {
+        let mut builder = Workflow::builder("chain_10k").handler(NoopStep);
+        // Declared last step first: validation walks the whole chain from its end.
+        for i in (0..10_000).rev() {
+            let mut def = StepDef::new(format!("s{i}")).handler("noop_step");
+            if i > 0 {
+                def = def.depends_on([format!("s{}", i - 1)]);
+            }
+            builder = builder.step(def);
+        }
+        builder.build().expect("a valid 10,000-step chain")
+    };
+    let independent = {
+        let mut builder = Workflow::builder("independent_10k").handler(NoopStep);
+        for i in 0..10_000 {
+            builder = builder.step(StepDef::new(format!("s{i}")).handler("noop_step"));
+        }
+        builder.build().expect("10,000 independent steps")
+    };
+    set_enabled(false);
+    for (id, workflow) in [("chain", &chain), ("independent", &independent)] {
+        let mut n = 0u64;
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                n += 1;
+                let outcome =
+                    runtime.block_on(workflow.run(&quiet, n.to_string(), serde_json::json!({})));
+                debug_assert!(outcome.is_complete());
+                black_box(outcome)
+            })
+        });
+    }
+    set_enabled(true);
+    group.finish();
 }
 
 /// Short runs: the whole bench (about 30 variants) stays within a few minutes on 2 cores.

@@ -1,5 +1,6 @@
 //! The workflow runner: event order for linear, diamond and failing workflows; retries with
-//! growing backoff on tokio's paused clock; the concurrency limit; cancellation; DAG validation.
+//! growing backoff on tokio's paused clock; the concurrency limit, a step starting as soon as a
+//! slot frees; cancellation; DAG validation, of a 10,000-step chain too.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -390,4 +391,108 @@ fn each_dag_error_is_typed() {
     members.sort_unstable();
     assert_eq!(members, ["a", "b", "c"]);
     assert!(cycle.to_string().contains("->"));
+}
+
+/// Waits until the gate opens, at most 10 s: when the step that opens it can only start after
+/// this one ends (batch by batch), it times out and fails instead.
+struct Slow {
+    gate: Arc<tokio::sync::Notify>,
+}
+
+#[step_handler]
+impl Slow {
+    async fn process(&self, _step: &Step) -> Result<&'static str, StepError> {
+        tokio::time::timeout(Duration::from_secs(10), self.gate.notified())
+            .await
+            .map_err(|_| StepError::new("the other steps never ran beside this one"))?;
+        Ok("released")
+    }
+}
+
+/// Opens the gate once it has run.
+struct Opener {
+    gate: Arc<tokio::sync::Notify>,
+    runs: Arc<AtomicUsize>,
+}
+
+#[step_handler]
+impl Opener {
+    fn process(&self, _step: &Step) -> Result<(), StepError> {
+        // The third run is the step that only a freed slot lets start.
+        if self.runs.fetch_add(1, Ordering::SeqCst) + 1 == 3 {
+            self.gate.notify_one();
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_step_starts_as_soon_as_a_slot_is_free() {
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let runs = Arc::new(AtomicUsize::new(0));
+    // Two slots; `slow` holds one until the third quick step has run in the other, which
+    // happens only if each quick step starts as the one before it frees its slot.
+    let workflow = Workflow::builder("slots")
+        .handler(Slow { gate: gate.clone() })
+        .handler(Opener {
+            gate,
+            runs: runs.clone(),
+        })
+        .step(StepDef::new("slow"))
+        .step(StepDef::new("quick_1").handler("opener"))
+        .step(StepDef::new("quick_2").handler("opener"))
+        .step(StepDef::new("quick_3").handler("opener"))
+        .build()
+        .unwrap();
+    let options = RunOptions {
+        max_concurrent_steps: Some(2),
+        ..Default::default()
+    };
+    let outcome = workflow
+        .run_with(&telemetry, "t-slots", serde_json::json!({}), options)
+        .await;
+    assert!(outcome.is_complete(), "{outcome:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+}
+
+struct Noop;
+
+#[step_handler]
+impl Noop {
+    fn process(&self, _step: &Step) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_10000_step_chain_declared_last_step_first_validates_and_runs() {
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let mut builder = Workflow::builder("long_chain").handler(Noop);
+    for i in (0..10_000).rev() {
+        let mut def = StepDef::new(format!("s{i}")).handler("noop");
+        if i > 0 {
+            def = def.depends_on([format!("s{}", i - 1)]);
+        }
+        builder = builder.step(def);
+    }
+    let workflow = builder.build().expect("validated without deep recursion");
+    let outcome = workflow
+        .run(&telemetry, "t-long", serde_json::json!({}))
+        .await;
+    assert!(outcome.is_complete());
+    assert_eq!(outcome.results.len(), 10_000);
+    // A cycle that long is found as well, and named.
+    let mut builder = Workflow::builder("long_cycle").handler(Noop);
+    for i in 0..10_000 {
+        builder = builder.step(
+            StepDef::new(format!("s{i}"))
+                .handler("noop")
+                .depends_on([format!("s{}", (i + 1) % 10_000)]),
+        );
+    }
+    match builder.build() {
+        Err(WorkflowError::Cycle { steps, .. }) => assert_eq!(steps.len(), 10_001),
+        other => panic!("expected a cycle, got {other:?}"),
+    }
 }

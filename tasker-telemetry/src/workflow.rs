@@ -284,6 +284,12 @@ impl WorkflowBuilder {
                 steps: cycle,
             });
         }
+        let mut dependents = vec![Vec::new(); self.steps.len()];
+        for (position, def) in self.steps.iter().enumerate() {
+            for dep in &def.depends_on {
+                dependents[index[dep]].push(position);
+            }
+        }
         let steps = self
             .steps
             .into_iter()
@@ -299,6 +305,7 @@ impl WorkflowBuilder {
                     name: Arc::from(def.name.as_str()),
                     index: position,
                     deps: def.depends_on.iter().map(|d| index[d]).collect(),
+                    dependents: std::mem::take(&mut dependents[position]),
                     def,
                     handler,
                     retry_limit,
@@ -313,46 +320,51 @@ impl WorkflowBuilder {
     }
 }
 
+/// A cycle among the steps' dependencies, as the names along it (the first repeated at the
+/// end). Depth-first, with its own stack: a 10,000-step chain must not recurse 10,000 deep.
 fn find_cycle(steps: &[StepDef], index: &HashMap<String, usize>) -> Option<Vec<String>> {
-    // 0 = unvisited, 1 = on the current path, 2 = done.
-    fn visit(
-        i: usize,
-        steps: &[StepDef],
-        index: &HashMap<String, usize>,
-        state: &mut [u8],
-        path: &mut Vec<usize>,
-    ) -> Option<Vec<String>> {
-        state[i] = 1;
-        path.push(i);
-        for dep in &steps[i].depends_on {
-            let j = index[dep];
-            if state[j] == 1 {
-                let start = path.iter().position(|p| *p == j).unwrap_or(0);
-                let mut cycle: Vec<String> = path[start..]
-                    .iter()
-                    .map(|p| steps[*p].name.clone())
-                    .collect();
-                cycle.push(steps[j].name.clone());
-                return Some(cycle);
-            }
-            if state[j] == 0
-                && let Some(c) = visit(j, steps, index, state, path)
-            {
-                return Some(c);
-            }
-        }
-        path.pop();
-        state[i] = 2;
-        None
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Unvisited,
+        OnPath,
+        Done,
     }
-    let mut state = vec![0u8; steps.len()];
-    (0..steps.len()).find_map(|i| {
-        if state[i] == 0 {
-            visit(i, steps, index, &mut state, &mut Vec::new())
-        } else {
-            None
+    let mut mark = vec![Mark::Unvisited; steps.len()];
+    // The current path: each step with the position of the next dependency to look at.
+    let mut path: Vec<(usize, usize)> = Vec::new();
+    for root in 0..steps.len() {
+        if mark[root] != Mark::Unvisited {
+            continue;
         }
-    })
+        mark[root] = Mark::OnPath;
+        path.push((root, 0));
+        while let Some((step, next)) = path.last_mut() {
+            let Some(dep) = steps[*step].depends_on.get(*next) else {
+                mark[*step] = Mark::Done;
+                path.pop();
+                continue;
+            };
+            *next += 1;
+            let j = index[dep];
+            match mark[j] {
+                Mark::OnPath => {
+                    let start = path.iter().position(|(p, _)| *p == j).unwrap_or(0);
+                    let mut cycle: Vec<String> = path[start..]
+                        .iter()
+                        .map(|(p, _)| steps[*p].name.clone())
+                        .collect();
+                    cycle.push(steps[j].name.clone());
+                    return Some(cycle);
+                }
+                Mark::Unvisited => {
+                    mark[j] = Mark::OnPath;
+                    path.push((j, 0));
+                }
+                Mark::Done => {}
+            }
+        }
+    }
+    None
 }
 
 struct PlannedStep {
@@ -363,6 +375,8 @@ struct PlannedStep {
     index: usize,
     /// The positions of the steps it depends on.
     deps: Vec<usize>,
+    /// The positions of the steps that depend on it.
+    dependents: Vec<usize>,
     def: StepDef,
     handler: Arc<dyn StepHandler>,
     retry_limit: u32,
@@ -501,8 +515,8 @@ pub struct RunOptions {
 struct Run {
     workflow: Workflow,
     task: Arc<Task>,
-    /// Each step's state, by position in the workflow.
-    states: Mutex<Vec<StepState>>,
+    /// Each step's state, by position in the workflow, and how many are in each.
+    states: Mutex<States>,
     /// Each step's id in this task (`<task id>/<step name>`), by position.
     step_ids: Vec<Arc<str>>,
     /// The steps' inputs after the parameter filter: filtered once per task, not per step.
@@ -514,16 +528,46 @@ struct Run {
     cancel: CancelHandle,
 }
 
+/// The steps' states with their counts kept up to date, so that the counts every orchestration
+/// event carries cost nothing however many steps the task has.
+struct States {
+    of: Vec<StepState>,
+    counts: StepCounts,
+}
+
+impl States {
+    fn new(steps: usize) -> Self {
+        Self {
+            of: vec![StepState::Pending; steps],
+            counts: StepCounts {
+                total: steps as u64,
+                pending: steps as u64,
+                ..StepCounts::default()
+            },
+        }
+    }
+
+    fn set(&mut self, step: usize, state: StepState) {
+        let old = std::mem::replace(&mut self.of[step], state);
+        let c = &mut self.counts;
+        for (state, delta) in [(old, -1i64), (state, 1)] {
+            let count = match state {
+                StepState::Pending => &mut c.pending,
+                StepState::Complete | StepState::Skipped => &mut c.completed,
+                StepState::Failed => &mut c.failed,
+            };
+            *count = count.saturating_add_signed(delta);
+        }
+    }
+}
+
 impl Run {
     fn counts(&self) -> StepCounts {
-        let states = self.states.lock().unwrap_or_else(|e| e.into_inner());
-        let count = |s: StepState| states.iter().filter(|v| **v == s).count() as u64;
-        StepCounts {
-            total: states.len() as u64,
-            completed: count(StepState::Complete) + count(StepState::Skipped),
-            failed: count(StepState::Failed),
-            pending: count(StepState::Pending),
-        }
+        self.states.lock().unwrap_or_else(|e| e.into_inner()).counts
+    }
+
+    fn state(&self, step: usize) -> StepState {
+        self.states.lock().unwrap_or_else(|e| e.into_inner()).of[step]
     }
 
     fn orchestration(&self, scope: &TaskScope) -> OrchestrationPayload {
@@ -552,7 +596,10 @@ impl Run {
     }
 
     fn set_state(&self, step: usize, state: StepState) {
-        self.states.lock().unwrap_or_else(|e| e.into_inner())[step] = state;
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set(step, state);
     }
 
     /// The step's scope for this task, with the task's shared inputs.
@@ -577,11 +624,7 @@ impl Run {
     /// Runs one step to its end: attempts, retries with backoff, final state.
     async fn run_step(self: Arc<Self>, planned: Arc<PlannedStep>) {
         let name = &planned.def.name;
-        let sequence = self
-            .sequence
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let sequence = self.snapshot();
         let mut step = self.step(&planned).with_retry_limit(planned.retry_limit);
         let transition = |step: &crate::handler::Step, from: &'static str, to: &'static str| {
             step.scope().publish(names::STEP_BEFORE_TRANSITION, |s| {
@@ -755,7 +798,7 @@ impl Workflow {
         let run = Arc::new(Run {
             workflow: self.clone(),
             task: task.clone(),
-            states: Mutex::new(vec![StepState::Pending; self.steps.len()]),
+            states: Mutex::new(States::new(self.steps.len())),
             step_ids: self
                 .steps
                 .iter()
@@ -787,118 +830,7 @@ impl Workflow {
             run.orchestration_task(s)
         });
 
-        let mut iteration = 0u64;
-        while !run.cancel.is_cancelled() {
-            iteration += 1;
-            run.publish_orchestration(names::OBSERVABILITY_STEP_FIND_VIABLE, |p| {
-                p.iteration = Some(iteration)
-            });
-            let viable: Vec<Arc<PlannedStep>> = {
-                let states = run.states.lock().unwrap_or_else(|e| e.into_inner());
-                self.steps
-                    .iter()
-                    .filter(|s| states[s.index] == StepState::Pending)
-                    .filter(|s| {
-                        s.deps
-                            .iter()
-                            .all(|&d| matches!(states[d], StepState::Complete | StepState::Skipped))
-                    })
-                    .cloned()
-                    .collect()
-            };
-            if viable.is_empty() {
-                let reason = if run.counts().pending == 0 {
-                    "every step finished"
-                } else {
-                    "pending steps wait on failed steps"
-                };
-                run.publish_orchestration(names::WORKFLOW_NO_VIABLE_STEPS, |p| {
-                    p.iteration = Some(iteration);
-                    p.reason = Some(Cow::Borrowed(reason));
-                });
-                break;
-            }
-            let names_of = |steps: &[Arc<PlannedStep>]| -> Arc<[Arc<str>]> {
-                steps.iter().map(|s| s.name.clone()).collect()
-            };
-            run.publish_orchestration(names::WORKFLOW_VIABLE_STEPS_DISCOVERED, |p| {
-                p.iteration = Some(iteration);
-                p.step_names = Some(names_of(&viable));
-                p.step_count = Some(viable.len() as u64);
-            });
-            let sequence = run
-                .sequence
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            let mut runnable = Vec::new();
-            for planned in viable {
-                let reason = planned
-                    .def
-                    .skip_if
-                    .as_ref()
-                    .and_then(|f| f(&task, &sequence));
-                match reason {
-                    Some(reason) => {
-                        task.step(run.step_ids[planned.index].clone(), planned.name.clone())
-                            .scope()
-                            .skip(reason);
-                        run.set_state(planned.index, StepState::Skipped);
-                    }
-                    None => runnable.push(planned),
-                }
-            }
-            for batch in runnable.chunks(max_concurrent) {
-                if run.cancel.is_cancelled() {
-                    break;
-                }
-                run.publish_orchestration(names::WORKFLOW_VIABLE_STEPS_BATCH_READY, |p| {
-                    p.step_names = Some(names_of(batch));
-                    p.step_count = Some(batch.len() as u64);
-                });
-                run.publish_orchestration(names::WORKFLOW_STEPS_EXECUTION_STARTED, |p| {
-                    p.step_names = Some(names_of(batch));
-                    p.step_count = Some(batch.len() as u64);
-                });
-                let batch_started = Instant::now();
-                let mut joins = tokio::task::JoinSet::new();
-                let mut running = Vec::with_capacity(batch.len());
-                for planned in batch {
-                    let handle = joins.spawn(run.clone().run_step(planned.clone()));
-                    running.push((handle.id(), planned.clone()));
-                }
-                while let Some(joined) = joins.join_next_with_id().await {
-                    let Err(error) = joined else { continue };
-                    // A handler that panicked (the attempt already published step.failed with
-                    // class "panic"): its step fails and the task goes on to finalize.
-                    let Some((_, planned)) = running.iter().find(|(id, _)| *id == error.id())
-                    else {
-                        continue;
-                    };
-                    let name = &planned.def.name;
-                    run.set_state(planned.index, StepState::Failed);
-                    run.errors
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(name.clone(), "process() panicked".to_owned());
-                    scope.publish(names::WORKFLOW_STEP_EXECUTION_FAILED, |s| {
-                        let mut p = ErrorPayload::for_task(
-                            s.id().to_owned(),
-                            s.name().to_owned(),
-                            "process() panicked",
-                            "panic",
-                        );
-                        p.step_name = Some(name.as_str().into());
-                        p
-                    });
-                }
-                run.publish_orchestration(names::WORKFLOW_STEPS_EXECUTION_COMPLETED, |p| {
-                    p.step_names = Some(names_of(batch));
-                    p.step_count = Some(batch.len() as u64);
-                    p.execution_duration = Some(batch_started.elapsed().as_secs_f64());
-                });
-            }
-        }
+        run.schedule(&self.steps, max_concurrent).await;
 
         run.check_memory(telemetry, resident_at_start);
         run.publish_orchestration(names::WORKFLOW_TASK_FINALIZATION_STARTED, |_| {});
@@ -941,7 +873,7 @@ impl Workflow {
             let states = run.states.lock().unwrap_or_else(|e| e.into_inner());
             self.steps
                 .iter()
-                .map(|s| (s.def.name.clone(), states[s.index]))
+                .map(|s| (s.def.name.clone(), states.of[s.index]))
                 .collect()
         };
         let results = run
@@ -974,6 +906,156 @@ impl Workflow {
 }
 
 impl Run {
+    /// Runs the steps: each starts as soon as its dependencies are done and one of
+    /// `max_concurrent` slots is free (a semaphore's permits), a step that depends on a failed
+    /// one never starts. Each step is looked at a constant number of times, so a run is linear in
+    /// the number of steps and dependencies. Returns when no step runs and none can start.
+    async fn schedule(self: &Arc<Self>, steps: &[Arc<PlannedStep>], max_concurrent: usize) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(max_concurrent));
+        // Dependencies not yet done, per step; a step is ready at 0.
+        let mut waiting: Vec<usize> = steps.iter().map(|s| s.deps.len()).collect();
+        let mut ready: std::collections::VecDeque<usize> =
+            (0..steps.len()).filter(|&i| waiting[i] == 0).collect();
+        let mut joins = tokio::task::JoinSet::new();
+        let mut running: HashMap<tokio::task::Id, (usize, Instant)> = HashMap::new();
+        let mut iteration = 0u64;
+        let names_of = |indices: &[usize]| -> Arc<[Arc<str>]> {
+            indices.iter().map(|&i| steps[i].name.clone()).collect()
+        };
+        // A step done (completed or skipped) releases its dependents.
+        let release = |step: usize,
+                       waiting: &mut Vec<usize>,
+                       ready: &mut std::collections::VecDeque<usize>| {
+            for &d in &steps[step].dependents {
+                waiting[d] -= 1;
+                if waiting[d] == 0 {
+                    ready.push_back(d);
+                }
+            }
+        };
+        loop {
+            if !self.cancel.is_cancelled() && !ready.is_empty() && slots.available_permits() > 0 {
+                iteration += 1;
+                self.publish_orchestration(names::OBSERVABILITY_STEP_FIND_VIABLE, |p| {
+                    p.iteration = Some(iteration)
+                });
+                let viable: Vec<usize> = ready.iter().copied().collect();
+                self.publish_orchestration(names::WORKFLOW_VIABLE_STEPS_DISCOVERED, |p| {
+                    p.iteration = Some(iteration);
+                    p.step_names = Some(names_of(&viable));
+                    p.step_count = Some(viable.len() as u64);
+                });
+                let mut started = Vec::new();
+                while let Some(&step) = ready.front() {
+                    let planned = &steps[step];
+                    if let Some(skip_if) = &planned.def.skip_if {
+                        let sequence = self.snapshot();
+                        if let Some(reason) = skip_if(&self.task, &sequence) {
+                            ready.pop_front();
+                            self.task
+                                .step(self.step_ids[step].clone(), planned.name.clone())
+                                .scope()
+                                .skip(reason);
+                            self.set_state(step, StepState::Skipped);
+                            release(step, &mut waiting, &mut ready);
+                            continue;
+                        }
+                    }
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        break;
+                    };
+                    ready.pop_front();
+                    let run = self.clone();
+                    let planned = planned.clone();
+                    let handle = joins.spawn(async move {
+                        let _slot = slot;
+                        run.run_step(planned).await;
+                    });
+                    running.insert(handle.id(), (step, Instant::now()));
+                    started.push(step);
+                }
+                if !started.is_empty() {
+                    for event in [
+                        names::WORKFLOW_VIABLE_STEPS_BATCH_READY,
+                        names::WORKFLOW_STEPS_EXECUTION_STARTED,
+                    ] {
+                        self.publish_orchestration(event, |p| {
+                            p.step_names = Some(names_of(&started));
+                            p.step_count = Some(started.len() as u64);
+                        });
+                    }
+                }
+            }
+            let Some(joined) = joins.join_next_with_id().await else {
+                if !ready.is_empty() && !self.cancel.is_cancelled() {
+                    // Skipped steps released more: look again.
+                    continue;
+                }
+                break;
+            };
+            let id = match &joined {
+                Ok((id, ())) => *id,
+                Err(error) => error.id(),
+            };
+            let Some((step, began)) = running.remove(&id) else {
+                continue;
+            };
+            if joined.is_err() {
+                self.step_panicked(&steps[step]);
+            }
+            self.publish_orchestration(names::WORKFLOW_STEPS_EXECUTION_COMPLETED, |p| {
+                p.step_names = Some(names_of(&[step]));
+                p.step_count = Some(1);
+                p.execution_duration = Some(began.elapsed().as_secs_f64());
+            });
+            if self.state(step) == StepState::Complete {
+                release(step, &mut waiting, &mut ready);
+            }
+        }
+        let reason = if self.counts().pending == 0 {
+            "every step finished"
+        } else if self.cancel.is_cancelled() {
+            "the task was cancelled"
+        } else {
+            "pending steps wait on failed steps"
+        };
+        self.publish_orchestration(names::WORKFLOW_NO_VIABLE_STEPS, |p| {
+            p.iteration = Some(iteration);
+            p.reason = Some(Cow::Borrowed(reason));
+        });
+    }
+
+    /// A handler that panicked (the attempt already published `step.failed` with class
+    /// "panic"): its step fails and the task goes on to finalize.
+    fn step_panicked(&self, planned: &PlannedStep) {
+        let name = &planned.def.name;
+        self.set_state(planned.index, StepState::Failed);
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone(), "process() panicked".to_owned());
+        self.task
+            .scope()
+            .publish(names::WORKFLOW_STEP_EXECUTION_FAILED, |s| {
+                let mut p = ErrorPayload::for_task(
+                    s.id().to_owned(),
+                    s.name().to_owned(),
+                    "process() panicked",
+                    "panic",
+                );
+                p.step_name = Some(name.as_str().into());
+                p
+            });
+    }
+
+    /// The results so far, as a snapshot (constant time).
+    fn snapshot(&self) -> Sequence {
+        self.sequence
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Publishes `memory.spike_detected` when resident memory grew by more than
     /// `memory_threshold_mb` over the task (performance monitoring on, platform permitting).
     fn check_memory(&self, telemetry: &Telemetry, at_start: Option<f64>) {
