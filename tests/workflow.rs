@@ -318,8 +318,8 @@ async fn cancellation_stops_new_steps_and_reports_cancelled() {
     assert_eq!(outcome.status, TaskStatus::Cancelled);
     assert_eq!(
         outcome.steps["first"],
-        StepState::Complete,
-        "the running step finished"
+        StepState::Cancelled,
+        "the running step was stopped at its await"
     );
     assert_eq!(
         outcome.steps["second"],
@@ -329,10 +329,86 @@ async fn cancellation_stops_new_steps_and_reports_cancelled() {
     let events = seen.lock().unwrap().clone();
     assert!(names(&events).contains(&"task.cancelled"));
     assert!(
+        events
+            .iter()
+            .any(|(e, s)| e == "step.cancelled" && s == "first"),
+        "the stopped attempt says so"
+    );
+    assert!(
         !events
             .iter()
             .any(|(e, s)| e == "step.before_handle" && s == "second")
     );
+}
+
+/// Never returns.
+struct Hangs;
+
+#[step_handler]
+impl Hangs {
+    async fn process(&self, _step: &Step) -> Result<(), StepError> {
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_step_is_stopped_by_cancellation_and_by_its_timeout() {
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let seen = recorder(&telemetry);
+    // Cancellation: the run returns although the step never would.
+    let workflow = Workflow::builder("hung")
+        .handler(Hangs)
+        .step(StepDef::new("hangs"))
+        .build()
+        .unwrap();
+    let cancel = CancelHandle::new();
+    let options = RunOptions {
+        cancel: cancel.clone(),
+        ..Default::default()
+    };
+    let run = workflow.run_with(&telemetry, "t-hung", serde_json::json!({}), options);
+    let canceller = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        cancel.cancel();
+    };
+    let (outcome, ()) = tokio::join!(run, canceller);
+    assert_eq!(outcome.status, TaskStatus::Cancelled);
+    assert_eq!(outcome.steps["hangs"], StepState::Cancelled);
+
+    // A timeout: each attempt stopped after 100 ms, retried, then the step timed out.
+    let quick = Backoff {
+        base: Duration::from_millis(1),
+        max: Duration::from_millis(1),
+        jitter: 0.0,
+    };
+    let workflow = Workflow::builder("bounded")
+        .handler(Hangs)
+        .step(
+            StepDef::new("hangs")
+                .timeout(Duration::from_millis(100))
+                .retry_limit(2)
+                .backoff(quick),
+        )
+        .build()
+        .unwrap();
+    let outcome = workflow
+        .run(&telemetry, "t-bounded", serde_json::json!({}))
+        .await;
+    assert_eq!(outcome.status, TaskStatus::Failed);
+    assert_eq!(outcome.steps["hangs"], StepState::TimedOut);
+    assert_eq!(outcome.attempts["hangs"], 2);
+    assert!(
+        outcome.errors["hangs"].contains("timed out after 100ms"),
+        "{:?}",
+        outcome.errors
+    );
+    let events = seen.lock().unwrap().clone();
+    let stopped = events
+        .iter()
+        .filter(|(e, s)| e == "step.cancelled" && s == "hangs")
+        .count();
+    assert_eq!(stopped, 3, "each stopped attempt ends as step.cancelled");
 }
 
 #[test]

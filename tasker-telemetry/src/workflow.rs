@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::event::names;
-use crate::handler::{Sequence, StepHandler, Task};
+use crate::handler::{Sequence, StepError, StepHandler, Task};
 use crate::payload::{EntityKind, ErrorPayload, OrchestrationPayload, TransitionPayload};
 use crate::scope::{Failure, StepCounts, TaskScope};
 use crate::telemetry::Telemetry;
@@ -97,6 +97,7 @@ pub struct StepDef {
     retry_limit: Option<u32>,
     backoff: Backoff,
     skip_if: Option<SkipCondition>,
+    timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for StepDef {
@@ -106,6 +107,7 @@ impl std::fmt::Debug for StepDef {
             .field("handler", &self.handler)
             .field("depends_on", &self.depends_on)
             .field("retry_limit", &self.retry_limit)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +122,7 @@ impl StepDef {
             retry_limit: None,
             backoff: Backoff::default(),
             skip_if: None,
+            timeout: None,
         }
     }
 
@@ -144,6 +147,15 @@ impl StepDef {
     /// The delay policy between attempts.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// Bounds each attempt: one still running after `limit` is stopped (its future dropped; its
+    /// telemetry ends as `step.cancelled`) and counts as a failed attempt, retried while attempts
+    /// remain; the step's last such attempt leaves it [`StepState::TimedOut`]. A synchronous
+    /// `process()` cannot be stopped part-way: the limit applies once it returns. Default none.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 
@@ -403,6 +415,7 @@ impl std::fmt::Debug for Workflow {
 
 /// A step's state in a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum StepState {
     /// Not run yet.
     Pending,
@@ -410,6 +423,10 @@ pub enum StepState {
     Complete,
     /// Failed for good.
     Failed,
+    /// Its last attempt ran past the step's [`timeout`](StepDef::timeout).
+    TimedOut,
+    /// Stopped while running by the task's cancellation.
+    Cancelled,
     /// Skipped by its condition.
     Skipped,
 }
@@ -420,7 +437,8 @@ impl StepState {
         match self {
             StepState::Pending => "pending",
             StepState::Complete => "complete",
-            StepState::Failed => "error",
+            StepState::Failed | StepState::TimedOut => "error",
+            StepState::Cancelled => "cancelled",
             StepState::Skipped => "skipped",
         }
     }
@@ -470,7 +488,9 @@ impl TaskOutcome {
     }
 }
 
-/// Stops a running task: no new step or attempt starts; running ones finish.
+/// Stops a running task: no new step or attempt starts, and running asynchronous steps are
+/// stopped at their next `.await` (their state [`StepState::Cancelled`]); a synchronous
+/// `process()` already running finishes.
 #[derive(Debug, Clone, Default)]
 pub struct CancelHandle {
     cancelled: Arc<AtomicBool>,
@@ -552,9 +572,10 @@ impl States {
         let c = &mut self.counts;
         for (state, delta) in [(old, -1i64), (state, 1)] {
             let count = match state {
-                StepState::Pending => &mut c.pending,
+                // Cancelled: not finished, as a step that never started.
+                StepState::Pending | StepState::Cancelled => &mut c.pending,
                 StepState::Complete | StepState::Skipped => &mut c.completed,
-                StepState::Failed => &mut c.failed,
+                StepState::Failed | StepState::TimedOut => &mut c.failed,
             };
             *count = count.saturating_add_signed(delta);
         }
@@ -659,7 +680,31 @@ impl Run {
                 .publish(names::STEP_HANDLE, |s| s.payload(attempt));
             step.scope()
                 .publish(names::OBSERVABILITY_STEP_HANDLE, |s| s.payload(attempt));
-            let outcome = planned.handler.handle(&self.task, &sequence, &step).await;
+            let notified = self.cancel.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            let handled = planned.handler.handle(&self.task, &sequence, &step);
+            let bounded = async {
+                match planned.def.timeout {
+                    Some(limit) => tokio::time::timeout(limit, handled).await.ok(),
+                    None => Some(handled.await),
+                }
+            };
+            let outcome = tokio::select! {
+                outcome = bounded => outcome,
+                () = &mut notified => {
+                    self.set_state(planned.index, StepState::Cancelled);
+                    return;
+                }
+            };
+            let timed_out = outcome.is_none();
+            let outcome = outcome.unwrap_or_else(|| {
+                let limit = planned.def.timeout.unwrap_or_default();
+                Err(StepError::new(format!("timed out after {limit:?}")).with_class("Timeout"))
+            });
             match outcome {
                 Ok(value) => {
                     transition(&step, "in_progress", "complete");
@@ -695,7 +740,12 @@ impl Run {
                                 p.retry_limit = Some(planned.retry_limit);
                                 p
                             });
-                        self.set_state(planned.index, StepState::Failed);
+                        let state = if timed_out {
+                            StepState::TimedOut
+                        } else {
+                            StepState::Failed
+                        };
+                        self.set_state(planned.index, state);
                         self.publish_orchestration(names::WORKFLOW_STEP_FAILED, |p| {
                             p.step_names = Some(vec![planned.name.clone()].into());
                             p.reason = Some(Cow::Owned(error.message().to_owned()));
