@@ -791,14 +791,11 @@ impl fmt::Debug for TelemetryConfig {
             .field("metrics_cardinality_cap", &self.metrics_cardinality_cap)
             .field(
                 "otlp_endpoint",
-                &self.otlp_endpoint.as_deref().map(crate::otlp::redact::url),
+                &self.otlp_endpoint.as_deref().map(crate::redact::url),
             )
             .field(
                 "otlp_traces_endpoint",
-                &self
-                    .otlp_traces_endpoint
-                    .as_deref()
-                    .map(crate::otlp::redact::url),
+                &self.otlp_traces_endpoint.as_deref().map(crate::redact::url),
             )
             .field("trace_sampling_ratio", &self.trace_sampling_ratio)
             .field("otlp_protocol", &self.otlp_protocol)
@@ -807,14 +804,11 @@ impl fmt::Debug for TelemetryConfig {
                 &self
                     .otlp_metrics_endpoint
                     .as_deref()
-                    .map(crate::otlp::redact::url),
+                    .map(crate::redact::url),
             )
             .field(
                 "otlp_logs_endpoint",
-                &self
-                    .otlp_logs_endpoint
-                    .as_deref()
-                    .map(crate::otlp::redact::url),
+                &self.otlp_logs_endpoint.as_deref().map(crate::redact::url),
             )
             .field("otlp", &self.otlp)
             .field("resource_attributes", &self.resource_attributes)
@@ -1008,7 +1002,7 @@ impl TelemetryConfig {
             value: if field == "metrics_auth_token" || field.ends_with("headers") {
                 REDACTED.to_owned()
             } else if field.contains("endpoint") {
-                crate::otlp::redact::url(raw)
+                crate::redact::url(raw)
             } else {
                 raw.to_owned()
             },

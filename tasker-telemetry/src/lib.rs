@@ -54,6 +54,7 @@ mod otlp;
 pub mod payload;
 pub mod performance;
 pub mod publisher;
+mod redact;
 mod results_check;
 pub mod router;
 pub mod scope;

@@ -7,7 +7,6 @@
 
 #[cfg(feature = "otlp-grpc")]
 pub(crate) mod grpc;
-pub(crate) mod redact;
 #[cfg(feature = "otlp")]
 pub(crate) mod tls;
 #[cfg(feature = "otlp")]

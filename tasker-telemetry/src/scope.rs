@@ -7,6 +7,7 @@
 //! ([`set_enabled(false)`](crate::set_enabled)) starting an attempt costs one relaxed atomic load
 //! and a branch.
 
+pub(crate) mod thresholds;
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +22,6 @@ use crate::event::{Event, EventName, names};
 use crate::logging::LIFECYCLE_TARGET;
 use crate::metrics::{StepMetrics, TaskMetrics};
 use crate::payload::{ErrorPayload, Payload, StepPayload, TaskPayload};
-use crate::performance;
 use crate::router::Sinks;
 use crate::spans::{self, Carrier, StepSpanFields, TaskSpan, TraceContext};
 use crate::telemetry::{Telemetry, is_enabled};
@@ -1436,11 +1436,11 @@ impl<'s> StepAttempt<'s> {
     #[inline(never)]
     fn report_slow(&self, seconds: f64) {
         let scope = self.scope;
-        let subject = performance::Subject {
+        let subject = thresholds::Subject {
             task: Some(&scope.task),
             step: Some((&scope.id, &scope.name)),
         };
-        performance::check_slow(
+        thresholds::check_slow(
             &scope.task.inner.telemetry,
             || format!("step.{}", scope.name),
             seconds,

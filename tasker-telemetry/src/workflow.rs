@@ -1117,11 +1117,11 @@ impl Run {
             return;
         };
         let scope = self.task.scope();
-        let subject = crate::performance::Subject {
+        let subject = crate::scope::thresholds::Subject {
             task: Some(scope),
             step: None,
         };
-        crate::performance::check_memory_growth(
+        crate::scope::thresholds::check_memory_growth(
             telemetry,
             || format!("task.{}", scope.name()),
             now - start,

@@ -314,7 +314,7 @@ pub struct ExporterSettings {
 impl fmt::Debug for ExporterSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ExporterSettings")
-            .field("endpoint", &crate::otlp::redact::url(&self.endpoint))
+            .field("endpoint", &crate::redact::url(&self.endpoint))
             .field(
                 "headers",
                 &self

@@ -115,7 +115,7 @@ impl LogPipeline {
         };
         let filter = config.parameter_filter()?;
         let counters = Arc::new(Counters::default());
-        let shown = crate::otlp::redact::url(&settings.endpoint);
+        let shown = crate::redact::url(&settings.endpoint);
         let fail = |message: String| Error::LogExport {
             message: format!("{shown}: {message}"),
         };
@@ -230,7 +230,7 @@ fn http_processor(
         transport,
     )
     .build()
-    .map_err(|e| crate::otlp::redact::text(&e.to_string()))?;
+    .map_err(|e| crate::redact::text(&e.to_string()))?;
     Ok(batch(exporter, counters))
 }
 
@@ -245,7 +245,7 @@ fn grpc_processor(
             opentelemetry_otlp::LogExporter::builder().with_tonic(),
             |builder| builder.build(),
         )
-        .map_err(|e| crate::otlp::redact::text(&e.to_string()))?;
+        .map_err(|e| crate::redact::text(&e.to_string()))?;
     Ok(batch(exporter, counters))
 }
 
@@ -281,8 +281,7 @@ impl<E: LogExporter> LogExporter for CountingExporter<E> {
                     .lock()
                     .ok()
                     .and_then(|mut t| t.take());
-                let message =
-                    transport.unwrap_or_else(|| crate::otlp::redact::text(&e.to_string()));
+                let message = transport.unwrap_or_else(|| crate::redact::text(&e.to_string()));
                 tracing::warn!(
                     target: "tasker_telemetry::export",
                     records = n,

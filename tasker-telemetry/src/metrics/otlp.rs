@@ -266,7 +266,7 @@ impl OtlpMetricsExporter {
     /// # Errors
     /// [`Error::Http`] for an endpoint that is not a URL or a TLS file that cannot be used.
     pub fn start(telemetry: &Telemetry, endpoint: &str, interval: Duration) -> Result<Self, Error> {
-        let shown = crate::otlp::redact::url(endpoint);
+        let shown = crate::redact::url(endpoint);
         let uri: http::Uri = endpoint.parse().map_err(|e| Error::Http {
             message: format!("invalid OTLP metrics endpoint {shown:?}: {e}"),
         })?;

@@ -21,8 +21,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{Request, Response};
 use opentelemetry_http::{HttpClient, HttpError};
 
-use super::redact;
 use crate::config::ExporterSettings;
+use crate::redact;
 
 /// The most of a response body kept, for the diagnostic of a failed export.
 pub(crate) const BODY_LIMIT: u64 = 1024;

@@ -187,7 +187,7 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
                 // SDK's own may quote the URL with its credentials.
                 let message = match transport {
                     Some(detail) => detail,
-                    None => crate::otlp::redact::text(&e.to_string()),
+                    None => crate::redact::text(&e.to_string()),
                 };
                 tracing::warn!(
                     target: "tasker_telemetry::export",
@@ -277,9 +277,7 @@ impl SpanPipeline {
             }
         };
         // Shown in reports and `/health/status`: never with the URL's credentials.
-        let endpoint = settings
-            .as_ref()
-            .map(|s| crate::otlp::redact::url(&s.endpoint));
+        let endpoint = settings.as_ref().map(|s| crate::redact::url(&s.endpoint));
         let timeout = settings.map(|s| s.timeout);
         let mut pipeline = Self::assemble(config, processor, counters, store, endpoint);
         if let Some(timeout) = timeout {
@@ -378,7 +376,7 @@ impl SpanPipeline {
         filter: &ParameterFilter,
         options: &SpanBatchOptions,
     ) -> Result<BatchSpanProcessor, Error> {
-        let shown = crate::otlp::redact::url(&settings.endpoint);
+        let shown = crate::redact::url(&settings.endpoint);
         let transport =
             crate::otlp::transport::HttpTransport::new(settings, counters.transport_error.clone())
                 .map_err(|message| Error::SpanExport {
@@ -390,7 +388,7 @@ impl SpanPipeline {
             transport,
         );
         let exporter = builder.build().map_err(|e| Error::SpanExport {
-            message: crate::otlp::redact::text(&e.to_string()),
+            message: crate::redact::text(&e.to_string()),
         })?;
         Ok(batch(
             CountingExporter::new(exporter, counters, filter.clone()),
@@ -408,7 +406,7 @@ impl SpanPipeline {
         Err(Error::SpanExport {
             message: format!(
                 "an OTLP endpoint ({}) is configured but tasker-telemetry was built without its `otlp` feature",
-                crate::otlp::redact::url(&settings.endpoint)
+                crate::redact::url(&settings.endpoint)
             ),
         })
     }
@@ -420,7 +418,7 @@ impl SpanPipeline {
         filter: &ParameterFilter,
         options: &SpanBatchOptions,
     ) -> Result<BatchSpanProcessor, Error> {
-        let shown = crate::otlp::redact::url(&settings.endpoint);
+        let shown = crate::redact::url(&settings.endpoint);
         let fail = |message: String| Error::SpanExport {
             message: format!("{shown}: {message}"),
         };
@@ -431,7 +429,7 @@ impl SpanPipeline {
                 opentelemetry_otlp::SpanExporter::builder().with_tonic(),
                 |builder| builder.build(),
             )
-            .map_err(|e| fail(crate::otlp::redact::text(&e.to_string())))?;
+            .map_err(|e| fail(crate::redact::text(&e.to_string())))?;
         Ok(batch(
             CountingExporter::new(exporter, counters, filter.clone()),
             options,
@@ -448,7 +446,7 @@ impl SpanPipeline {
         Err(Error::SpanExport {
             message: format!(
                 "otlp_protocol = grpc ({}) needs tasker-telemetry's `otlp-grpc` cargo feature",
-                crate::otlp::redact::url(&settings.endpoint)
+                crate::redact::url(&settings.endpoint)
             ),
         })
     }
