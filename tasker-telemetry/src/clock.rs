@@ -2,8 +2,8 @@
 //!
 //! On x86_64, when the CPU has an invariant time-stamp counter *and* the kernel has chosen that
 //! counter as its own clocksource (which it does only after checking that the counter runs at a
-//! constant rate and in step across cores), a reading is one `rdtsc`: about 10 ns on the
-//! project's VMs against about 26 ns for `Instant::now()`. Everywhere else, and whenever a check
+//! constant rate and in step across cores), a reading is one `rdtsc`, cheaper than
+//! `Instant::now()` (BENCHMARKS.md has the figures). Everywhere else, and whenever a check
 //! fails, readings come from `Instant`. The counter's rate is calibrated against `Instant` once
 //! per process; [`Telemetry::new`](crate::Telemetry::new) does it up front so that no step pays
 //! for it.

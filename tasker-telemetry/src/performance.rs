@@ -23,8 +23,8 @@ pub fn resident_megabytes() -> Option<f64> {
     Some(pages as f64 * 4096.0 / (1024.0 * 1024.0))
 }
 
-/// `/proc/self/statm`, kept open: one `pread` per reading (about 1 µs) instead of an open, a
-/// read and a close (about 7 µs), which the runner pays twice per task.
+/// `/proc/self/statm`, kept open: one `pread` per reading instead of an open, a read and a
+/// close, which the runner would pay twice per task.
 #[cfg(target_os = "linux")]
 mod statm {
     use std::fs::File;
