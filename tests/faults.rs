@@ -53,6 +53,13 @@ const DELIBERATE: &str = "deliberate subscriber panic";
 /// The payload of the deliberate panics that are not strings.
 const DELIBERATE_CODE: u32 = 0xdead;
 
+/// Whether this run is under AddressSanitizer (`scripts/sanitize.sh` sets `ASAN_OPTIONS`): its
+/// quarantine holds freed memory back from reuse, so resident memory says nothing about ours
+/// there, and the memory bounds are left to the normal run.
+fn under_address_sanitizer() -> bool {
+    std::env::var_os("ASAN_OPTIONS").is_some()
+}
+
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(PoisonError::into_inner)
@@ -588,7 +595,7 @@ fn failing_then_recovering(
     assert_accounted(&report);
     assert!(report.exported >= made, "{report:?}");
     assert!(
-        rss_growth_kb <= RSS_GROWTH_LIMIT_KB,
+        rss_growth_kb <= RSS_GROWTH_LIMIT_KB || under_address_sanitizer(),
         "VmRSS grew by {rss_growth_kb} kB over {n} spans"
     );
     assert_shutdown_bounded(shutdown);
@@ -742,7 +749,7 @@ fn hung_collector_never_blocks_the_steps_and_shutdown_is_bounded() {
     assert!(report.failed <= 2 * SPAN_BATCH, "{report:?}");
     assert!(report.dropped >= spans - 2 * SPAN_BATCH, "{report:?}");
     assert!(
-        rss_growth_kb <= RSS_GROWTH_LIMIT_KB,
+        rss_growth_kb <= RSS_GROWTH_LIMIT_KB || under_address_sanitizer(),
         "VmRSS grew by {rss_growth_kb} kB over {n} spans"
     );
     assert_shutdown_bounded(shutdown);
@@ -936,7 +943,7 @@ fn flapping_collector_loses_only_what_it_refused_and_export_resumes() {
     assert_accounted(&report);
     assert!(report.failed_exports >= refused, "{report:?}");
     assert!(
-        rss_growth_kb <= RSS_GROWTH_LIMIT_KB,
+        rss_growth_kb <= RSS_GROWTH_LIMIT_KB || under_address_sanitizer(),
         "VmRSS grew by {rss_growth_kb} kB while flapping"
     );
     assert_shutdown_bounded(shutdown);
