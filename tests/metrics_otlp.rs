@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use prost::Message;
 use support::otlp_receiver::{METRICS_PATH, Receiver};
-use tasker_telemetry::metrics::OtlpMetricsExporter;
+use tasker_telemetry::export::OtlpMetricsExporter;
 use tasker_telemetry::scope::StepCounts;
 use tasker_telemetry::{TaskScope, Telemetry, TelemetryConfig};
 

@@ -328,7 +328,7 @@ fn metrics_go_over_https_gzipped() {
         ("OTEL_METRIC_EXPORT_INTERVAL", "3600000".into()),
     ]);
     let telemetry = Telemetry::new(config).unwrap();
-    let exporter = tasker_telemetry::metrics::OtlpMetricsExporter::from_config(&telemetry).unwrap();
+    let exporter = tasker_telemetry::export::OtlpMetricsExporter::from_config(&telemetry).unwrap();
     let report = exporter.stop();
     assert_eq!((report.exported, report.failed), (1, 0), "{report:?}");
     let requests = receiver.wait_for_requests(1, WAIT);

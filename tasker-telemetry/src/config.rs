@@ -646,7 +646,7 @@ pub struct TelemetryConfig {
     /// How spans are batched for export (TOML table `[span_batch]`).
     pub span_batch: SpanBatchOptions,
     /// Milliseconds between OTLP metric pushes
-    /// ([`OtlpMetricsExporter::from_config`](crate::metrics::OtlpMetricsExporter)). Default
+    /// ([`OtlpMetricsExporter::from_config`](crate::export::OtlpMetricsExporter)). Default
     /// `60000`.
     pub metrics_export_interval_ms: u64,
     /// The longest one OTLP metrics push may take, in milliseconds; the exporter's own timeout

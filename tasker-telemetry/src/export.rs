@@ -3,6 +3,12 @@
 //! fails or panics is reported through `tasker.telemetry.export_failed` and
 //! `tasker_export_failures_total`; it never panics the caller.
 
+#[cfg(feature = "otlp-metrics")]
+mod otlp;
+
+#[cfg(feature = "otlp-metrics")]
+pub use otlp::{MetricsExportReport, OtlpMetricsExporter};
+
 use std::error::Error as StdError;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, RwLock};

@@ -15,7 +15,7 @@ pub use exposition::{
     openmetrics_text, prometheus_text, wants_openmetrics,
 };
 #[cfg(feature = "otlp-metrics")]
-pub use otlp::{MetricsExportReport, OtlpMetricsExporter, otlp_request, otlp_request_for};
+pub use otlp::{otlp_request, otlp_request_for};
 pub use registry::{
     Counter, CounterVec, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_CAP, Gauge, GaugeVec, Histogram,
     HistogramVec, MetricsError, MetricsRegistry, OVERFLOW_LABEL_VALUE,
