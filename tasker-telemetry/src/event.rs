@@ -2,6 +2,7 @@
 //! receive.
 
 mod builtin;
+pub(crate) mod registry;
 pub(crate) mod rules;
 
 use std::fmt;
@@ -41,7 +42,7 @@ impl EventName {
 
     /// Resolves a name string against the catalog (built-in and registered custom events).
     pub fn lookup(name: &str) -> Option<EventName> {
-        lookup_builtin(name).or_else(|| crate::catalog::lookup_custom(name))
+        lookup_builtin(name).or_else(|| registry::lookup_custom(name))
     }
 
     /// The event's name, exactly as Tasker spells it.

@@ -2,8 +2,8 @@
 //! subscribers carry over. One table generates the name constants, the catalog descriptors and
 //! the name lookup, so the three cannot drift apart.
 
+use super::registry::{EventDescriptor, EventSource};
 use super::{Category, EventName};
-use crate::catalog::{EventDescriptor, EventSource};
 use crate::payload::PayloadKind;
 
 const RUNNER: &str = "workflow runner (tasker_telemetry::workflow)";
