@@ -28,6 +28,8 @@ fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# No import cycles between the runtime's modules (exits 1 and names them otherwise).
+python3 scripts/module_cycles.py
 cargo test --workspace 2>&1 | tee "$log"
 
 # The examples are part of the suite: they must run, not only compile.
