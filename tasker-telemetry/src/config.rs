@@ -266,7 +266,6 @@ pub const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
     ("OTEL_METRIC_EXPORT_TIMEOUT", "metrics_export_timeout_ms"),
 ];
 
-const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
 const EXPECTED_BOOL: &str = "one of true, false, 1, 0, yes, no (case-insensitive)";
 const EXPECTED_INTEGER: &str = "an integer greater than 0";
 const EXPECTED_RATIO: &str = "a finite number between 0.0 and 1.0";
@@ -395,6 +394,48 @@ impl LogFormat {
     }
 }
 
+/// The least severe log level written (a `RUST_LOG` directive in `log_filter` refines it).
+///
+/// ```
+/// use tasker_telemetry::config::LogLevel;
+///
+/// assert_eq!("WARN".parse::<LogLevel>()?, LogLevel::Warn);
+/// assert!("loud".parse::<LogLevel>().unwrap_err().to_string().contains("trace, debug"));
+/// # Ok::<(), tasker_telemetry::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+#[non_exhaustive]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Debugging detail and above.
+    Debug,
+    /// Tasker's default.
+    #[default]
+    Info,
+    /// Warnings and errors.
+    Warn,
+    /// Errors only.
+    Error,
+    /// Nothing.
+    Off,
+}
+
+impl LogLevel {
+    /// The name used in files, environment variables and `RUST_LOG` directives.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+            Self::Off => "off",
+        }
+    }
+}
+
 /// How the metrics endpoint renders the registry.
 ///
 /// ```
@@ -485,7 +526,7 @@ macro_rules! text_enum {
         impl TryFrom<String> for $ty {
             type Error = ConfigError;
 
-            fn try_from(text: String) -> Result<Self, Self::Error> {
+            fn try_from(text: String) -> Result<Self, ConfigError> {
                 text.parse()
             }
         }
@@ -498,6 +539,12 @@ macro_rules! text_enum {
     };
 }
 
+text_enum!(
+    LogLevel,
+    "log_level",
+    [Trace, Debug, Info, Warn, Error, Off],
+    "one of trace, debug, info, warn, error, off (case-insensitive)"
+);
 text_enum!(
     LogFormat,
     "log_format",
@@ -574,8 +621,8 @@ pub struct TelemetryConfig {
     pub structured_logging_enabled: bool,
     /// HTTP header carrying the correlation id. Default `"X-Correlation-ID"`.
     pub correlation_id_header: String,
-    /// Minimum log level: `trace`, `debug`, `info`, `warn`, `error` or `off`. Default `"info"`.
-    pub log_level: String,
+    /// Minimum log level. Default [`LogLevel::Info`].
+    pub log_level: LogLevel,
     /// Log line rendering. Default [`LogFormat::Json`].
     pub log_format: LogFormat,
     /// A raw `RUST_LOG`-style directive that refines `log_level` per target, taken verbatim.
@@ -716,7 +763,7 @@ impl Default for TelemetryConfig {
             filter_mask: DEFAULT_FILTER_MASK.to_owned(),
             structured_logging_enabled: true,
             correlation_id_header: "X-Correlation-ID".to_owned(),
-            log_level: "info".to_owned(),
+            log_level: LogLevel::Info,
             log_format: LogFormat::Json,
             log_filter: None,
             metrics_enabled: true,
@@ -1096,7 +1143,7 @@ impl TelemetryConfig {
             "filter_mask" => self.filter_mask = raw.to_owned(),
             "structured_logging_enabled" => self.structured_logging_enabled = boolean()?,
             "correlation_id_header" => self.correlation_id_header = text.to_owned(),
-            "log_level" => self.log_level = text.to_owned(),
+            "log_level" => self.log_level = text.parse().map_err(reword)?,
             "log_format" => self.log_format = text.parse().map_err(reword)?,
             // Directives are handed to the log filter untouched.
             "log_filter" => self.log_filter = Some(raw.to_owned()),
@@ -1147,7 +1194,6 @@ impl TelemetryConfig {
         self.check_filter_parameters()?;
         self.check_filter_mask()?;
         self.check_correlation_id_header()?;
-        self.check_log_level()?;
         self.check_metrics_endpoint()?;
         self.check_metrics_auth_token()?;
         self.check_slow_query_threshold_seconds()?;
@@ -1269,21 +1315,6 @@ impl TelemetryConfig {
                 "correlation_id_header",
                 header.as_str(),
                 "an HTTP header name: one or more of A-Z a-z 0-9 ! # $ % & ' * + - . ^ _ ` | ~",
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_log_level(&self) -> Result<(), ConfigError> {
-        let level = self.log_level.trim();
-        if !LOG_LEVELS
-            .iter()
-            .any(|known| known.eq_ignore_ascii_case(level))
-        {
-            return Err(ConfigError::invalid(
-                "log_level",
-                self.log_level.as_str(),
-                "one of trace, debug, info, warn, error, off (case-insensitive)",
             ));
         }
         Ok(())
@@ -1618,7 +1649,7 @@ impl TelemetryConfigBuilder {
         /// Sets [`TelemetryConfig::correlation_id_header`].
         correlation_id_header: impl Into<String> => |v| v.into();
         /// Sets [`TelemetryConfig::log_level`].
-        log_level: impl Into<String> => |v| v.into();
+        log_level: LogLevel => |v| v;
         /// Sets [`TelemetryConfig::log_format`].
         log_format: LogFormat => |v| v;
         /// Sets [`TelemetryConfig::log_filter`].
@@ -1733,7 +1764,7 @@ mod tests {
         assert_eq!(c.filter_mask, "[FILTERED]");
         assert!(c.structured_logging_enabled);
         assert_eq!(c.correlation_id_header, "X-Correlation-ID");
-        assert_eq!(c.log_level, "info");
+        assert_eq!(c.log_level, LogLevel::Info);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.log_filter, None);
         assert!(c.metrics_enabled);
@@ -1831,23 +1862,19 @@ mod tests {
 
     #[test]
     fn rule_log_level() {
-        assert_rejects(
-            TelemetryConfig {
-                log_level: "verbose".into(),
-                ..Default::default()
-            },
-            "log_level",
-        );
-        for ok in ["TRACE", "Debug", "warn", "error", "off"] {
-            assert_eq!(
-                TelemetryConfig {
-                    log_level: ok.into(),
-                    ..Default::default()
-                }
-                .validate(),
-                Ok(())
-            );
+        let error = "verbose".parse::<LogLevel>().unwrap_err();
+        assert_eq!(error.field(), Some("log_level"));
+        for (text, level) in [
+            ("TRACE", LogLevel::Trace),
+            ("Debug", LogLevel::Debug),
+            (" warn", LogLevel::Warn),
+            ("error", LogLevel::Error),
+            ("off", LogLevel::Off),
+        ] {
+            assert_eq!(text.parse::<LogLevel>(), Ok(level));
         }
+        let error = TelemetryConfig::from_toml_str("log_level = \"loud\"").unwrap_err();
+        assert!(error.to_string().contains("trace, debug"), "{error}");
     }
 
     #[test]
@@ -2417,7 +2444,7 @@ mod tests {
             .filter_mask("***")
             .structured_logging_enabled(false)
             .correlation_id_header("X-Request-ID")
-            .log_level("debug")
+            .log_level(LogLevel::Debug)
             .log_format(LogFormat::Compact)
             .log_filter("tasker=trace")
             .metrics_enabled(false)
@@ -2573,13 +2600,7 @@ mod tests {
         assert_eq!(config.service_name, "checkout");
         assert_eq!(config.metrics_format, MetricsFormat::Json);
         assert_eq!(config.max_concurrent_steps, 10);
-        assert_eq!(config.log_level, "info");
-
-        let error = TelemetryConfig::builder()
-            .log_level("loud")
-            .build()
-            .unwrap_err();
-        assert_eq!(error.field(), Some("log_level"));
+        assert_eq!(config.log_level, LogLevel::Info);
         let error = TelemetryConfig::builder()
             .metrics_auth_required(true)
             .build()

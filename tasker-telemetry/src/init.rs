@@ -182,7 +182,7 @@ fn level_filter(config: &TelemetryConfig) -> Result<EnvFilter, Error> {
     let directive = config
         .log_filter
         .clone()
-        .unwrap_or_else(|| config.log_level.to_ascii_lowercase());
+        .unwrap_or_else(|| config.log_level.as_str().to_owned());
     EnvFilter::builder().parse(&directive).map_err(|e| {
         Error::Config(crate::config::ConfigError::Invalid {
             field: "log_filter".to_owned(),

@@ -90,10 +90,21 @@ impl Failure {
     }
 }
 
-#[derive(Clone, Copy)]
-enum TaskStatus {
-    Completed,
+/// How a task ended: what [`TaskScope::complete`], [`fail`](TaskScope::fail) or
+/// [`cancel`](TaskScope::cancel) recorded, and what the workflow runner reports.
+///
+/// ```
+/// use tasker_telemetry::scope::TaskStatus;
+///
+/// assert_ne!(TaskStatus::Complete, TaskStatus::Cancelled);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    /// Every step completed or was skipped.
+    Complete,
+    /// A step failed for good.
     Failed,
+    /// Cancelled before it could finish.
     Cancelled,
 }
 
@@ -372,7 +383,7 @@ impl TaskScope {
         }
         let elapsed = self.elapsed().as_secs_f64();
         let (counter, histogram) = match status {
-            TaskStatus::Completed => (&m.completed, &m.duration_completed),
+            TaskStatus::Complete => (&m.completed, &m.duration_completed),
             TaskStatus::Failed => (&m.failed, &m.duration_failed),
             TaskStatus::Cancelled => (&m.cancelled, &m.duration_cancelled),
         };
@@ -558,7 +569,7 @@ impl TaskScope {
     /// of any of them is ignored and counted in
     /// `tasker_telemetry_dropped_total{sink="task",reason="already_finished"}`.
     pub fn complete(&self, counts: StepCounts) {
-        if !self.record_finish(TaskStatus::Completed) {
+        if !self.record_finish(TaskStatus::Complete) {
             return;
         }
         let sinks = self.sinks(names::TASK_COMPLETED);

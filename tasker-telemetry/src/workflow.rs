@@ -444,16 +444,8 @@ impl StepState {
     }
 }
 
-/// How a task ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TaskStatus {
-    /// Every step completed or was skipped.
-    Complete,
-    /// A step failed for good.
-    Failed,
-    /// Cancelled before it could finish.
-    Cancelled,
-}
+/// How a task ended (the one status type the scopes use too).
+pub use crate::scope::TaskStatus;
 
 /// A finished task: its status, each step's state, results and errors.
 #[derive(Debug, Clone)]
