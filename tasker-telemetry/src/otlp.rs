@@ -63,3 +63,16 @@ where
         _ => builder,
     }
 }
+
+/// The account of a failed export to report: the transport's, when it gave one (masked, and with
+/// the collector's answer), else the SDK's error masked (it may quote the URL's credentials).
+pub(crate) fn failure_message(
+    transport_error: &std::sync::Mutex<Option<String>>,
+    sdk_error: &dyn std::fmt::Display,
+) -> String {
+    transport_error
+        .lock()
+        .ok()
+        .and_then(|mut t| t.take())
+        .unwrap_or_else(|| crate::redact::text(&sdk_error.to_string()))
+}

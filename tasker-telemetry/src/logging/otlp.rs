@@ -275,13 +275,7 @@ impl<E: LogExporter> LogExporter for CountingExporter<E> {
                 self.counters.exported.fetch_add(n, Ordering::Relaxed);
             }
             Err(e) => {
-                let transport = self
-                    .counters
-                    .transport_error
-                    .lock()
-                    .ok()
-                    .and_then(|mut t| t.take());
-                let message = transport.unwrap_or_else(|| crate::redact::text(&e.to_string()));
+                let message = crate::otlp::failure_message(&self.counters.transport_error, e);
                 tracing::warn!(
                     target: "tasker_telemetry::export",
                     records = n,

@@ -177,18 +177,7 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
                     .store(0, Ordering::Relaxed);
             }
             Err(e) => {
-                let transport = self
-                    .counters
-                    .transport_error
-                    .lock()
-                    .ok()
-                    .and_then(|mut t| t.take());
-                // The transport's account is masked and says more (the collector's answer); the
-                // SDK's own may quote the URL with its credentials.
-                let message = match transport {
-                    Some(detail) => detail,
-                    None => crate::redact::text(&e.to_string()),
-                };
+                let message = crate::otlp::failure_message(&self.counters.transport_error, e);
                 tracing::warn!(
                     target: "tasker_telemetry::export",
                     spans = n,
