@@ -696,17 +696,8 @@ impl TaskScope {
             }
             spans::end_task_span(span);
         }
-        if sinks.contains(Sinks::LOGS) && is_enabled() {
-            self.in_span(|| {
-                tracing::info!(
-                    target: LIFECYCLE_TARGET,
-                    correlation_id = self.correlation_id().as_str(),
-                    task_id = &*self.inner.id,
-                    task_name = &*self.inner.name,
-                    duration_ms = self.elapsed().as_secs_f64() * 1000.0,
-                    "task cancelled"
-                )
-            });
+        if sinks.contains(Sinks::LOGS) {
+            self.log_finish("task cancelled", None);
         }
         self.publish(names::TASK_CANCELLED, |t| {
             t.payload_with(Some(counts), true)
