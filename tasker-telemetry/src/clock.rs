@@ -1,128 +1,53 @@
-//! The monotonic clock step attempts are timed with.
+//! The clock step attempts are timed and stamped with.
 //!
-//! On x86_64, when the CPU has an invariant time-stamp counter *and* the kernel has chosen that
-//! counter as its own clocksource (which it does only after checking that the counter runs at a
-//! constant rate and in step across cores), a reading is one `rdtsc`, cheaper than
-//! `Instant::now()` (BENCHMARKS.md has the figures). Everywhere else, and whenever a check
-//! fails, readings come from `Instant`. The counter's rate is calibrated against `Instant` once
-//! per process; [`Telemetry::new`](crate::Telemetry::new) does it up front so that no step pays
-//! for it.
+//! Readings come from [`quanta`]: the CPU's time-stamp counter where it runs at a constant rate
+//! in step across cores, the operating system's monotonic clock otherwise. The counter is
+//! calibrated on first use; [`Telemetry::new`](crate::Telemetry::new) does it up front so that no
+//! step pays for it. Durations never go negative: a reading taken on another core that is behind
+//! by a few ticks gives zero.
 //!
-//! Durations never go negative: a reading taken on another core that is behind by a few ticks
-//! gives zero, not a wrapped-around huge value.
-//!
-//! The wall clock ([`wall_nanos_now`]) is derived the same way: each thread anchors the counter to
-//! `SystemTime::now()` and re-anchors every [`REANCHOR`], so an event timestamp costs one counter
-//! read and stays within a few microseconds of the system clock (NTP slews it by at most
-//! 500 ppm, 10 µs over that span).
+//! Wall-clock times ([`wall_nanos_at`]) are the same readings converted against one anchor (a
+//! system-clock time and the counter's reading beside it) that every thread shares and whoever
+//! finds it older than [`REANCHOR`] renews: an event's timestamp then costs a counter read
+//! rather than a system-clock read, and stays within a few microseconds of the system clock (NTP
+//! slews it by at most 500 ppm, 10 µs over that span).
 
-use std::cell::Cell;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How long a thread's wall-clock anchor is used before it is read again.
+use crossbeam_utils::atomic::AtomicCell;
+
+/// How long the wall-clock anchor is used before the system clock is read again.
 const REANCHOR: Duration = Duration::from_millis(20);
 
 /// A reading of the clock, meaningful only against another reading of the same process.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Reading(u64);
+pub(crate) struct Reading(quanta::Instant);
 
-/// Nanoseconds per counter tick in 32.32 fixed point: a conversion is one multiply, where a
-/// float one costs two conversions and their fix-ups on every reading.
-#[derive(Debug, Clone, Copy)]
-struct TickScale {
-    /// `nanos_per_tick * 2^32`, rounded.
-    mult: u64,
-}
-
-impl TickScale {
-    /// For `nanos_per_tick` in (0, 10] (calibration accepts 0.05 to 10).
-    fn new(nanos_per_tick: f64) -> Self {
-        Self {
-            mult: (nanos_per_tick * 4_294_967_296.0).round() as u64,
-        }
-    }
-
-    /// `ticks` in nanoseconds (saturating).
-    #[inline]
-    fn nanos(self, ticks: u64) -> u64 {
-        u64::try_from((u128::from(ticks) * u128::from(self.mult)) >> 32).unwrap_or(u64::MAX)
-    }
-}
-
-#[derive(Debug)]
-enum Source {
-    /// `rdtsc`, scaled to nanoseconds.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    Tsc { scale: TickScale },
-    /// Nanoseconds since `anchor`.
-    Instant { anchor: Instant },
-}
-
-static SOURCE: OnceLock<Source> = OnceLock::new();
-
-/// The clock, chosen on first use. Inlined (the hot paths read it several times per attempt),
-/// with the choice itself out of line.
-#[inline]
-fn source() -> &'static Source {
-    match SOURCE.get() {
-        Some(source) => source,
-        None => init_source(),
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn init_source() -> &'static Source {
-    SOURCE.get_or_init(choose)
-}
-
-/// Chooses (and calibrates) the clock now rather than at the first reading.
+/// Calibrates the counter and sets the wall-clock anchor now rather than at the first reading,
+/// so that no step pays for it.
 pub(crate) fn calibrate() {
-    source();
-}
-
-/// Whether readings come from the CPU's time-stamp counter.
-#[cfg(test)]
-fn uses_tsc() -> bool {
-    matches!(source(), Source::Tsc { .. })
+    wall_nanos_at(now());
 }
 
 /// Reads the clock.
 #[inline]
 pub(crate) fn now() -> Reading {
-    match source() {
-        #[cfg(target_arch = "x86_64")]
-        Source::Tsc { .. } => Reading(rdtsc()),
-        #[cfg(not(target_arch = "x86_64"))]
-        Source::Tsc { .. } => Reading(0),
-        Source::Instant { anchor } => Reading(anchor.elapsed().as_nanos() as u64),
-    }
+    Reading(quanta::Instant::now())
 }
 
 impl Reading {
-    /// Time since this reading.
-    #[inline]
-    pub(crate) fn elapsed(self) -> Elapsed {
-        self.until(now())
-    }
-
     /// Time from this reading to `later` (zero if `later` is not later).
     #[inline]
     pub(crate) fn until(self, later: Reading) -> Elapsed {
-        let delta = later.0.saturating_sub(self.0);
-        match source() {
-            Source::Tsc { scale } => Elapsed(scale.nanos(delta)),
-            Source::Instant { .. } => Elapsed(delta),
-        }
+        let nanos = later.0.duration_since(self.0).as_nanos();
+        Elapsed(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 }
 
 /// Time between two readings, in whole nanoseconds.
 ///
 /// Kept as one integer because metrics want seconds and payloads want a [`Duration`]: seconds are
-/// then one multiply, where `Duration::as_secs_f64` splits and divides on every attempt, and the
-/// `Duration` is built only when an event is.
+/// then one multiply, and the `Duration` is built only when an event is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Elapsed(u64);
 
@@ -146,31 +71,50 @@ impl Elapsed {
     }
 }
 
-/// The current wall-clock time, in nanoseconds since the Unix epoch: the system clock, or, with
-/// the time-stamp counter, the counter read against this thread's anchor to it.
+/// The wall-clock anchor: a system-clock time and the reading taken beside it.
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    unix_nanos: u64,
+    taken: quanta::Instant,
+}
+
+/// The anchor every thread converts against; `None` until first use. A cell rather than a lock:
+/// conversions read it on every stamped event, and renewals are rare.
+static ANCHOR: AtomicCell<Option<Anchor>> = AtomicCell::new(None);
+
+/// The current wall-clock time, in nanoseconds since the Unix epoch.
 ///
 /// Nanoseconds rather than a [`SystemTime`]: a stamp is then an add, where building a
 /// `SystemTime` splits it into seconds and nanoseconds on every event.
 #[inline]
 pub(crate) fn wall_nanos_now() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if let Source::Tsc { scale } = source() {
-        return tsc_wall_nanos_at(rdtsc(), *scale);
-    }
-    system_nanos(SystemTime::now())
+    wall_nanos_at(now())
 }
 
-/// The wall-clock time of `reading` (taken just now by this thread), in nanoseconds since the
-/// Unix epoch, sparing a second clock read when an event's timestamp marks the same moment as a
-/// duration's end.
+/// The wall-clock time of `reading` (taken just now), in nanoseconds since the Unix epoch, so
+/// that an event marking the same moment as a duration's end costs no second clock read.
 #[inline]
 pub(crate) fn wall_nanos_at(reading: Reading) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if let Source::Tsc { scale } = source() {
-        return tsc_wall_nanos_at(reading.0, *scale);
+    if let Some(anchor) = ANCHOR.load() {
+        let (at, taken) = (reading.0, anchor.taken);
+        // One of the two is zero: the reading may be a little older than the anchor.
+        let (after, before) = (at.duration_since(taken), taken.duration_since(at));
+        if after < REANCHOR && before < REANCHOR {
+            let nanos = |d: Duration| d.as_nanos() as u64;
+            return (anchor.unix_nanos + nanos(after)).saturating_sub(nanos(before));
+        }
     }
-    let _ = reading;
-    system_nanos(SystemTime::now())
+    reanchor()
+}
+
+/// Reads the system clock and renews the anchor from it: once per [`REANCHOR`].
+#[cold]
+#[inline(never)]
+fn reanchor() -> u64 {
+    let taken = quanta::Instant::now();
+    let unix_nanos = system_nanos(SystemTime::now());
+    ANCHOR.store(Some(Anchor { unix_nanos, taken }));
+    unix_nanos
 }
 
 /// `time` in nanoseconds since the Unix epoch: zero before it, saturated after 2554.
@@ -181,145 +125,11 @@ pub(crate) fn system_nanos(time: SystemTime) -> u64 {
     })
 }
 
-#[cfg(target_arch = "x86_64")]
-thread_local! {
-    /// This thread's (counter, nanoseconds since the Unix epoch), read together; (0, 0) until
-    /// first use.
-    static ANCHOR: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn tsc_wall_nanos_at(now: u64, scale: TickScale) -> u64 {
-    let (tsc, unix_nanos) = ANCHOR.with(Cell::get);
-    let since = scale.nanos(now.wrapping_sub(tsc));
-    if tsc != 0 && now >= tsc && since < REANCHOR.as_nanos() as u64 {
-        return unix_nanos.saturating_add(since);
-    }
-    anchor_wall_nanos()
-}
-
-/// Reads the system clock and anchors this thread's counter to it: once per [`REANCHOR`].
-#[cfg(target_arch = "x86_64")]
-#[cold]
-#[inline(never)]
-fn anchor_wall_nanos() -> u64 {
-    let wall = system_nanos(SystemTime::now());
-    if wall != 0 {
-        let _ = ANCHOR.try_with(|a| a.set((rdtsc(), wall)));
-    }
-    wall
-}
-
-fn fallback() -> Source {
-    Source::Instant {
-        anchor: Instant::now(),
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn rdtsc() -> u64 {
-    // SAFETY: `rdtsc` is in the x86_64 baseline and touches no memory.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn choose() -> Source {
-    if !invariant_tsc() || !kernel_trusts_tsc() {
-        return fallback();
-    }
-    match calibrate_tsc() {
-        Some(nanos_per_tick) => Source::Tsc {
-            scale: TickScale::new(nanos_per_tick),
-        },
-        None => fallback(),
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn choose() -> Source {
-    fallback()
-}
-
-/// CPUID leaf 0x8000_0007, EDX bit 8: the counter ticks at a constant rate in every P-, C- and
-/// T-state.
-#[cfg(target_arch = "x86_64")]
-fn invariant_tsc() -> bool {
-    use core::arch::x86_64::__cpuid;
-    // Leaf 0x8000_0000 reports the highest extended leaf; 0x8000_0007 is read only if it exists.
-    __cpuid(0x8000_0000).eax >= 0x8000_0007 && __cpuid(0x8000_0007).edx & (1 << 8) != 0
-}
-
-/// The kernel keeps the TSC as its clocksource only while it finds it synchronised across cores
-/// and stable; on any doubt it switches away, and so do we.
-#[cfg(target_arch = "x86_64")]
-fn kernel_trusts_tsc() -> bool {
-    std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
-        .is_ok_and(|s| s.trim() == "tsc")
-}
-
-/// Nanoseconds per tick, from two (counter, `Instant`) pairs about 2 ms apart. Each pair is the
-/// tightest of a few tries, so a preemption between the two reads cannot skew it.
-#[cfg(target_arch = "x86_64")]
-fn calibrate_tsc() -> Option<f64> {
-    fn pair() -> (u64, Instant) {
-        let mut best = (u64::MAX, 0, Instant::now());
-        for _ in 0..5 {
-            let before = rdtsc();
-            let instant = Instant::now();
-            let after = rdtsc();
-            let width = after.saturating_sub(before);
-            if width < best.0 {
-                best = (width, before + width / 2, instant);
-            }
-        }
-        (best.1, best.2)
-    }
-    let (tsc0, t0) = pair();
-    while t0.elapsed() < Duration::from_millis(2) {
-        std::hint::spin_loop();
-    }
-    let (tsc1, t1) = pair();
-    let ticks = tsc1.checked_sub(tsc0)? as f64;
-    let nanos = t1.duration_since(t0).as_nanos() as f64;
-    let nanos_per_tick = nanos / ticks;
-    // A counter between 100 MHz and 20 GHz; anything else means the readings are not to be
-    // trusted.
-    (0.05..=10.0)
-        .contains(&nanos_per_tick)
-        .then_some(nanos_per_tick)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Instant;
 
-    #[test]
-    fn fixed_point_scale_matches_the_float_conversion() {
-        for nanos_per_tick in [0.05, 0.2857, 0.3448275862, 1.0, 2.5, 10.0] {
-            let scale = TickScale::new(nanos_per_tick);
-            for ticks in [
-                0u64,
-                1,
-                1_000,
-                2_900_000_000,
-                3_600 * 3_000_000_000,
-                u64::MAX / 16,
-            ] {
-                let exact = ticks as f64 * nanos_per_tick;
-                let got = scale.nanos(ticks) as f64;
-                // Rounding the scale to 2^-32 ns per tick: under 1 ns per 4e9 ticks, plus one
-                // for truncation.
-                let tolerance = 1.0 + ticks as f64 / 4.0e9;
-                assert!(
-                    (got - exact).abs() <= tolerance,
-                    "{nanos_per_tick} x {ticks}: {got} vs {exact}"
-                );
-            }
-        }
-        assert_eq!(TickScale::new(10.0).nanos(u64::MAX), u64::MAX, "saturates");
-    }
+    use super::*;
 
     #[test]
     fn agrees_with_instant() {
@@ -332,19 +142,18 @@ mod tests {
             spin = std::hint::black_box(spin + 1);
         }
         let by_instant = instant.elapsed();
-        let by_clock = start.elapsed().to_duration();
+        let by_clock = start.until(now()).to_duration();
         let diff = by_clock.abs_diff(by_instant);
         assert!(
             diff < by_instant / 20 + Duration::from_micros(50),
-            "clock {by_clock:?} vs Instant {by_instant:?} (tsc: {})",
-            uses_tsc()
+            "clock {by_clock:?} vs Instant {by_instant:?}"
         );
     }
 
     #[test]
     fn wall_clock_follows_the_system_clock() {
-        // Across several re-anchorings, every derived reading stays between two system-clock
-        // readings taken around it (with 1 ms of slack for rounding and slew).
+        // Across several renewals of the anchor, every derived reading stays between two
+        // system-clock readings taken around it (with 1 ms of slack for rounding and slew).
         let slack = Duration::from_millis(1);
         let until = Instant::now() + REANCHOR * 3;
         while Instant::now() < until {
@@ -357,9 +166,26 @@ mod tests {
     }
 
     #[test]
+    fn an_anchor_older_than_the_renewal_period_is_renewed() {
+        let now = quanta::Instant::now();
+        let stale = Anchor {
+            // Two periods ago, as the anchor's own reading tells it.
+            unix_nanos: system_nanos(SystemTime::now()),
+            taken: now
+                .checked_sub(REANCHOR * 2)
+                .expect("the monotonic clock has run for 40 ms"),
+        };
+        ANCHOR.store(Some(stale));
+        wall_nanos_now();
+        let renewed = ANCHOR.load().expect("an anchor");
+        assert!(renewed.taken >= now, "the stale anchor {stale:?} was kept");
+        assert!(renewed.taken > stale.taken);
+    }
+
+    #[test]
     fn never_negative() {
         let later = now();
-        let earlier = Reading(later.0.saturating_add(1_000_000));
+        let earlier = Reading(later.0 + Duration::from_millis(1));
         assert_eq!(earlier.until(later).to_duration(), Duration::ZERO);
         assert_eq!(earlier.until(later).as_secs_f64(), 0.0);
     }
@@ -367,7 +193,7 @@ mod tests {
     #[test]
     fn readings_are_monotonic_across_threads() {
         // A reading taken on one thread, then one taken on another thread after it (ordered by
-        // the join): the second is never earlier than the first by more than rounding.
+        // the join): the second is never earlier than the first.
         for _ in 0..100 {
             let first = std::thread::spawn(now).join().unwrap();
             let second = std::thread::spawn(now).join().unwrap();

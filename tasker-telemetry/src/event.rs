@@ -208,11 +208,6 @@ impl Event {
         &self.payload
     }
 
-    /// The payload, to take owned fields out of an event that borrows the rest.
-    pub(crate) fn payload_mut(&mut self) -> &mut Payload {
-        &mut self.payload
-    }
-
     /// The value under a standard key, borrowed from the event without allocating.
     ///
     /// Besides the payload's own fields, every event answers `event_type` (its name) and

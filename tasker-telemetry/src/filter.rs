@@ -432,7 +432,8 @@ impl ParameterFilter {
     /// the answers it worked out (a bounded map, emptied when full).
     pub(crate) fn is_sensitive_field_key(&self, key: &str) -> bool {
         thread_local! {
-            /// (the filter the answers belong to, key -> sensitive)
+            /// The answers this thread worked out: (the filter they belong to, key -> sensitive).
+            /// Read only here, by the sinks' key checks made on this thread.
             static DECIDED: std::cell::RefCell<(u64, DecidedKeys)> =
                 std::cell::RefCell::new((u64::MAX, HashMap::default()));
         }

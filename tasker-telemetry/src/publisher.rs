@@ -8,7 +8,6 @@
 //! costs that load and a branch, and its payload is never built.
 
 use std::borrow::Cow;
-use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -356,43 +355,38 @@ impl Publisher {
     where
         F: FnOnce(Timestamp) -> Payload,
     {
-        if !self.has_subscribers(event) {
-            return false;
-        }
-        self.inner.dispatch_with(event, || {
-            let now = Timestamp::now();
+        self.publish_stamped_at(event, correlation_id, Timestamp::now, build)
+    }
+
+    /// Like [`publish_stamped`](Self::publish_stamped), stamped `at()`: a moment the caller has
+    /// already read (an attempt's end).
+    #[inline]
+    pub(crate) fn publish_stamped_at(
+        &self,
+        event: EventName,
+        correlation_id: &Arc<str>,
+        at: impl FnOnce() -> Timestamp,
+        build: impl FnOnce(Timestamp) -> Payload,
+    ) -> bool {
+        self.publish_built(event, at, |now| {
             Event::stamped(event, now, Some(correlation_id.clone()), build(now))
         })
     }
 
-    /// Publishes an event whose shared fields *alias* the caller's `Arc`s: copies of their
-    /// pointers made without counting a reference. Synchronous subscribers get the event by
-    /// reference (they can only keep it by cloning it, which counts properly); asynchronous ones
-    /// get an owned clone. The event is never dropped as a whole: `release` takes out the fields
-    /// it owns, and the aliases are forgotten.
-    ///
-    /// # Safety
-    /// Every `Arc` in the built event that `release` leaves in place must alias one that outlives
-    /// this call and must not have been counted for the event.
+    /// Publishes the event `build` makes from the timestamp `stamp` gives, both called only if
+    /// someone listens. Synchronous subscribers get the event by reference; with an asynchronous
+    /// one among them, it is built into an `Arc` they share.
     #[inline]
-    pub(crate) unsafe fn publish_aliased(
+    pub(crate) fn publish_built(
         &self,
         event: EventName,
         stamp: impl FnOnce() -> Timestamp,
         build: impl FnOnce(Timestamp) -> Event,
-        release: impl FnOnce(&mut Event),
     ) -> bool {
         if !self.has_subscribers(event) {
             return false;
         }
-        self.inner
-            .route(event, |slot, lane| {
-                // Never dropped as a whole (the aliases must not be), and written in place.
-                let mut event = ManuallyDrop::new(build(stamp()));
-                self.inner.deliver_lent(slot, &event, lane);
-                release(&mut event);
-            })
-            .is_some()
+        self.inner.dispatch_with(event, || build(stamp()))
     }
 
     /// Publishes a ready-made event. Returns whether anyone received it.
@@ -572,8 +566,8 @@ impl Inner {
         .is_some()
     }
 
-    /// Delivers an event the caller keeps (aliased, or ready-made): synchronous subscribers get
-    /// it by reference, asynchronous ones a clone.
+    /// Delivers an event the caller keeps: synchronous subscribers get it by reference,
+    /// asynchronous ones a clone.
     #[inline]
     fn deliver_lent(&self, slot: &Slot, event: &Event, lane: Lane) {
         if let [entry] = &*slot.entries
@@ -606,7 +600,7 @@ impl Inner {
                 let shared = Arc::new(make());
                 self.fan_out(slot, &shared, Some(&shared), lane);
             } else {
-                self.fan_out(slot, &make(), None, lane);
+                self.deliver_lent(slot, &make(), lane);
             }
         })
         .is_some()

@@ -286,6 +286,8 @@ impl EventRouter {
 /// A fast per-thread generator (xorshift64*): sampling needs speed and spread, not secrecy.
 fn sample(rate: f64) -> bool {
     thread_local! {
+        /// This thread's generator state, seeded per thread; read and advanced only here, by
+        /// the router's sampling decisions made on this thread.
         static STATE: Cell<u64> = Cell::new({
             use std::hash::{BuildHasher, Hasher};
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();

@@ -8,7 +8,6 @@ mod attribute_filter;
 mod context;
 mod layer;
 mod pipeline;
-mod step_end;
 mod store;
 
 use std::sync::{Arc, OnceLock};
@@ -25,7 +24,6 @@ pub use context::{
 };
 pub use layer::SpanLayer;
 pub use pipeline::{SpanExportReport, SpanPipeline};
-pub(crate) use step_end::StagedEnd;
 pub use store::{SpanStore, StoredSpan};
 
 /// The name of a task's root span.
@@ -135,8 +133,9 @@ impl TaskSpan {
 
 /// A step span's attributes, the text as the scope holds it: shared, so that the exported span
 /// can share it too instead of copying each value into a new `String` per attempt. The keys are
-/// written twice in [`step_span`] (the `tracing` fields, and the attributes added under
-/// `SpanLayer`); `tests/spans_local.rs` checks both paths export the same attributes.
+/// written twice: as the `tracing` fields of [`step_span`], and as the attributes
+/// [`StepSpan::end`] adds under `SpanLayer`; `tests/spans_local.rs` checks both paths export
+/// the same attributes.
 pub(crate) struct StepSpanFields<'a> {
     pub(crate) correlation_id: &'a Arc<str>,
     pub(crate) task_id: &'a Arc<str>,
@@ -152,26 +151,9 @@ impl StepSpanFields<'_> {
     const COUNT: usize = 7;
 
     /// The attributes, in [`StepKeys::all`]'s order (which the export thread's filter expects
-    /// first), the text shared. Made one at a time as the span takes them: handing over the
-    /// seven built in an array copied all of them twice on the way to the span's lock.
+    /// first), the text shared.
     fn attributes(&self) -> impl Iterator<Item = KeyValue> + '_ {
         (0..Self::COUNT).map(move |index| self.attribute(index))
-    }
-
-    /// Appends the attributes to `attributes`, which has room for them: each built in place.
-    fn push_into(&self, attributes: &mut Vec<KeyValue>) {
-        let keys = &STEP_KEYS;
-        let text = |key: &'static str, value: &Arc<str>| KeyValue::new(key, Arc::clone(value));
-        attributes.push(text(keys.correlation_id, self.correlation_id));
-        attributes.push(text(keys.task_id, self.task_id));
-        attributes.push(text(keys.task_name, self.task_name));
-        attributes.push(text(keys.step_id, self.step_id));
-        attributes.push(text(keys.step_name, self.step_name));
-        attributes.push(KeyValue::new(
-            keys.attempt_number,
-            i64::from(self.attempt_number),
-        ));
-        attributes.push(KeyValue::new(keys.retry_limit, i64::from(self.retry_limit)));
     }
 
     fn attribute(&self, index: usize) -> KeyValue {
@@ -236,25 +218,29 @@ impl StepKeys {
     }
 }
 
-/// A step attempt's span, and its OpenTelemetry span when [`SpanLayer`] lets the scope write
-/// to it directly.
+/// A step attempt's span.
+///
+/// Under [`SpanLayer`] the OpenTelemetry span is made without the step's attributes (see
+/// `layer`); [`end`](Self::end) adds them, the text shared, with the outcome. Under any other
+/// layer the attributes travel as the `tracing` fields they were created with.
 #[derive(Debug)]
 pub(crate) struct StepSpan {
     span: Span,
-    /// Set under `SpanLayer`: the span's attributes and outcome then go to the OpenTelemetry
-    /// span directly, not through the subscriber (which would copy each text and look the span
-    /// up in the registry per part). They go on at the end, once: a successful end through the
-    /// pipeline's processor as the span closes (see `step_end`), any other end through the
-    /// span API.
-    ///
-    /// Filled when the scope first enters the span (the context tracing-opentelemetry activates
-    /// on entering is handed over for the price of a thread-local read), or else when the
-    /// scope first needs it (then looked up in the registry).
-    otel: Option<OnceLock<opentelemetry::Context>>,
-    /// The same context, when the scope first entered the span through `&mut self`
-    /// ([`in_scope_mut`](Self::in_scope_mut)): stored without the cell's atomic
-    /// initialisation.
-    entered: Option<opentelemetry::Context>,
+    /// Whether the span was made under a [`SpanLayer`], which leaves the attributes to
+    /// [`end`](Self::end).
+    under_span_layer: bool,
+}
+
+/// How an attempt's span ends: what [`StepSpan::end`] records.
+pub(crate) struct StepSpanEnd<'a> {
+    /// How long the attempt ran, in seconds.
+    pub(crate) duration_secs: f64,
+    /// The span's status (`None`: left unset, for a cancelled attempt).
+    pub(crate) status: Option<Status>,
+    /// The lifecycle event to add (`None` when the router keeps it off the trace sink).
+    pub(crate) event: Option<&'static str>,
+    /// The failure's class and message, carried on the event as `exception.*`.
+    pub(crate) exception: Option<(&'a str, &'a str)>,
 }
 
 impl StepSpan {
@@ -262,19 +248,12 @@ impl StepSpan {
     pub(crate) fn none() -> Self {
         Self {
             span: Span::none(),
-            otel: None,
-            entered: None,
+            under_span_layer: false,
         }
     }
 
     pub(crate) fn span(&self) -> &Span {
         &self.span
-    }
-
-    /// Whether this is [`none`](Self::none): no span, nothing held.
-    #[inline]
-    pub(crate) fn is_none(&self) -> bool {
-        self.otel.is_none() && self.entered.is_none() && self.span.is_none()
     }
 
     /// Whether outcomes recorded on this span go anywhere.
@@ -283,193 +262,65 @@ impl StepSpan {
         !self.span.is_disabled()
     }
 
-    /// Records a successful end: duration, `OK` status, and the lifecycle event stamped `at`
-    /// (the moment the attempt's duration ends, which its `step.completed` event carries too).
-    /// Under `SpanLayer` these are returned instead, to go on as the span closes: pass them to
-    /// [`close`](Self::close).
-    #[inline]
-    pub(crate) fn record_success<'f>(
-        &self,
-        fields: impl FnOnce() -> StepSpanFields<'f>,
-        event: Option<&'static str>,
-        duration_secs: f64,
-        at: impl FnOnce() -> SystemTime,
-    ) -> Option<StagedEnd<'f>> {
-        // Checked here, inlined: an untraced attempt should not pay a call to learn it.
-        if !self.is_recording() {
-            return None;
-        }
-        let Some(cx) = self.otel() else {
-            record_end(
-                &self.span,
-                None,
-                step_duration_field(&self.span),
-                EndEvent {
-                    name: event,
-                    at: Some(at),
-                },
-                duration_secs,
-                || Status::Ok,
-                Vec::new,
-            );
-            return None;
-        };
-        Some(self.stage_success(cx, fields(), event.map(|name| (name, at())), duration_secs))
-    }
-
-    /// [`record_success`](Self::record_success) under `SpanLayer`: the `tracing` record of the
-    /// duration (for other layers; `SpanLayer` leaves it alone), and the end to stage.
-    fn stage_success<'f>(
-        &self,
-        cx: &opentelemetry::Context,
-        fields: StepSpanFields<'f>,
-        event: Option<(&'static str, SystemTime)>,
-        duration_secs: f64,
-    ) -> StagedEnd<'f> {
-        let field = step_duration_field(&self.span);
-        layer::record_written_directly(|| {
-            match field {
-                Some(field) => self.span.record(field, duration_secs),
-                None => self
-                    .span
-                    .record(STEP_KEYS.execution_duration, duration_secs),
-            };
-        });
-        StagedEnd::new(
-            cx.span().span_context().span_id(),
-            fields,
-            duration_secs,
-            event,
-        )
-    }
-
-    /// Closes the span (drops this handle on it) with `end` staged for the pipeline's processor,
-    /// which writes it into the span's data as the span ends. If the span outlives this handle
-    /// (the caller still holds it), `end` goes on through the span API instead.
-    pub(crate) fn close(&mut self, end: StagedEnd<'_>) {
-        let span = std::mem::replace(&mut self.span, Span::none());
-        if step_end::close_with(&end, || drop(span)) {
-            return;
-        }
-        let entered = self.entered.as_ref();
-        let Some(cx) = entered.or_else(|| self.otel.as_ref().and_then(OnceLock::get)) else {
-            return;
-        };
-        let otel = cx.span();
-        otel.set_attributes(end.fields.attributes());
-        otel.set_attribute(KeyValue::new(
-            STEP_KEYS.execution_duration,
-            end.duration_secs,
-        ));
-        otel.set_status(Status::Ok);
-        if let Some((name, at)) = end.event {
-            otel.add_event_with_timestamp(name, at, Vec::new());
-        }
-    }
-
-    /// Records a failure: see [`record_failure`].
-    pub(crate) fn record_failure<'f>(
-        &self,
-        fields: impl FnOnce() -> StepSpanFields<'f>,
-        event: Option<&'static str>,
-        duration_secs: f64,
-        class: &str,
-        message: &str,
-    ) {
-        record_end(
-            &self.span,
-            self.otel_with_attributes(fields),
-            step_duration_field(&self.span),
-            EndEvent::now(event),
-            duration_secs,
-            || Status::error(message.to_owned()),
-            || exception(class, message),
-        );
-    }
-
-    /// Adds a lifecycle event (`step.cancelled`).
-    pub(crate) fn record_event<'f>(
-        &self,
-        fields: impl FnOnce() -> StepSpanFields<'f>,
-        event: &'static str,
-    ) {
-        match self.otel_with_attributes(fields) {
-            Some(cx) => cx.span().add_event(event, Vec::new()),
-            None => record_event(&self.span, event),
-        }
-    }
-
-    /// Runs `f` inside the span. Under `SpanLayer`, the first time through here also takes the
-    /// OpenTelemetry context activated on entering.
+    /// Runs `f` inside the span.
     #[inline]
     pub(crate) fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        match &self.otel {
-            Some(cell) if self.entered.is_none() && cell.get().is_none() => {
-                let (entered, cx) = layer::enter_capturing_context(&self.span);
-                if let Some(cx) = cx {
-                    let _ = cell.set(cx);
-                }
-                let result = f();
-                drop(entered);
-                result
-            }
-            _ => self.span.in_scope(f),
-        }
+        self.span.in_scope(f)
     }
 
     /// Runs `f` with the span's OpenTelemetry context current, for the attempt's lifecycle log
     /// lines, written after `process()` has left the span: they name the attempt's span as a
     /// line written inside it does.
     pub(crate) fn with_context_current<R>(&self, f: impl FnOnce() -> R) -> R {
-        match self.otel() {
-            Some(cx) => {
-                let _current = cx.clone().attach();
-                f()
-            }
-            None => self.span.in_scope(f),
+        if self.under_span_layer {
+            let _current = self.span.context().attach();
+            f()
+        } else {
+            self.span.in_scope(f)
         }
     }
 
-    /// [`in_scope`](Self::in_scope) for an owner: the context taken on the first entry is
-    /// stored without the cell's atomic initialisation.
-    #[inline]
-    pub(crate) fn in_scope_mut<R>(&mut self, f: impl FnOnce() -> R) -> R {
-        match &self.otel {
-            Some(cell) if self.entered.is_none() && cell.get().is_none() => {
-                let (entered, cx) = layer::enter_capturing_context(&self.span);
-                let result = f();
-                drop(entered);
-                self.entered = cx;
-                result
-            }
-            _ => self.span.in_scope(f),
-        }
-    }
-
-    /// Gives the OpenTelemetry span its attributes, for an end that records nothing else on
-    /// it.
-    pub(crate) fn settle_attributes<'f>(&self, fields: impl FnOnce() -> StepSpanFields<'f>) {
-        let _ = self.otel_with_attributes(fields);
-    }
-
-    /// The OpenTelemetry span's context under `SpanLayer`.
-    fn otel(&self) -> Option<&opentelemetry::Context> {
-        let cell = self.otel.as_ref()?;
-        Some(match &self.entered {
-            Some(cx) => cx,
-            None => cell.get_or_init(|| self.span.context()),
-        })
-    }
-
-    /// [`otel`](Self::otel), after giving the span its attributes: for the ends written through
-    /// the span API, each of which is an attempt's only end.
-    fn otel_with_attributes<'f>(
+    /// Records the attempt's end: the duration (also as a `tracing` field, for every other
+    /// layer), the status, and the lifecycle event stamped `at`; under [`SpanLayer`], the step's
+    /// attributes too. The span itself closes when its last handle goes.
+    pub(crate) fn end<'f>(
         &self,
         fields: impl FnOnce() -> StepSpanFields<'f>,
-    ) -> Option<&opentelemetry::Context> {
-        let cx = self.otel()?;
-        cx.span().set_attributes(fields().attributes());
-        Some(cx)
+        end: StepSpanEnd<'_>,
+        at: impl FnOnce() -> SystemTime,
+    ) {
+        if self.span.is_disabled() {
+            return;
+        }
+        match step_duration_field(&self.span) {
+            Some(field) => self.span.record(field, end.duration_secs),
+            None => self
+                .span
+                .record(STEP_KEYS.execution_duration, end.duration_secs),
+        };
+        let exception = || {
+            end.exception
+                .map_or_else(Vec::new, |(c, m)| exception(c, m))
+        };
+        if self.under_span_layer {
+            let cx = self.span.context();
+            let otel = cx.span();
+            let duration = KeyValue::new(STEP_KEYS.execution_duration, end.duration_secs);
+            otel.set_attributes(fields().attributes().chain(std::iter::once(duration)));
+            if let Some(status) = end.status {
+                otel.set_status(status);
+            }
+            if let Some(name) = end.event {
+                otel.add_event_with_timestamp(name, at(), exception());
+            }
+        } else {
+            if let Some(status) = end.status {
+                self.span.set_status(status);
+            }
+            if let Some(name) = end.event {
+                self.span.add_event_with_timestamp(name, at(), exception());
+            }
+        }
     }
 }
 
@@ -502,14 +353,10 @@ pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> StepSpan {
     if let TaskSpan::Remote(ctx) = task {
         let _ = span.set_parent(ctx.to_otel_context());
     }
-    // Under `SpanLayer`, the OpenTelemetry span is left without these attributes:
-    // tracing-opentelemetry would copy each text into a new `String`. The scope adds them
-    // at the end (see `StepSpan`), the text shared.
-    let otel = layer::took_step_attributes(&span).then(OnceLock::new);
+    let under_span_layer = !span.is_disabled() && layer::OpenSpans::in_current_dispatcher();
     StepSpan {
         span,
-        otel,
-        entered: None,
+        under_span_layer,
     }
 }
 
@@ -538,15 +385,7 @@ pub(crate) fn record_event(span: &Span, event: &'static str) {
 /// Records a successful end on a span: duration, `OK` status, and the lifecycle event.
 /// `event` is `None` when the router keeps the event off the trace sink.
 pub(crate) fn record_success(span: &Span, event: Option<&'static str>, duration_secs: f64) {
-    record_end(
-        span,
-        None,
-        None,
-        EndEvent::now(event),
-        duration_secs,
-        || Status::Ok,
-        Vec::new,
-    );
+    record_end(span, event, duration_secs, || Status::Ok, Vec::new);
 }
 
 /// Records a failure on a span: duration, `ERROR` status with the message, and the lifecycle
@@ -560,9 +399,7 @@ pub(crate) fn record_failure(
 ) {
     record_end(
         span,
-        None,
-        None,
-        EndEvent::now(event),
+        event,
         duration_secs,
         || Status::error(message.to_owned()),
         || exception(class, message),
@@ -574,20 +411,6 @@ fn exception(class: &str, message: &str) -> Vec<KeyValue> {
         KeyValue::new("exception.type", class.to_owned()),
         KeyValue::new("exception.message", message.to_owned()),
     ]
-}
-
-/// The lifecycle event a span's end records: its name (`None` when the router keeps it off the
-/// trace sink) and, when the caller already read the clock for that moment, its time.
-struct EndEvent<At> {
-    name: Option<&'static str>,
-    at: Option<At>,
-}
-
-impl EndEvent<fn() -> SystemTime> {
-    /// An event stamped when it is recorded.
-    fn now(name: Option<&'static str>) -> Self {
-        Self { name, at: None }
-    }
 }
 
 /// The step span's duration field, found by name once: the step span has one callsite, so
@@ -602,15 +425,10 @@ fn step_duration_field(span: &Span) -> Option<&'static Field> {
     Some(FIELD.get_or_init(|| field))
 }
 
-/// The end of a task or step span. With `otel` (a step span under `SpanLayer`), the
-/// OpenTelemetry span is written directly; the `tracing` field is still recorded for other
-/// layers, and `SpanLayer` leaves that record alone. `duration_field` is the span's
-/// duration field when the caller has it at hand; otherwise it is looked up by name.
-fn record_end<At: FnOnce() -> SystemTime>(
+/// The end of a task span: duration, status, and the lifecycle event.
+fn record_end(
     span: &Span,
-    otel: Option<&opentelemetry::Context>,
-    duration_field: Option<&Field>,
-    event: EndEvent<At>,
+    event: Option<&'static str>,
     duration_secs: f64,
     status: impl FnOnce() -> Status,
     attributes: impl FnOnce() -> Vec<KeyValue>,
@@ -618,36 +436,9 @@ fn record_end<At: FnOnce() -> SystemTime>(
     if span.is_disabled() {
         return;
     }
-    // For the other layers; `SpanLayer` takes the value from the `tracing` record only when the
-    // scope does not write it to the OpenTelemetry span itself.
-    let record = || {
-        match duration_field {
-            Some(field) => span.record(field, duration_secs),
-            None => span.record(STEP_KEYS.execution_duration, duration_secs),
-        };
-    };
-    match otel {
-        Some(cx) => {
-            layer::record_written_directly(record);
-            let otel = cx.span();
-            otel.set_attribute(KeyValue::new(STEP_KEYS.execution_duration, duration_secs));
-            otel.set_status(status());
-            if let Some(name) = event.name {
-                match event.at {
-                    Some(at) => otel.add_event_with_timestamp(name, at(), attributes()),
-                    None => otel.add_event(name, attributes()),
-                }
-            }
-        }
-        None => {
-            record();
-            span.set_status(status());
-            if let Some(name) = event.name {
-                match event.at {
-                    Some(at) => span.add_event_with_timestamp(name, at(), attributes()),
-                    None => span.add_event(name, attributes()),
-                }
-            }
-        }
+    span.record(STEP_KEYS.execution_duration, duration_secs);
+    span.set_status(status());
+    if let Some(name) = event {
+        span.add_event(name, attributes());
     }
 }

@@ -107,11 +107,11 @@ where
             step_output(process().map_err(error))
         }));
     }
-    let mut attempt = step
+    let attempt = step
         .scope()
         .attempt_with_default_limit(step.attempt_number(), info.retry_limit.unwrap_or(1));
     // Entered exactly around process(): spans and events inside become the step's children.
-    let outcome = attempt.in_scope_mut(|| catch_unwind(AssertUnwindSafe(process)));
+    let outcome = attempt.in_scope(|| catch_unwind(AssertUnwindSafe(process)));
     match outcome {
         Ok(result) => Handled::ready(conclude(attempt, result, error)),
         Err(payload) => panicked(attempt, payload),

@@ -25,11 +25,13 @@ const SHARED_BIT: usize = 1 << (usize::BITS - 2);
 static POOL: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
-    /// This thread's lane: leased, the shared lane, or [`UNASSIGNED`]. Const-initialised and
+    /// This thread's lane: leased, the shared lane, or [`UNASSIGNED`]; read by every metric
+    /// update this thread makes ([`lane`]). Const-initialised and
     /// without a destructor, so reading it is one TLS load and it stays readable while other
     /// thread-locals are destroyed.
     static LANE: StdCell<usize> = const { StdCell::new(UNASSIGNED) };
-    /// Gives the lane back when the thread exits.
+    /// The lane this thread leased, which its destructor gives back when the thread exits; read
+    /// by nothing else.
     static LEASE: LaneLease = const { LaneLease(StdCell::new(None)) };
 }
 

@@ -10,13 +10,12 @@
 //! `tracing` fields, tracing-opentelemetry copies each into a new `String` per attempt, and
 //! the export thread frees them again: on glibc the two threads then fight over the step
 //! thread's allocator arena, which made those five copies the largest cost of a traced step.
-//! So the layer passes the step span on without its values, and says so for that span
-//! ([`took_step_attributes`]); the scope then adds the attributes itself at the end, the text
-//! as shared `Arc<str>` values, with the step's outcome (duration, status, event): into the
-//! span's data as it ends (`step_end`), or through the OpenTelemetry span API.
+//! So the layer passes every step span on without its values, and the scope, which knows a
+//! `SpanLayer` is in the dispatcher (see [`OpenSpans::in_current_dispatcher`]), adds the
+//! attributes itself when the attempt ends, the text as shared `Arc<str>` values, with the
+//! outcome (duration, status, event), through the OpenTelemetry span API.
 
 use std::any::TypeId;
-use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -217,6 +216,22 @@ impl std::fmt::Debug for OpenSpans {
 }
 
 impl OpenSpans {
+    /// Notes `metadata` if it is the task or the step span's callsite, until both are known:
+    /// afterwards their spans are recognised by the metadata's address.
+    #[inline]
+    fn recognise(&self, metadata: &'static Metadata<'static>) {
+        if self.step.get().is_none()
+            && let Some(step) = StepCallsite::recognise(metadata)
+        {
+            let _ = self.step.set(step);
+        }
+        if self.task.get().is_none()
+            && let Some(task) = TaskCallsite::recognise(metadata)
+        {
+            let _ = self.task.set(task);
+        }
+    }
+
     /// Whether the current dispatcher has a [`SpanLayer`].
     pub(super) fn in_current_dispatcher() -> bool {
         tracing::dispatcher::get_default(|dispatch| dispatch.downcast_ref::<OpenSpans>().is_some())
@@ -288,78 +303,6 @@ impl StepCallsite {
     }
 }
 
-thread_local! {
-    /// The id of the span whose activated OpenTelemetry context a scope is about to take by
-    /// entering it (0: none); see [`enter_capturing_context`].
-    static WANTED: Cell<u64> = const { Cell::new(0) };
-    /// That context, left here by [`SpanLayer`] when the span was entered.
-    static CAPTURED: RefCell<Option<opentelemetry::Context>> = const { RefCell::new(None) };
-}
-
-/// Enters `span`; returns the guard and, when a [`SpanLayer`] handled the entry, the
-/// OpenTelemetry context tracing-opentelemetry activated for it. Taken as the span is entered,
-/// the context costs a thread-local read; `OpenTelemetrySpanExt::context` would look the span up
-/// in the registry again.
-pub(super) fn enter_capturing_context(
-    span: &tracing::Span,
-) -> (tracing::span::Entered<'_>, Option<opentelemetry::Context>) {
-    let Some(id) = span.id() else {
-        return (span.enter(), None);
-    };
-    let asked = WANTED.try_with(|wanted| wanted.set(id.into_u64())).is_ok();
-    let entered = span.enter();
-    if !asked {
-        return (entered, None);
-    }
-    // Cleared whether or not a `SpanLayer` saw the entry (one filtered out would not).
-    let _ = WANTED.try_with(|wanted| wanted.set(0));
-    let cx = CAPTURED
-        .try_with(|captured| captured.borrow_mut().take())
-        .ok()
-        .flatten();
-    (entered, cx)
-}
-
-thread_local! {
-    /// The id of the step span whose values a [`SpanLayer`] just left out (0: none); see
-    /// [`took_step_attributes`].
-    static STRIPPED: Cell<u64> = const { Cell::new(0) };
-}
-
-thread_local! {
-    /// Set while the scope records a field it also writes to the OpenTelemetry span itself;
-    /// see [`record_written_directly`].
-    static WRITTEN_DIRECTLY: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `record`, a `tracing` record of a value the caller also writes to the OpenTelemetry
-/// span directly: a [`SpanLayer`] leaves it to the other layers.
-pub(super) fn record_written_directly(record: impl FnOnce()) {
-    let set = WRITTEN_DIRECTLY
-        .try_with(|written| written.set(true))
-        .is_ok();
-    record();
-    if set {
-        let _ = WRITTEN_DIRECTLY.try_with(|written| written.set(false));
-    }
-}
-
-/// Whether a [`SpanLayer`] passed `span`, just created, on without its values, leaving the
-/// caller to add the attributes. Asked once, right after the span is created.
-///
-/// Decided per span, by the layer that handled its creation: a layer that learns the step
-/// callsite only after the span was created (`tracing` registers a callsite with every
-/// dispatcher, and a thread that finds another thread registering it goes on without waiting)
-/// passed that span on whole, values and all.
-pub(super) fn took_step_attributes(span: &tracing::Span) -> bool {
-    let Some(id) = span.id() else {
-        return false;
-    };
-    STRIPPED
-        .try_with(|stripped| stripped.replace(0) == id.into_u64())
-        .unwrap_or(false)
-}
-
 impl<S> std::fmt::Debug for SpanLayer<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpanLayer").finish_non_exhaustive()
@@ -409,16 +352,7 @@ where
     }
 
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if self.open.step.get().is_none()
-            && let Some(step) = StepCallsite::recognise(metadata)
-        {
-            let _ = self.open.step.set(step);
-        }
-        if self.open.task.get().is_none()
-            && let Some(task) = TaskCallsite::recognise(metadata)
-        {
-            let _ = self.open.task.set(task);
-        }
+        self.open.recognise(metadata);
         self.inner.register_callsite(metadata)
     }
 
@@ -428,11 +362,14 @@ where
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let open = &*self.open;
+        // `tracing` registers a callsite with every dispatcher, and a thread that finds another
+        // thread registering it goes on without waiting: a span may arrive before its callsite
+        // was registered here, and is recognised now instead.
+        open.recognise(attrs.metadata());
         match open.step.get() {
             Some(step) if std::ptr::eq(attrs.metadata(), step.metadata) => {
                 step.without_values(attrs, |bare| self.inner.on_new_span(bare, id, ctx));
                 open.steps.insert(id.into_u64());
-                let _ = STRIPPED.try_with(|stripped| stripped.set(id.into_u64()));
             }
             _ => {
                 if let Some(task) = open.task.get()
@@ -486,12 +423,10 @@ where
             }
             return;
         }
-        // The step span's one later field, its duration, reaches the OpenTelemetry span of a
-        // span passed on without its values directly from the scope (`StepSpan`); passing it
-        // on too would add it twice. A step span passed on whole takes it here.
+        // The step span's one later field, its duration, reaches the OpenTelemetry span with
+        // the step's attributes (`StepSpan::end`); passing it on too would add it twice.
         if let Some(step) = open.step.get()
             && values.contains(&step.execution_duration)
-            && WRITTEN_DIRECTLY.try_with(Cell::get).unwrap_or(false)
         {
             return;
         }
@@ -511,17 +446,6 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         self.inner.on_enter(id, ctx);
-        // The inner layer has just made the span's context current (its context activation is
-        // on, see `SpanPipeline::layer`), and no other layer has run since: the current context
-        // is the span's. The first `SpanLayer` to see the entry takes it.
-        let _ = WANTED.try_with(|wanted| {
-            if wanted.get() == id.into_u64() {
-                wanted.set(0);
-                let _ = CAPTURED.try_with(|captured| {
-                    *captured.borrow_mut() = Some(opentelemetry::Context::current());
-                });
-            }
-        });
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
@@ -542,7 +466,8 @@ where
     }
 
     // `tracing-opentelemetry`'s span extension methods (`set_parent`, `add_event`, ...) find the
-    // inner layer by downcasting through the subscriber stack.
+    // inner layer by downcasting through the subscriber stack. The one unsafe site of the span
+    // path, required by the trait; both answers are tested (`tests` below).
     unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
         if id == TypeId::of::<Self>() {
             Some(self as *const Self as *const ())
@@ -554,5 +479,50 @@ where
             // SAFETY: forwarded unchanged; the inner layer upholds `downcast_raw`'s contract.
             unsafe { self.inner.downcast_raw(id) }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+    use crate::TelemetryConfig;
+    use crate::spans::SpanPipeline;
+
+    /// `downcast_raw`'s own answer: asked for `OpenSpans`, the layer points at the set its
+    /// pipeline holds, which counts the spans this layer has open.
+    #[test]
+    fn the_dispatcher_downcasts_to_this_layers_open_spans() {
+        let pipeline = SpanPipeline::new(&TelemetryConfig::default()).unwrap();
+        let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+        let held = pipeline.open_spans_for_tests();
+        tracing::subscriber::with_default(subscriber, || {
+            let task = super::super::task_span("t-1", "checkout", None);
+            assert!(task.span().is_some_and(|s| !s.is_disabled()));
+            tracing::dispatcher::get_default(|dispatch| {
+                let found = dispatch
+                    .downcast_ref::<OpenSpans>()
+                    .expect("the layer answers for OpenSpans");
+                assert!(std::ptr::eq(found, Arc::as_ptr(&held)));
+                assert_eq!(found.tasks.len(), 1);
+            });
+        });
+        pipeline.shutdown();
+    }
+
+    /// `downcast_raw`'s forwarded answer: tracing-opentelemetry's span extension finds the inner
+    /// layer through it, so a span under `SpanLayer` has a valid OpenTelemetry context.
+    #[test]
+    fn the_inner_layer_is_found_through_the_forwarded_downcast() {
+        let pipeline = SpanPipeline::new(&TelemetryConfig::default()).unwrap();
+        let subscriber = tracing_subscriber::registry().with(pipeline.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("work");
+            assert!(span.context().span().span_context().is_valid());
+        });
+        pipeline.shutdown();
     }
 }

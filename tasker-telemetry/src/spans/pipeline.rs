@@ -123,8 +123,7 @@ impl SpanProcessor for CountingProcessor {
         self.inner.on_start(span, cx);
     }
 
-    fn on_end(&self, mut span: SpanData) {
-        super::step_end::apply(&mut span);
+    fn on_end(&self, span: SpanData) {
         self.counters.ended.add_one();
         self.inner.on_end(span);
     }
@@ -438,6 +437,13 @@ impl SpanPipeline {
                 crate::redact::url(&settings.endpoint)
             ),
         })
+    }
+
+    /// The open-span set of the layer made last, for the layer's tests.
+    #[cfg(test)]
+    pub(super) fn open_spans_for_tests(&self) -> Arc<super::layer::OpenSpans> {
+        let sets = self.counters.open_spans.lock().unwrap();
+        sets.last().expect("a layer was made").clone()
     }
 
     /// The `tracing` layer that turns spans into OpenTelemetry spans for this pipeline.
