@@ -14,14 +14,26 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::OnceLock;
+
 use crossbeam_utils::atomic::AtomicCell;
 
 /// How long the wall-clock anchor is used before the system clock is read again.
 const REANCHOR: Duration = Duration::from_millis(20);
 
-/// A reading of the clock, meaningful only against another reading of the same process.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Reading(quanta::Instant);
+/// A reading of the clock (raw counter ticks), meaningful only against another reading of the
+/// same process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Reading(u64);
+
+/// The calibrated clock, held here rather than reached through `quanta::Instant::now`, which
+/// looks for a per-thread mock clock on every reading.
+static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+
+#[inline]
+fn clock() -> &'static quanta::Clock {
+    CLOCK.get_or_init(quanta::Clock::new)
+}
 
 /// Calibrates the counter and sets the wall-clock anchor now rather than at the first reading,
 /// so that no step pays for it.
@@ -32,15 +44,14 @@ pub(crate) fn calibrate() {
 /// Reads the clock.
 #[inline]
 pub(crate) fn now() -> Reading {
-    Reading(quanta::Instant::now())
+    Reading(clock().raw())
 }
 
 impl Reading {
     /// Time from this reading to `later` (zero if `later` is not later).
     #[inline]
     pub(crate) fn until(self, later: Reading) -> Elapsed {
-        let nanos = later.0.duration_since(self.0).as_nanos();
-        Elapsed(u64::try_from(nanos).unwrap_or(u64::MAX))
+        Elapsed(clock().delta_as_nanos(self.0, later.0))
     }
 }
 
@@ -75,7 +86,7 @@ impl Elapsed {
 #[derive(Debug, Clone, Copy)]
 struct Anchor {
     unix_nanos: u64,
-    taken: quanta::Instant,
+    taken: Reading,
 }
 
 /// The anchor every thread converts against; `None` until first use. A cell rather than a lock:
@@ -96,12 +107,12 @@ pub(crate) fn wall_nanos_now() -> u64 {
 #[inline]
 pub(crate) fn wall_nanos_at(reading: Reading) -> u64 {
     if let Some(anchor) = ANCHOR.load() {
-        let (at, taken) = (reading.0, anchor.taken);
         // One of the two is zero: the reading may be a little older than the anchor.
-        let (after, before) = (at.duration_since(taken), taken.duration_since(at));
-        if after < REANCHOR && before < REANCHOR {
-            let nanos = |d: Duration| d.as_nanos() as u64;
-            return (anchor.unix_nanos + nanos(after)).saturating_sub(nanos(before));
+        let after = anchor.taken.until(reading).as_nanos();
+        let before = reading.until(anchor.taken).as_nanos();
+        let limit = REANCHOR.as_nanos() as u64;
+        if after < limit && before < limit {
+            return (anchor.unix_nanos + after).saturating_sub(before);
         }
     }
     reanchor()
@@ -111,7 +122,7 @@ pub(crate) fn wall_nanos_at(reading: Reading) -> u64 {
 #[cold]
 #[inline(never)]
 fn reanchor() -> u64 {
-    let taken = quanta::Instant::now();
+    let taken = now();
     let unix_nanos = system_nanos(SystemTime::now());
     ANCHOR.store(Some(Anchor { unix_nanos, taken }));
     unix_nanos
@@ -167,25 +178,28 @@ mod tests {
 
     #[test]
     fn an_anchor_older_than_the_renewal_period_is_renewed() {
-        let now = quanta::Instant::now();
+        let start = now();
+        let spin = Instant::now();
+        while spin.elapsed() < REANCHOR * 2 {
+            std::hint::spin_loop();
+        }
         let stale = Anchor {
-            // Two periods ago, as the anchor's own reading tells it.
             unix_nanos: system_nanos(SystemTime::now()),
-            taken: now
-                .checked_sub(REANCHOR * 2)
-                .expect("the monotonic clock has run for 40 ms"),
+            taken: start,
         };
         ANCHOR.store(Some(stale));
         wall_nanos_now();
         let renewed = ANCHOR.load().expect("an anchor");
-        assert!(renewed.taken >= now, "the stale anchor {stale:?} was kept");
-        assert!(renewed.taken > stale.taken);
+        assert!(
+            renewed.taken > stale.taken,
+            "the stale anchor {stale:?} was kept"
+        );
     }
 
     #[test]
     fn never_negative() {
         let later = now();
-        let earlier = Reading(later.0 + Duration::from_millis(1));
+        let earlier = Reading(later.0 + 1_000_000);
         assert_eq!(earlier.until(later).to_duration(), Duration::ZERO);
         assert_eq!(earlier.until(later).as_secs_f64(), 0.0);
     }
