@@ -173,6 +173,13 @@ impl<'s> StepAttempt<'s> {
     /// Reports whichever outcome `result` holds.
     #[inline(always)]
     pub fn finish<T: Serialize, E: std::error::Error>(mut self, result: &Result<T, E>) {
+        self.settle(result);
+    }
+
+    /// [`finish`](Self::finish) through a reference: the attempt's owner ends it where it lies
+    /// instead of moving it into the call.
+    #[inline(always)]
+    pub(super) fn settle<T: Serialize, E: std::error::Error>(&mut self, result: &Result<T, E>) {
         match result {
             Ok(value) => self.succeed(value),
             Err(error) => self.fail_with_error(error),
@@ -226,7 +233,9 @@ impl<'s> StepAttempt<'s> {
     /// (telemetry was off at its start, or it has ended already).
     #[inline(never)]
     fn end(&mut self, outcome: Outcome<'_>) {
-        let Some(active) = self.active.take() else {
+        // Read in place rather than taken out: the attempt was written moments ago, and a copy
+        // would reload it through memory still in the store buffer.
+        let Some(active) = &self.active else {
             return;
         };
         let ended = clock::now();
@@ -330,8 +339,8 @@ impl<'s> StepAttempt<'s> {
                 });
             }
         }
-        // The span closes here, with `active`: after its outcome is recorded and the event
-        // delivered.
+        // The span closes here: after its outcome is recorded and the event delivered.
+        self.active = None;
     }
 
     /// Publishes `performance.slow_operation` when the attempt ran longer than

@@ -284,9 +284,9 @@ impl StepScope {
         if !is_enabled() {
             return process();
         }
-        let attempt = self.attempt(attempt_number);
+        let mut attempt = self.attempt(attempt_number);
         let result = attempt.in_scope(process);
-        attempt.finish(&result);
+        attempt.settle(&result);
         result
     }
 
