@@ -186,7 +186,6 @@ impl StepScope {
         at: impl FnOnce() -> Timestamp,
         moment: impl FnOnce(Timestamp) -> StepMoment,
     ) {
-        let corr = self.task.corr();
         self.task
             .inner
             .telemetry
@@ -195,7 +194,7 @@ impl StepScope {
                 Event::stamped(
                     event,
                     now,
-                    Some(corr.clone()),
+                    Some(self.task.corr().clone()),
                     self.event_payload(moment(now)),
                 )
             });
