@@ -220,10 +220,10 @@ fn kept_step_events_outlive_their_scope_and_later_attempts() {
             let Payload::Step(p) = e.payload() else {
                 panic!("{name} without a step payload")
             };
-            assert_eq!(&*p.task_id, format!("task-{i}"));
-            assert_eq!(&*p.task_name, format!("flow-{i}"));
-            assert_eq!(&*p.step_id, format!("task-{i}/s"));
-            assert_eq!(&*p.step_name, format!("step-{i}"));
+            assert_eq!(&*p.identity.task_id, format!("task-{i}"));
+            assert_eq!(&*p.identity.task_name, format!("flow-{i}"));
+            assert_eq!(&*p.identity.step_id, format!("task-{i}/s"));
+            assert_eq!(&*p.identity.step_name, format!("step-{i}"));
             assert_eq!(p.inputs.as_deref(), Some(&serde_json::json!({ "n": i })));
             assert!(e.correlation_id().is_some_and(|c| !c.is_empty()));
             if name == "step.completed" {

@@ -166,11 +166,24 @@ impl FieldDescriptor {
 }
 
 /// Declares a payload struct together with its key lookup and field list, so the three can never
-/// disagree.
+/// disagree. An optional leading `identity` block declares the keys that name the payload's
+/// subject: they live in their own struct behind one `Arc`, shared by every event about that
+/// subject, and serialise flat among the other fields.
 macro_rules! payload_struct {
     (
         $(#[$meta:meta])*
         pub struct $name:ident {
+            $(
+                @identity
+                $(#[$imeta:meta])*
+                $ident:ident {
+                    $(
+                        #[doc = $idoc:literal]
+                        #[ty = $ity:literal]
+                        pub $ifield:ident : $ifty:ty,
+                    )*
+                }
+            )?
             $(
                 #[doc = $doc:literal]
                 #[ty = $ty:literal]
@@ -179,10 +192,27 @@ macro_rules! payload_struct {
             )*
         }
     ) => {
+        $(
+            $(#[$imeta])*
+            #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+            #[non_exhaustive]
+            pub struct $ident {
+                $(
+                    #[doc = $idoc]
+                    pub $ifield: $ifty,
+                )*
+            }
+        )?
+
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Serialize)]
         #[non_exhaustive]
         pub struct $name {
+            $(
+                #[doc = concat!("The keys naming the subject ([`", stringify!($ident), "`]), shared by its events.")]
+                #[serde(flatten)]
+                pub identity: Arc<$ident>,
+            )?
             $(
                 #[doc = $doc]
                 $(#[$fmeta])*
@@ -193,12 +223,14 @@ macro_rules! payload_struct {
         impl $name {
             /// Every field of this payload, in serialisation order.
             pub const FIELDS: &'static [FieldDescriptor] = &[
+                $($(FieldDescriptor::new(stringify!($ifield), $ity, $idoc.trim_ascii()),)*)?
                 $(FieldDescriptor::new(stringify!($field), $ty, $doc.trim_ascii()),)*
             ];
 
             /// The value under `key`, or `None` when the key is unknown or the field is unset.
             pub fn get(&self, key: &str) -> Option<Value<'_>> {
                 match key {
+                    $($(stringify!($ifield) => FieldValue::value(&self.identity.$ifield),)*)?
                     $(stringify!($field) => FieldValue::value(&self.$field),)*
                     _ => None,
                 }
@@ -306,18 +338,31 @@ payload_struct! {
     /// assert_eq!(p.get("attempt_number").and_then(|v| v.as_u64()), Some(1));
     /// ```
     pub struct StepPayload {
-        /// The owning task's id.
-        #[ty = "string"]
-        pub task_id: Arc<str>,
-        /// The owning task's name.
-        #[ty = "string"]
-        pub task_name: Arc<str>,
-        /// The step's id.
-        #[ty = "string"]
-        pub step_id: Arc<str>,
-        /// The step's name.
-        #[ty = "string"]
-        pub step_name: Arc<str>,
+        @identity
+        /// The keys naming one step of one task: built once per step, and shared (one counted
+        /// reference each) by the payloads of all its events.
+        ///
+        /// ```
+        /// use tasker_telemetry::payload::{StepIdentity, StepPayload};
+        ///
+        /// let p = StepPayload::new("42", "order_processing", "42-3", "charge_card");
+        /// let identity: &StepIdentity = &p.identity;
+        /// assert_eq!(&*identity.step_name, "charge_card");
+        /// ```
+        StepIdentity {
+            /// The owning task's id.
+            #[ty = "string"]
+            pub task_id: Arc<str>,
+            /// The owning task's name.
+            #[ty = "string"]
+            pub task_name: Arc<str>,
+            /// The step's id.
+            #[ty = "string"]
+            pub step_id: Arc<str>,
+            /// The step's name.
+            #[ty = "string"]
+            pub step_name: Arc<str>,
+        }
         /// Which attempt this is, from 1.
         #[ty = "integer"]
         pub attempt_number: u32,
@@ -355,9 +400,8 @@ payload_struct! {
     }
 }
 
-impl StepPayload {
-    /// A payload for attempt 1 with the identifying keys set and everything else empty.
-    #[inline]
+impl StepIdentity {
+    /// The keys of step `step_id` (`step_name`) of task `task_id` (`task_name`).
     pub fn new(
         task_id: impl Into<Arc<str>>,
         task_name: impl Into<Arc<str>>,
@@ -369,6 +413,38 @@ impl StepPayload {
             task_name: task_name.into(),
             step_id: step_id.into(),
             step_name: step_name.into(),
+        }
+    }
+}
+
+impl StepPayload {
+    /// A payload for attempt 1 with the identifying keys set and everything else empty.
+    #[inline]
+    pub fn new(
+        task_id: impl Into<Arc<str>>,
+        task_name: impl Into<Arc<str>>,
+        step_id: impl Into<Arc<str>>,
+        step_name: impl Into<Arc<str>>,
+    ) -> Self {
+        Self::for_step(Arc::new(StepIdentity::new(
+            task_id, task_name, step_id, step_name,
+        )))
+    }
+
+    /// A payload for attempt 1 of the step `identity` names, sharing it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tasker_telemetry::payload::{StepIdentity, StepPayload};
+    ///
+    /// let identity = Arc::new(StepIdentity::new("42", "order_processing", "42-3", "charge_card"));
+    /// let p = StepPayload::for_step(identity.clone());
+    /// assert!(Arc::ptr_eq(&p.identity, &identity));
+    /// ```
+    #[inline]
+    pub fn for_step(identity: Arc<StepIdentity>) -> Self {
+        Self {
+            identity,
             attempt_number: 1,
             retry_limit: 1,
             started_at: None,
@@ -898,6 +974,23 @@ mod tests {
         let p = Payload::from(TaskPayload::new("1", "t"));
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json, serde_json::json!({"task_id": "1", "task_name": "t"}));
+    }
+
+    #[test]
+    fn a_step_payload_serialises_its_shared_identity_flat() {
+        let identity = Arc::new(StepIdentity::new("1", "t", "1-1", "s"));
+        let mut p = StepPayload::for_step(identity.clone());
+        p.attempt_number = 2;
+        let json = serde_json::to_value(Payload::from(p.clone())).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "task_id": "1", "task_name": "t", "step_id": "1-1", "step_name": "s",
+                "attempt_number": 2, "retry_limit": 1,
+            })
+        );
+        assert_eq!(p.get("step_id").and_then(|v| v.as_str()), Some("1-1"));
+        assert_eq!(Arc::strong_count(&identity), 2);
     }
 
     #[test]

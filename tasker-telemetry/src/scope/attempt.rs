@@ -328,8 +328,8 @@ impl<'s> StepAttempt<'s> {
                 let publisher = scope.task.inner.telemetry.publisher();
                 publisher.publish_stamped_at(event, scope.task.corr(), ended_at, |completed_at| {
                     let mut p = scope.task.error_payload(failure, completed_at);
-                    p.step_id = Some(scope.id.clone());
-                    p.step_name = Some(scope.name.clone());
+                    p.step_id = Some(scope.identity.step_id.clone());
+                    p.step_name = Some(scope.identity.step_name.clone());
                     p.attempt_number = Some(attempt_number);
                     p.retry_limit = Some(retry_limit);
                     p.started_at = Some(completed_at.minus_nanos(elapsed.as_nanos()));
@@ -359,11 +359,11 @@ impl<'s> StepAttempt<'s> {
         let scope = self.scope;
         let subject = thresholds::Subject {
             task: Some(&scope.task),
-            step: Some((&scope.id, &scope.name)),
+            step: Some((&scope.identity.step_id, &scope.identity.step_name)),
         };
         thresholds::check_slow(
             &scope.task.inner.telemetry,
-            || format!("step.{}", scope.name),
+            || format!("step.{}", scope.identity.step_name),
             seconds,
             &subject,
         );
@@ -377,8 +377,8 @@ impl<'s> StepAttempt<'s> {
             task.correlation_id().as_str(),
             &*task.inner.id,
             &*task.inner.name,
-            &*self.scope.id,
-            &*self.scope.name,
+            &*self.scope.identity.step_id,
+            &*self.scope.identity.step_name,
         );
         let duration_ms = elapsed.as_secs_f64() * 1000.0;
         let attempt = self.attempt_number;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{StepAttempt, TaskScope};
 use crate::event::{Event, EventName, names};
 use crate::metrics::StepMetrics;
-use crate::payload::{Payload, StepPayload};
+use crate::payload::{Payload, StepIdentity, StepPayload};
 use crate::spans::StepSpanFields;
 use crate::telemetry::is_enabled;
 use crate::timestamp::Timestamp;
@@ -18,8 +18,8 @@ use crate::timestamp::Timestamp;
 #[derive(Debug)]
 pub struct StepScope {
     pub(super) task: TaskScope,
-    pub(super) id: Arc<str>,
-    pub(super) name: Arc<str>,
+    /// Built once: every event of every attempt shares it.
+    pub(super) identity: Arc<StepIdentity>,
     retry_limit: Option<u32>,
     inputs: Option<Arc<serde_json::Value>>,
     filtered_inputs: OnceLock<Arc<serde_json::Value>>,
@@ -28,10 +28,15 @@ pub struct StepScope {
 
 impl StepScope {
     pub(super) fn new(task: TaskScope, id: Arc<str>, name: Arc<str>) -> Self {
-        Self {
-            task,
+        let identity = Arc::new(StepIdentity::new(
+            task.inner.id.clone(),
+            task.inner.name.clone(),
             id,
             name,
+        ));
+        Self {
+            task,
+            identity,
             retry_limit: None,
             inputs: None,
             filtered_inputs: OnceLock::new(),
@@ -54,7 +59,7 @@ impl StepScope {
         self.metrics
             .get_or_init(|| {
                 let standard = self.task.inner.telemetry.standard_metrics()?;
-                Some(standard.step_cached(&self.task.inner.name, &self.name))
+                Some(standard.step_cached(&self.task.inner.name, &self.identity.step_name))
             })
             .as_deref()
     }
@@ -98,18 +103,18 @@ impl StepScope {
 
     /// The step's id.
     pub fn id(&self) -> &str {
-        &self.id
+        &self.identity.step_id
     }
 
     /// The step's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.identity.step_name
     }
 
     #[cfg(feature = "workflow")]
     /// The step's id and name as shared strings.
     pub(crate) fn shared_id_and_name(&self) -> (&Arc<str>, &Arc<str>) {
-        (&self.id, &self.name)
+        (&self.identity.step_id, &self.identity.step_name)
     }
 
     /// How many attempts the step may make (1 unless set).
@@ -138,13 +143,7 @@ impl StepScope {
     /// A step payload for `attempt_number` with the identifying keys and filtered inputs.
     #[inline]
     pub fn payload(&self, attempt_number: u32) -> StepPayload {
-        let task = &self.task.inner;
-        let mut p = StepPayload::new(
-            task.id.clone(),
-            task.name.clone(),
-            self.id.clone(),
-            self.name.clone(),
-        );
+        let mut p = StepPayload::for_step(self.identity.clone());
         p.attempt_number = attempt_number;
         p.retry_limit = self.retry_limit();
         p.inputs = self.filtered_inputs();
@@ -155,16 +154,12 @@ impl StepScope {
     /// building it then setting fields costs a copy per step.
     #[inline]
     fn event_payload(&self, m: StepMoment) -> Payload {
-        let task = &self.task.inner;
         let (completed_at, execution_duration) = match m.ended {
             Some((at, seconds)) => (Some(at), Some(seconds)),
             None => (None, None),
         };
         Payload::Step(StepPayload {
-            task_id: task.id.clone(),
-            task_name: task.name.clone(),
-            step_id: self.id.clone(),
-            step_name: self.name.clone(),
+            identity: self.identity.clone(),
             attempt_number: m.attempt_number,
             retry_limit: m.retry_limit,
             started_at: Some(m.started_at),
@@ -223,7 +218,7 @@ impl StepScope {
         }
         if let Some(standard) = self.task.inner.telemetry.standard_metrics() {
             standard
-                .step_skipped(&self.task.inner.name, &self.name)
+                .step_skipped(&self.task.inner.name, &self.identity.step_name)
                 .inc();
         }
         let reason = reason.into();
@@ -296,8 +291,8 @@ impl StepScope {
             correlation_id: task.correlation_id().shared(),
             task_id: &task.inner.id,
             task_name: &task.inner.name,
-            step_id: &self.id,
-            step_name: &self.name,
+            step_id: &self.identity.step_id,
+            step_name: &self.identity.step_name,
             attempt_number,
             retry_limit,
         }
