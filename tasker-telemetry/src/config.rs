@@ -34,16 +34,20 @@
 //! comma-separated with whitespace around items ignored, so a regular expression containing a
 //! comma must go in a file.
 //!
+//! Each variable is declared with its option, in the one table of options this module's source
+//! holds; the table below is generated from it (`UPDATE_DOCS=1 cargo test -p tasker-telemetry
+//! --lib config` rewrites it here and in the README), and a test fails when either copy differs.
+//!
 //! | Variable | Field | Notes |
 //! |----------|-------|-------|
 //! | `TASKER_ENABLED` | `enabled` | boolean |
 //! | `OTEL_SDK_DISABLED` | `enabled` | `true` disables telemetry; `false` leaves `enabled` as it was |
 //! | `TASKER_SERVICE_NAME` | `service_name` | |
-//! | `OTEL_RESOURCE_ATTRIBUTES` | `resource_attributes` | `key=value,...`, percent-decoded; its `service.name` sets `service_name` |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | `service_name` | its `service.name`, when it has one; wins over `TASKER_SERVICE_NAME` |
 //! | `OTEL_SERVICE_NAME` | `service_name` | wins over `TASKER_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` |
 //! | `TASKER_SERVICE_VERSION` | `service_version` | |
 //! | `TASKER_FILTER_PARAMETERS` | `filter_parameters` | comma-separated rules |
-//! | `TASKER_FILTER_MASK` | `filter_mask` | |
+//! | `TASKER_FILTER_MASK` | `filter_mask` | verbatim |
 //! | `TASKER_STRUCTURED_LOGGING_ENABLED` | `structured_logging_enabled` | boolean |
 //! | `TASKER_CORRELATION_ID_HEADER` | `correlation_id_header` | |
 //! | `TASKER_LOG_LEVEL` | `log_level` | `trace`, `debug`, `info`, `warn`, `error` or `off` |
@@ -68,9 +72,12 @@
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `otlp_endpoint` | wins over `TASKER_OTLP_ENDPOINT`; spans go to `<endpoint>/v1/traces` |
 //! | `TASKER_OTLP_TRACES_ENDPOINT` | `otlp_traces_endpoint` | the full traces URL, used verbatim |
 //! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | `otlp_traces_endpoint` | wins over `TASKER_OTLP_TRACES_ENDPOINT` and over `otlp_endpoint` |
-//! | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | `otlp_metrics_endpoint` | the full metrics URL, used verbatim; wins over `otlp_endpoint` |
+//! | `TASKER_TRACE_SAMPLING_RATIO` | `trace_sampling_ratio` | number in 0.0..=1.0 |
+//! | `OTEL_TRACES_SAMPLER_ARG` | `trace_sampling_ratio` | wins over `TASKER_TRACE_SAMPLING_RATIO` |
 //! | `TASKER_OTLP_PROTOCOL` | `otlp_protocol` | `http/protobuf` or `grpc` |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL` | `otlp_protocol` | wins over `TASKER_OTLP_PROTOCOL` |
+//! | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` | `otlp_metrics_endpoint` | the full metrics URL, used verbatim; wins over `otlp_endpoint` |
+//! | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` | `otlp_logs_endpoint` | the full logs URL, used verbatim; wins over `otlp_endpoint` (cargo feature `otlp-logs`) |
 //! | `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `otlp.traces.protocol` | wins over `OTEL_EXPORTER_OTLP_PROTOCOL` for spans |
 //! | `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` | `otlp.metrics.protocol` | `http/protobuf` only: metrics are exported over OTLP/HTTP |
 //! | `OTEL_EXPORTER_OTLP_HEADERS` | `otlp.headers` | `key=value,...`, percent-decoded; secret: never shown |
@@ -91,7 +98,6 @@
 //! | `OTEL_EXPORTER_OTLP_CLIENT_KEY` | `otlp.client_key` | PEM file; needs the client certificate |
 //! | `OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY` | `otlp.traces.client_key` | for spans; wins over `OTEL_EXPORTER_OTLP_CLIENT_KEY` |
 //! | `OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY` | `otlp.metrics.client_key` | for metrics; wins over `OTEL_EXPORTER_OTLP_CLIENT_KEY` |
-//! | `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` | `otlp_logs_endpoint` | the full logs URL, used verbatim; wins over `otlp_endpoint` (cargo feature `otlp-logs`) |
 //! | `OTEL_EXPORTER_OTLP_LOGS_PROTOCOL` | `otlp.logs.protocol` | for logs; wins over `OTEL_EXPORTER_OTLP_PROTOCOL` |
 //! | `OTEL_EXPORTER_OTLP_LOGS_HEADERS` | `otlp.logs.headers` | for logs; wins over `OTEL_EXPORTER_OTLP_HEADERS` |
 //! | `OTEL_EXPORTER_OTLP_LOGS_COMPRESSION` | `otlp.logs.compression` | for logs; wins over `OTEL_EXPORTER_OTLP_COMPRESSION` |
@@ -99,16 +105,16 @@
 //! | `OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE` | `otlp.logs.certificate` | for logs; wins over `OTEL_EXPORTER_OTLP_CERTIFICATE` |
 //! | `OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE` | `otlp.logs.client_certificate` | for logs; wins over `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` |
 //! | `OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY` | `otlp.logs.client_key` | for logs; wins over `OTEL_EXPORTER_OTLP_CLIENT_KEY` |
-//! | `TASKER_TRACE_SAMPLING_RATIO` | `trace_sampling_ratio` | number in 0.0..=1.0 |
-//! | `OTEL_TRACES_SAMPLER_ARG` | `trace_sampling_ratio` | wins over `TASKER_TRACE_SAMPLING_RATIO` |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | `resource_attributes` | `key=value,...`, percent-decoded |
+//! | `OTEL_TRACES_SAMPLER` | `trace_sampler` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off` or `parentbased_traceidratio` |
 //! | `OTEL_BSP_SCHEDULE_DELAY` | `span_batch.schedule_delay_ms` | milliseconds, greater than 0 (default 500) |
 //! | `OTEL_BSP_EXPORT_TIMEOUT` | `span_batch.export_timeout_ms` | milliseconds; caps the traces exporter's timeout (default 30000) |
 //! | `OTEL_BSP_MAX_QUEUE_SIZE` | `span_batch.max_queue_size` | integer (default 4096) |
 //! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | `span_batch.max_export_batch_size` | integer, at most the queue size (default 512) |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | `metrics_export_interval_ms` | milliseconds between OTLP metric pushes (default 60000) |
 //! | `OTEL_METRIC_EXPORT_TIMEOUT` | `metrics_export_timeout_ms` | milliseconds; caps the metrics exporter's timeout (default 30000) |
-//! | `OTEL_TRACES_SAMPLER` | `trace_sampler` | `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off` or `parentbased_traceidratio` |
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt;
 use std::path::Path;
@@ -117,11 +123,24 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::filter::{DEFAULT_FILTER_MASK, DEFAULT_FILTER_PARAMETERS, FilterError, ParameterFilter};
+pub(crate) use checks::positive;
+use checks::{
+    at_least_one, check_correlation_id_header, check_filter_mask, check_filter_parameters,
+    check_filtered_events, check_metrics_auth_token, check_metrics_endpoint, check_option,
+    check_otlp, check_ratio, check_seconds, check_service_name, check_service_version, check_url,
+    unchecked,
+};
+use env::{EnvValue, Rejected};
+use options::options;
 
 mod batch;
+mod checks;
+mod env;
+mod options;
 mod otlp;
 
 pub use batch::SpanBatchOptions;
+pub use env::{EnvVariable, environment_table};
 pub use otlp::{
     ExporterSettings, OtlpCompression, OtlpOptions, OtlpSignalOptions, Signal, TlsFiles,
 };
@@ -129,146 +148,10 @@ pub use otlp::{
 /// Shown instead of a secret wherever configuration is printed.
 const REDACTED: &str = DEFAULT_FILTER_MASK;
 
-/// Every environment variable [`TelemetryConfig::with_env`] reads, as `(variable, field)`, in the
-/// order they are applied: a later row overrides an earlier one for the same field.
-pub const ENVIRONMENT_VARIABLES: &[(&str, &str)] = &[
-    ("TASKER_ENABLED", "enabled"),
-    ("OTEL_SDK_DISABLED", "enabled"),
-    ("TASKER_SERVICE_NAME", "service_name"),
-    ("OTEL_RESOURCE_ATTRIBUTES", "resource_attributes"),
-    ("OTEL_SERVICE_NAME", "service_name"),
-    ("TASKER_SERVICE_VERSION", "service_version"),
-    ("TASKER_FILTER_PARAMETERS", "filter_parameters"),
-    ("TASKER_FILTER_MASK", "filter_mask"),
-    (
-        "TASKER_STRUCTURED_LOGGING_ENABLED",
-        "structured_logging_enabled",
-    ),
-    ("TASKER_CORRELATION_ID_HEADER", "correlation_id_header"),
-    ("TASKER_LOG_LEVEL", "log_level"),
-    ("TASKER_LOG_FORMAT", "log_format"),
-    ("TASKER_LOG_FILTER", "log_filter"),
-    ("RUST_LOG", "log_filter"),
-    ("TASKER_METRICS_ENABLED", "metrics_enabled"),
-    ("TASKER_METRICS_ENDPOINT", "metrics_endpoint"),
-    ("TASKER_METRICS_FORMAT", "metrics_format"),
-    ("TASKER_METRICS_AUTH_REQUIRED", "metrics_auth_required"),
-    ("TASKER_METRICS_AUTH_TOKEN", "metrics_auth_token"),
-    (
-        "TASKER_PERFORMANCE_MONITORING_ENABLED",
-        "performance_monitoring_enabled",
-    ),
-    (
-        "TASKER_SLOW_QUERY_THRESHOLD_SECONDS",
-        "slow_query_threshold_seconds",
-    ),
-    ("TASKER_MEMORY_THRESHOLD_MB", "memory_threshold_mb"),
-    ("TASKER_EVENT_SAMPLING_RATE", "event_sampling_rate"),
-    ("TASKER_FILTERED_EVENTS", "filtered_events"),
-    ("TASKER_MAX_STORED_SAMPLES", "max_stored_samples"),
-    ("TASKER_METRICS_RETENTION_HOURS", "metrics_retention_hours"),
-    ("TASKER_MAX_CONCURRENT_STEPS", "max_concurrent_steps"),
-    ("TASKER_METRICS_CARDINALITY_CAP", "metrics_cardinality_cap"),
-    ("TASKER_OTLP_ENDPOINT", "otlp_endpoint"),
-    ("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"),
-    ("TASKER_OTLP_TRACES_ENDPOINT", "otlp_traces_endpoint"),
-    ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otlp_traces_endpoint"),
-    (
-        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-        "otlp_metrics_endpoint",
-    ),
-    ("TASKER_OTLP_PROTOCOL", "otlp_protocol"),
-    ("OTEL_EXPORTER_OTLP_PROTOCOL", "otlp_protocol"),
-    ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "otlp.traces.protocol"),
-    (
-        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-        "otlp.metrics.protocol",
-    ),
-    ("OTEL_EXPORTER_OTLP_HEADERS", "otlp.headers"),
-    ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "otlp.traces.headers"),
-    ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "otlp.metrics.headers"),
-    ("OTEL_EXPORTER_OTLP_COMPRESSION", "otlp.compression"),
-    (
-        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-        "otlp.traces.compression",
-    ),
-    (
-        "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
-        "otlp.metrics.compression",
-    ),
-    ("OTEL_EXPORTER_OTLP_TIMEOUT", "otlp.timeout_ms"),
-    (
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        "otlp.traces.timeout_ms",
-    ),
-    (
-        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
-        "otlp.metrics.timeout_ms",
-    ),
-    ("OTEL_EXPORTER_OTLP_CERTIFICATE", "otlp.certificate"),
-    (
-        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-        "otlp.traces.certificate",
-    ),
-    (
-        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
-        "otlp.metrics.certificate",
-    ),
-    (
-        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-        "otlp.client_certificate",
-    ),
-    (
-        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
-        "otlp.traces.client_certificate",
-    ),
-    (
-        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
-        "otlp.metrics.client_certificate",
-    ),
-    ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "otlp.client_key"),
-    (
-        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
-        "otlp.traces.client_key",
-    ),
-    (
-        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
-        "otlp.metrics.client_key",
-    ),
-    ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "otlp_logs_endpoint"),
-    ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "otlp.logs.protocol"),
-    ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "otlp.logs.headers"),
-    (
-        "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
-        "otlp.logs.compression",
-    ),
-    ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "otlp.logs.timeout_ms"),
-    (
-        "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
-        "otlp.logs.certificate",
-    ),
-    (
-        "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE",
-        "otlp.logs.client_certificate",
-    ),
-    ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "otlp.logs.client_key"),
-    ("TASKER_TRACE_SAMPLING_RATIO", "trace_sampling_ratio"),
-    ("OTEL_TRACES_SAMPLER_ARG", "trace_sampling_ratio"),
-    ("OTEL_TRACES_SAMPLER", "trace_sampler"),
-    ("OTEL_BSP_SCHEDULE_DELAY", "span_batch.schedule_delay_ms"),
-    ("OTEL_BSP_EXPORT_TIMEOUT", "span_batch.export_timeout_ms"),
-    ("OTEL_BSP_MAX_QUEUE_SIZE", "span_batch.max_queue_size"),
-    (
-        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-        "span_batch.max_export_batch_size",
-    ),
-    ("OTEL_METRIC_EXPORT_INTERVAL", "metrics_export_interval_ms"),
-    ("OTEL_METRIC_EXPORT_TIMEOUT", "metrics_export_timeout_ms"),
-];
-
 const EXPECTED_BOOL: &str = "one of true, false, 1, 0, yes, no (case-insensitive)";
 const EXPECTED_INTEGER: &str = "an integer greater than 0";
 const EXPECTED_RATIO: &str = "a finite number between 0.0 and 1.0";
+const EXPECTED_SECONDS: &str = "a finite number of seconds greater than 0";
 
 /// Why a configuration was rejected.
 ///
@@ -577,130 +460,6 @@ text_enum!(
     "one of prometheus, json, csv (case-insensitive)"
 );
 
-/// Every telemetry option, with Tasker's defaults.
-///
-/// Build one with [`TelemetryConfig::default`], [`TelemetryConfig::builder`], or from a file
-/// ([`from_path`](Self::from_path)), then layer the environment on top with
-/// [`with_env`](Self::with_env). Fields are public for reading and for struct-update syntax inside
-/// the crate; the struct is `#[non_exhaustive]` so new options are not breaking changes.
-///
-/// Serialization includes `metrics_auth_token` so a configuration round-trips; `Debug` never shows it.
-///
-/// ```
-/// use tasker_telemetry::TelemetryConfig;
-/// use tasker_telemetry::config::MetricsFormat;
-///
-/// let config = TelemetryConfig::builder()
-///     .service_name("billing")
-///     .metrics_format(MetricsFormat::Json)
-///     .metrics_auth_required(true)
-///     .metrics_auth_token("s3cret")
-///     .build()?;
-/// assert_eq!(config.service_name, "billing");
-/// assert!(!format!("{config:?}").contains("s3cret"));
-/// # Ok::<(), tasker_telemetry::ConfigError>(())
-/// ```
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-#[non_exhaustive]
-pub struct TelemetryConfig {
-    /// Master switch; when `false` instrumentation costs one atomic load per step. Default `true`.
-    pub enabled: bool,
-    /// `service.name` on spans and metrics. Default `"tasker"`.
-    pub service_name: String,
-    /// `service.version` on spans and metrics. Default: this crate's version.
-    pub service_version: String,
-    /// Sensitive-data rules, see [`ParameterFilter::new`]. Default [`DEFAULT_FILTER_PARAMETERS`].
-    pub filter_parameters: Vec<String>,
-    /// Replacement for sensitive values. Default `"[FILTERED]"`.
-    pub filter_mask: String,
-    /// Emit JSON-structured logs with correlation ids. Default `true`. When `false`,
-    /// [`init`](crate::init) installs no log layer and the scopes build no lifecycle lines
-    /// (target [`LIFECYCLE_TARGET`](crate::logging::LIFECYCLE_TARGET)) for any layer: the
-    /// router's log sink is off.
-    pub structured_logging_enabled: bool,
-    /// HTTP header carrying the correlation id. Default `"X-Correlation-ID"`.
-    pub correlation_id_header: String,
-    /// Minimum log level. Default [`LogLevel::Info`].
-    pub log_level: LogLevel,
-    /// Log line rendering. Default [`LogFormat::Json`].
-    pub log_format: LogFormat,
-    /// A raw `RUST_LOG`-style directive that refines `log_level` per target, taken verbatim.
-    /// Default `None`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_filter: Option<String>,
-    /// Collect metrics. Default `true`.
-    pub metrics_enabled: bool,
-    /// Path the metrics endpoint is mounted at. Default `"/tasker/metrics"`.
-    pub metrics_endpoint: String,
-    /// Metrics exposition format. Default [`MetricsFormat::Prometheus`].
-    pub metrics_format: MetricsFormat,
-    /// Require a bearer token on the metrics endpoint. Default `false`.
-    pub metrics_auth_required: bool,
-    /// The bearer token; required when `metrics_auth_required` is `true`. Never printed. Default `None`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metrics_auth_token: Option<String>,
-    /// Record performance events (slow operations, memory spikes). Default `true`.
-    pub performance_monitoring_enabled: bool,
-    /// An operation slower than this is reported as slow, in seconds. Default `1.0`.
-    pub slow_query_threshold_seconds: f64,
-    /// A memory increase above this is reported as a spike, in megabytes. Default `100`.
-    pub memory_threshold_mb: u64,
-    /// Fraction of events routed to sampled sinks, `0.0..=1.0`. Default `1.0`.
-    pub event_sampling_rate: f64,
-    /// Events (`"step.completed"`) or namespaces (`"observability.*"`) never routed. Default empty.
-    pub filtered_events: Vec<String>,
-    /// Cap on stored performance samples. Default `1000`.
-    pub max_stored_samples: usize,
-    /// How long metrics are kept, in hours. Default `24`.
-    pub metrics_retention_hours: u64,
-    /// Steps of one task the workflow runner executes at once. Default `3`.
-    pub max_concurrent_steps: usize,
-    /// Series one metric family may hold before new label sets fold into its `__overflow__`
-    /// series. Default `10000`.
-    pub metrics_cardinality_cap: usize,
-    /// OTLP collector endpoint; `None` keeps spans in process. Default `None`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub otlp_endpoint: Option<String>,
-    /// The full OTLP traces URL, used verbatim; overrides `otlp_endpoint` + `/v1/traces`.
-    /// Default `None`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub otlp_traces_endpoint: Option<String>,
-    /// Fraction of traces sampled, `0.0..=1.0`. Default `1.0`.
-    pub trace_sampling_ratio: f64,
-    /// The OTLP transport for spans. Default `http/protobuf`.
-    pub otlp_protocol: OtlpProtocol,
-    /// The full OTLP metrics URL, used verbatim; overrides `otlp_endpoint` + `/v1/metrics`.
-    /// Default `None`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub otlp_metrics_endpoint: Option<String>,
-    /// The full OTLP logs URL, used verbatim; overrides `otlp_endpoint` + `/v1/logs`. Logs go
-    /// over OTLP (besides stdout) when tasker-telemetry is built with its `otlp-logs` feature
-    /// and an endpoint applies. Default `None`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub otlp_logs_endpoint: Option<String>,
-    /// The OTLP exporters' headers, compression, timeout and TLS files, with per-signal
-    /// overrides (TOML table `[otlp]`, `[otlp.traces]`, `[otlp.metrics]`, `[otlp.logs]`).
-    pub otlp: OtlpOptions,
-    /// More attributes of the exported resource (spans and OTLP metrics). `service.name`,
-    /// `service.version` and `service.framework` always come from this configuration. Default
-    /// none.
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub resource_attributes: std::collections::BTreeMap<String, String>,
-    /// How traces are sampled. Default [`TraceSampler::ParentBasedTraceIdRatio`] (with
-    /// `trace_sampling_ratio`).
-    pub trace_sampler: TraceSampler,
-    /// How spans are batched for export (TOML table `[span_batch]`).
-    pub span_batch: SpanBatchOptions,
-    /// Milliseconds between OTLP metric pushes
-    /// ([`OtlpMetricsExporter::from_config`](crate::export::OtlpMetricsExporter)). Default
-    /// `60000`.
-    pub metrics_export_interval_ms: u64,
-    /// The longest one OTLP metrics push may take, in milliseconds; the exporter's own timeout
-    /// is cut to it. Default `30000`.
-    pub metrics_export_timeout_ms: u64,
-}
-
 /// How traces are sampled, as `OTEL_TRACES_SAMPLER` names the samplers. The ratio ones use
 /// [`TelemetryConfig::trace_sampling_ratio`].
 ///
@@ -747,126 +506,6 @@ impl TraceSampler {
 impl From<TraceSampler> for &'static str {
     fn from(s: TraceSampler) -> Self {
         s.as_str()
-    }
-}
-
-impl Default for TelemetryConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            service_name: "tasker".to_owned(),
-            service_version: env!("CARGO_PKG_VERSION").to_owned(),
-            filter_parameters: DEFAULT_FILTER_PARAMETERS
-                .iter()
-                .map(|rule| (*rule).to_owned())
-                .collect(),
-            filter_mask: DEFAULT_FILTER_MASK.to_owned(),
-            structured_logging_enabled: true,
-            correlation_id_header: "X-Correlation-ID".to_owned(),
-            log_level: LogLevel::Info,
-            log_format: LogFormat::Json,
-            log_filter: None,
-            metrics_enabled: true,
-            metrics_endpoint: "/tasker/metrics".to_owned(),
-            metrics_format: MetricsFormat::Prometheus,
-            metrics_auth_required: false,
-            metrics_auth_token: None,
-            performance_monitoring_enabled: true,
-            slow_query_threshold_seconds: 1.0,
-            memory_threshold_mb: 100,
-            event_sampling_rate: 1.0,
-            filtered_events: Vec::new(),
-            max_stored_samples: 1000,
-            metrics_retention_hours: 24,
-            max_concurrent_steps: 3,
-            metrics_cardinality_cap: 10_000,
-            otlp_endpoint: None,
-            otlp_traces_endpoint: None,
-            otlp_protocol: OtlpProtocol::HttpProtobuf,
-            trace_sampling_ratio: 1.0,
-            otlp_metrics_endpoint: None,
-            otlp_logs_endpoint: None,
-            otlp: OtlpOptions::default(),
-            resource_attributes: std::collections::BTreeMap::new(),
-            trace_sampler: TraceSampler::ParentBasedTraceIdRatio,
-            span_batch: SpanBatchOptions::default(),
-            metrics_export_interval_ms: 60_000,
-            metrics_export_timeout_ms: 30_000,
-        }
-    }
-}
-
-impl fmt::Debug for TelemetryConfig {
-    // Written out so the token can never reach a log through `{:?}`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TelemetryConfig")
-            .field("enabled", &self.enabled)
-            .field("service_name", &self.service_name)
-            .field("service_version", &self.service_version)
-            .field("filter_parameters", &self.filter_parameters)
-            .field("filter_mask", &self.filter_mask)
-            .field(
-                "structured_logging_enabled",
-                &self.structured_logging_enabled,
-            )
-            .field("correlation_id_header", &self.correlation_id_header)
-            .field("log_level", &self.log_level)
-            .field("log_format", &self.log_format)
-            .field("log_filter", &self.log_filter)
-            .field("metrics_enabled", &self.metrics_enabled)
-            .field("metrics_endpoint", &self.metrics_endpoint)
-            .field("metrics_format", &self.metrics_format)
-            .field("metrics_auth_required", &self.metrics_auth_required)
-            .field(
-                "metrics_auth_token",
-                &self.metrics_auth_token.as_ref().map(|_| REDACTED),
-            )
-            .field(
-                "performance_monitoring_enabled",
-                &self.performance_monitoring_enabled,
-            )
-            .field(
-                "slow_query_threshold_seconds",
-                &self.slow_query_threshold_seconds,
-            )
-            .field("memory_threshold_mb", &self.memory_threshold_mb)
-            .field("event_sampling_rate", &self.event_sampling_rate)
-            .field("filtered_events", &self.filtered_events)
-            .field("max_stored_samples", &self.max_stored_samples)
-            .field("metrics_retention_hours", &self.metrics_retention_hours)
-            .field("max_concurrent_steps", &self.max_concurrent_steps)
-            .field("metrics_cardinality_cap", &self.metrics_cardinality_cap)
-            .field(
-                "otlp_endpoint",
-                &self.otlp_endpoint.as_deref().map(crate::redact::url),
-            )
-            .field(
-                "otlp_traces_endpoint",
-                &self.otlp_traces_endpoint.as_deref().map(crate::redact::url),
-            )
-            .field("trace_sampling_ratio", &self.trace_sampling_ratio)
-            .field("otlp_protocol", &self.otlp_protocol)
-            .field(
-                "otlp_metrics_endpoint",
-                &self
-                    .otlp_metrics_endpoint
-                    .as_deref()
-                    .map(crate::redact::url),
-            )
-            .field(
-                "otlp_logs_endpoint",
-                &self.otlp_logs_endpoint.as_deref().map(crate::redact::url),
-            )
-            .field("otlp", &self.otlp)
-            .field("resource_attributes", &self.resource_attributes)
-            .field("trace_sampler", &self.trace_sampler)
-            .field("span_batch", &self.span_batch)
-            .field(
-                "metrics_export_interval_ms",
-                &self.metrics_export_interval_ms,
-            )
-            .field("metrics_export_timeout_ms", &self.metrics_export_timeout_ms)
-            .finish()
     }
 }
 
@@ -954,11 +593,11 @@ impl TelemetryConfig {
     pub fn with_env(self) -> Result<Self, ConfigError> {
         // A value that is not valid Unicode is an error, never "unset": read as unset, a
         // variable meant to switch something on would leave it at its default.
-        for &(variable, field) in ENVIRONMENT_VARIABLES {
-            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(variable) {
+        for variable in ENVIRONMENT_VARIABLES {
+            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(variable.name) {
                 return Err(ConfigError::Env {
-                    variable: variable.to_owned(),
-                    field: field.to_owned(),
+                    variable: variable.name.to_owned(),
+                    field: variable.field.to_owned(),
                     value: "(not valid UTF-8)".to_owned(),
                     expected: "a value in UTF-8".to_owned(),
                 });
@@ -999,13 +638,22 @@ impl TelemetryConfig {
     {
         // Which variable last set each field, to blame it if validation fails.
         let mut sources: Vec<(&'static str, &'static str)> = Vec::new();
-        for &(variable, field) in ENVIRONMENT_VARIABLES {
-            let Some(raw) = lookup(variable) else {
+        for variable in ENVIRONMENT_VARIABLES {
+            let Some(raw) = lookup(variable.name) else {
                 continue;
             };
-            if self.apply_env(variable, field, &raw)? {
-                sources.retain(|&(f, _)| f != field);
-                sources.push((field, variable));
+            let value = EnvValue {
+                variable: variable.name,
+                field: variable.field,
+                raw: &raw,
+            };
+            match (variable.apply)(&mut self, &value) {
+                Ok(()) => {
+                    sources.retain(|&(f, _)| f != variable.field);
+                    sources.push((variable.field, variable.name));
+                }
+                Err(Rejected::Unchanged) => {}
+                Err(Rejected::Invalid(error)) => return Err(error),
             }
         }
         match self.validate() {
@@ -1032,196 +680,6 @@ impl TelemetryConfig {
             }
             Err(other) => Err(other),
         }
-    }
-
-    /// Sets `field` from one variable's value; `Ok(false)` when the variable is defined not to
-    /// change anything (`OTEL_SDK_DISABLED=false`).
-    fn apply_env(
-        &mut self,
-        variable: &'static str,
-        field: &'static str,
-        raw: &str,
-    ) -> Result<bool, ConfigError> {
-        let text = raw.trim();
-        let env_error = |expected: &str| ConfigError::Env {
-            variable: variable.to_owned(),
-            field: field.to_owned(),
-            value: if field == "metrics_auth_token" || field.ends_with("headers") {
-                REDACTED.to_owned()
-            } else if field.contains("endpoint") {
-                crate::redact::url(raw)
-            } else {
-                raw.to_owned()
-            },
-            expected: expected.to_owned(),
-        };
-        // A typed variable that is set but blank is an error, never its default: a blank
-        // `TASKER_METRICS_AUTH_REQUIRED` must not switch authentication off.
-        let blank =
-            |expected: &str| env_error(&format!("{expected} (the variable is set but blank)"));
-        let typed = |expected: &str| {
-            if text.is_empty() {
-                blank(expected)
-            } else {
-                env_error(expected)
-            }
-        };
-        let boolean = || parse_bool(text).ok_or_else(|| typed(EXPECTED_BOOL));
-        let integer = || text.parse::<u64>().map_err(|_| typed(EXPECTED_INTEGER));
-        let count = || text.parse::<usize>().map_err(|_| typed(EXPECTED_INTEGER));
-        let number = |expected: &str| text.parse::<f64>().map_err(|_| typed(expected));
-        // Text that is blank counts as unset, as OpenTelemetry specifies for its variables.
-        let is_typed = matches!(
-            field,
-            "enabled"
-                | "structured_logging_enabled"
-                | "metrics_enabled"
-                | "metrics_auth_required"
-                | "performance_monitoring_enabled"
-                | "slow_query_threshold_seconds"
-                | "memory_threshold_mb"
-                | "event_sampling_rate"
-                | "max_stored_samples"
-                | "metrics_retention_hours"
-                | "max_concurrent_steps"
-                | "metrics_cardinality_cap"
-                | "trace_sampling_ratio"
-        ) || field.ends_with("_ms")
-            || field.starts_with("span_batch.");
-        if text.is_empty() && !is_typed {
-            return Ok(false);
-        }
-        if !cfg!(feature = "otlp-logs")
-            && (field == "otlp_logs_endpoint" || field.starts_with("otlp.logs."))
-        {
-            return Err(env_error(
-                "unset: logs are exported over OTLP only when tasker-telemetry is built with its `otlp-logs` cargo feature",
-            ));
-        }
-        if field.starts_with("span_batch.") || field.starts_with("metrics_export_") {
-            let value = text
-                .parse::<u64>()
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or_else(|| typed("an integer greater than 0"))?;
-            match field {
-                "metrics_export_interval_ms" => self.metrics_export_interval_ms = value,
-                "metrics_export_timeout_ms" => self.metrics_export_timeout_ms = value,
-                _ => self.span_batch.apply(field, value),
-            }
-            return Ok(true);
-        }
-        if field.starts_with("otlp.") {
-            if text.is_empty() {
-                return Err(blank("a number of milliseconds greater than 0"));
-            }
-            self.apply_otlp_env(field, text, &env_error)?;
-            return Ok(true);
-        }
-        let list = || {
-            text.split(',')
-                .map(str::trim)
-                .filter(|item| !item.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
-        let reword = |error: ConfigError| match error {
-            ConfigError::Invalid { expected, .. } => env_error(&expected),
-            other => other,
-        };
-        match field {
-            // `false` only means "not disabled", which must not override a file's `enabled = false`.
-            "enabled" if variable == "OTEL_SDK_DISABLED" => match boolean()? {
-                true => self.enabled = false,
-                false => return Ok(false),
-            },
-            "enabled" => self.enabled = boolean()?,
-            "service_name" => self.service_name = text.to_owned(),
-            "service_version" => self.service_version = text.to_owned(),
-            "filter_parameters" => self.filter_parameters = list(),
-            // The mask is used verbatim: surrounding spaces may be intended.
-            "filter_mask" => self.filter_mask = raw.to_owned(),
-            "structured_logging_enabled" => self.structured_logging_enabled = boolean()?,
-            "correlation_id_header" => self.correlation_id_header = text.to_owned(),
-            "log_level" => self.log_level = text.parse().map_err(reword)?,
-            "log_format" => self.log_format = text.parse().map_err(reword)?,
-            // Directives are handed to the log filter untouched.
-            "log_filter" => self.log_filter = Some(raw.to_owned()),
-            "metrics_enabled" => self.metrics_enabled = boolean()?,
-            "metrics_endpoint" => self.metrics_endpoint = text.to_owned(),
-            "metrics_format" => self.metrics_format = text.parse().map_err(reword)?,
-            "otlp_protocol" => self.otlp_protocol = text.parse().map_err(reword)?,
-            "metrics_auth_required" => self.metrics_auth_required = boolean()?,
-            "metrics_auth_token" => self.metrics_auth_token = Some(text.to_owned()),
-            "performance_monitoring_enabled" => self.performance_monitoring_enabled = boolean()?,
-            "slow_query_threshold_seconds" => {
-                self.slow_query_threshold_seconds =
-                    number("a finite number of seconds greater than 0")?;
-            }
-            "memory_threshold_mb" => self.memory_threshold_mb = integer()?,
-            "event_sampling_rate" => self.event_sampling_rate = number(EXPECTED_RATIO)?,
-            "filtered_events" => self.filtered_events = list(),
-            "max_stored_samples" => self.max_stored_samples = count()?,
-            "metrics_retention_hours" => self.metrics_retention_hours = integer()?,
-            "max_concurrent_steps" => self.max_concurrent_steps = count()?,
-            "metrics_cardinality_cap" => self.metrics_cardinality_cap = count()?,
-            "otlp_endpoint" => self.otlp_endpoint = Some(text.to_owned()),
-            "otlp_traces_endpoint" => self.otlp_traces_endpoint = Some(text.to_owned()),
-            "otlp_metrics_endpoint" => self.otlp_metrics_endpoint = Some(text.to_owned()),
-            "otlp_logs_endpoint" => self.otlp_logs_endpoint = Some(text.to_owned()),
-            "trace_sampler" => self.trace_sampler = text.parse().map_err(reword)?,
-            "resource_attributes" => {
-                let attributes = otlp::parse_key_values(text).map_err(|e| env_error(&e))?;
-                if let Some(name) = attributes.get("service.name") {
-                    self.service_name = name.clone();
-                }
-                self.resource_attributes.extend(attributes);
-            }
-            "trace_sampling_ratio" => self.trace_sampling_ratio = number(EXPECTED_RATIO)?,
-            // Every row of ENVIRONMENT_VARIABLES is matched above (a unit test applies each one).
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    /// Checks every field, returning the first problem in field order.
-    ///
-    /// # Errors
-    /// [`ConfigError::Invalid`] naming the field, the value and what is accepted.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check_service_name()?;
-        self.check_service_version()?;
-        self.check_filter_parameters()?;
-        self.check_filter_mask()?;
-        self.check_correlation_id_header()?;
-        self.check_metrics_endpoint()?;
-        self.check_metrics_auth_token()?;
-        self.check_slow_query_threshold_seconds()?;
-        self.check_memory_threshold_mb()?;
-        self.check_event_sampling_rate()?;
-        self.check_filtered_events()?;
-        self.check_max_stored_samples()?;
-        self.check_metrics_retention_hours()?;
-        self.check_max_concurrent_steps()?;
-        positive(
-            "metrics_cardinality_cap",
-            self.metrics_cardinality_cap as u64,
-        )?;
-        self.check_otlp_endpoint()?;
-        self.check_otlp_traces_endpoint()?;
-        check_url(
-            "otlp_metrics_endpoint",
-            self.otlp_metrics_endpoint.as_deref(),
-        )?;
-        check_url("otlp_logs_endpoint", self.otlp_logs_endpoint.as_deref())?;
-        self.check_otlp_options()?;
-        self.span_batch.check()?;
-        positive(
-            "metrics_export_interval_ms",
-            self.metrics_export_interval_ms,
-        )?;
-        positive("metrics_export_timeout_ms", self.metrics_export_timeout_ms)?;
-        self.check_trace_sampling_ratio()
     }
 
     /// The sensitive-data filter these settings describe.
@@ -1265,147 +723,6 @@ impl TelemetryConfig {
                 "a non-empty replacement text such as \"[FILTERED]\"",
             ),
         }
-    }
-
-    fn check_service_name(&self) -> Result<(), ConfigError> {
-        let name = &self.service_name;
-        if name.trim().is_empty() || name.chars().any(char::is_control) {
-            return Err(ConfigError::invalid(
-                "service_name",
-                name.as_str(),
-                "a non-empty name without control characters",
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_service_version(&self) -> Result<(), ConfigError> {
-        if self.service_version.trim().is_empty() {
-            return Err(ConfigError::invalid(
-                "service_version",
-                self.service_version.as_str(),
-                "a non-empty version, e.g. \"1.2.0\"",
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_filter_parameters(&self) -> Result<(), ConfigError> {
-        // Checked with the default mask so a bad mask is reported against its own field.
-        ParameterFilter::new(&self.filter_parameters, DEFAULT_FILTER_MASK)
-            .map(drop)
-            .map_err(|error| self.filter_error(error))
-    }
-
-    fn check_filter_mask(&self) -> Result<(), ConfigError> {
-        if self.filter_mask.is_empty() {
-            return Err(ConfigError::invalid(
-                "filter_mask",
-                "",
-                "a non-empty replacement text such as \"[FILTERED]\"",
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_correlation_id_header(&self) -> Result<(), ConfigError> {
-        let header = &self.correlation_id_header;
-        if header.is_empty() || !header.bytes().all(is_header_token_byte) {
-            return Err(ConfigError::invalid(
-                "correlation_id_header",
-                header.as_str(),
-                "an HTTP header name: one or more of A-Z a-z 0-9 ! # $ % & ' * + - . ^ _ ` | ~",
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_metrics_endpoint(&self) -> Result<(), ConfigError> {
-        let endpoint = &self.metrics_endpoint;
-        let bad_char = |c: char| c.is_whitespace() || c.is_control() || c == '?' || c == '#';
-        if !endpoint.starts_with('/') || endpoint.contains(bad_char) {
-            return Err(ConfigError::invalid(
-                "metrics_endpoint",
-                endpoint.as_str(),
-                "a path starting with '/' without whitespace, '?' or '#', e.g. \"/tasker/metrics\"",
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_metrics_auth_token(&self) -> Result<(), ConfigError> {
-        let present = self
-            .metrics_auth_token
-            .as_deref()
-            .is_some_and(|token| !token.trim().is_empty());
-        if self.metrics_auth_required && !present {
-            let shown = match self.metrics_auth_token.as_deref() {
-                None => "",
-                // Blank, so nothing to hide, but keep the rule: a token is never echoed.
-                Some(_) => REDACTED,
-            };
-            return Err(ConfigError::invalid(
-                "metrics_auth_token",
-                shown,
-                "a non-empty token because metrics_auth_required is true",
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_slow_query_threshold_seconds(&self) -> Result<(), ConfigError> {
-        let seconds = self.slow_query_threshold_seconds;
-        if !(seconds.is_finite() && seconds > 0.0) {
-            return Err(ConfigError::invalid(
-                "slow_query_threshold_seconds",
-                seconds.to_string(),
-                "a finite number of seconds greater than 0",
-            ));
-        }
-        Ok(())
-    }
-
-    fn check_memory_threshold_mb(&self) -> Result<(), ConfigError> {
-        positive("memory_threshold_mb", self.memory_threshold_mb)
-    }
-
-    fn check_event_sampling_rate(&self) -> Result<(), ConfigError> {
-        ratio("event_sampling_rate", self.event_sampling_rate)
-    }
-
-    fn check_filtered_events(&self) -> Result<(), ConfigError> {
-        match self
-            .filtered_events
-            .iter()
-            .find(|name| !is_event_pattern(name))
-        {
-            Some(bad) => Err(ConfigError::invalid(
-                "filtered_events",
-                bad.as_str(),
-                crate::event::rules::PATTERN_GRAMMAR,
-            )),
-            None => Ok(()),
-        }
-    }
-
-    fn check_max_stored_samples(&self) -> Result<(), ConfigError> {
-        positive("max_stored_samples", self.max_stored_samples as u64)
-    }
-
-    fn check_metrics_retention_hours(&self) -> Result<(), ConfigError> {
-        positive("metrics_retention_hours", self.metrics_retention_hours)
-    }
-
-    fn check_max_concurrent_steps(&self) -> Result<(), ConfigError> {
-        positive("max_concurrent_steps", self.max_concurrent_steps as u64)
-    }
-
-    fn check_otlp_endpoint(&self) -> Result<(), ConfigError> {
-        check_url("otlp_endpoint", self.otlp_endpoint.as_deref())
-    }
-
-    fn check_otlp_traces_endpoint(&self) -> Result<(), ConfigError> {
-        check_url("otlp_traces_endpoint", self.otlp_traces_endpoint.as_deref())
     }
 
     /// Where spans are exported: `otlp_traces_endpoint` verbatim, else `otlp_endpoint` with
@@ -1454,51 +771,6 @@ impl TelemetryConfig {
     }
 }
 
-fn check_url(field: &'static str, endpoint: Option<&str>) -> Result<(), ConfigError> {
-    {
-        let Some(endpoint) = endpoint else {
-            return Ok(());
-        };
-        let rest = strip_prefix_ignore_ascii_case(endpoint, "https://")
-            .or_else(|| strip_prefix_ignore_ascii_case(endpoint, "http://"));
-        let valid = rest.is_some_and(|rest| {
-            !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace)
-        });
-        if !valid {
-            return Err(ConfigError::invalid(
-                field,
-                endpoint,
-                "an http:// or https:// URL with a host, e.g. \"http://localhost:4318\"",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl TelemetryConfig {
-    fn check_trace_sampling_ratio(&self) -> Result<(), ConfigError> {
-        ratio("trace_sampling_ratio", self.trace_sampling_ratio)
-    }
-}
-
-fn positive(field: &str, value: u64) -> Result<(), ConfigError> {
-    if value == 0 {
-        return Err(ConfigError::invalid(field, "0", EXPECTED_INTEGER));
-    }
-    Ok(())
-}
-
-fn ratio(field: &str, value: f64) -> Result<(), ConfigError> {
-    if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
-        return Err(ConfigError::invalid(
-            field,
-            value.to_string(),
-            EXPECTED_RATIO,
-        ));
-    }
-    Ok(())
-}
-
 fn parse_bool(text: &str) -> Option<bool> {
     const TRUE: &[&str] = &["true", "1", "yes"];
     const FALSE: &[&str] = &["false", "0", "no"];
@@ -1509,22 +781,6 @@ fn parse_bool(text: &str) -> Option<bool> {
     } else {
         None
     }
-}
-
-/// RFC 9110 `tchar`.
-fn is_header_token_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
-}
-
-fn strip_prefix_ignore_ascii_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &text[prefix.len()..])
-}
-
-/// Syntax only; whether the event exists is checked against the catalog at startup.
-fn is_event_pattern(name: &str) -> bool {
-    crate::event::rules::parse_pattern(name).is_some()
 }
 
 /// TOML errors are reported as message plus position, never with toml's source excerpt: the
@@ -1619,95 +875,7 @@ impl From<TelemetryConfig> for TelemetryConfigBuilder {
     }
 }
 
-/// Generates one setter per field so the builder cannot fall behind the struct's documentation.
-macro_rules! setters {
-    ($($(#[$doc:meta])* $field:ident: $ty:ty => |$v:ident| $convert:expr;)+) => {
-        $(
-            $(#[$doc])*
-            pub fn $field(mut self, $v: $ty) -> Self {
-                self.config.$field = $convert;
-                self
-            }
-        )+
-    };
-}
-
 impl TelemetryConfigBuilder {
-    setters! {
-        /// Sets [`TelemetryConfig::enabled`].
-        enabled: bool => |v| v;
-        /// Sets [`TelemetryConfig::service_name`].
-        service_name: impl Into<String> => |v| v.into();
-        /// Sets [`TelemetryConfig::service_version`].
-        service_version: impl Into<String> => |v| v.into();
-        /// Replaces [`TelemetryConfig::filter_parameters`].
-        filter_parameters: impl IntoIterator<Item = impl Into<String>> => |v| v.into_iter().map(Into::into).collect();
-        /// Sets [`TelemetryConfig::filter_mask`].
-        filter_mask: impl Into<String> => |v| v.into();
-        /// Sets [`TelemetryConfig::structured_logging_enabled`].
-        structured_logging_enabled: bool => |v| v;
-        /// Sets [`TelemetryConfig::correlation_id_header`].
-        correlation_id_header: impl Into<String> => |v| v.into();
-        /// Sets [`TelemetryConfig::log_level`].
-        log_level: LogLevel => |v| v;
-        /// Sets [`TelemetryConfig::log_format`].
-        log_format: LogFormat => |v| v;
-        /// Sets [`TelemetryConfig::log_filter`].
-        log_filter: impl Into<String> => |v| Some(v.into());
-        /// Sets [`TelemetryConfig::metrics_enabled`].
-        metrics_enabled: bool => |v| v;
-        /// Sets [`TelemetryConfig::metrics_endpoint`].
-        metrics_endpoint: impl Into<String> => |v| v.into();
-        /// Sets [`TelemetryConfig::metrics_format`].
-        metrics_format: MetricsFormat => |v| v;
-        /// Sets [`TelemetryConfig::otlp_protocol`].
-        otlp_protocol: OtlpProtocol => |v| v;
-        /// Sets [`TelemetryConfig::metrics_auth_required`].
-        metrics_auth_required: bool => |v| v;
-        /// Sets [`TelemetryConfig::metrics_auth_token`].
-        metrics_auth_token: impl Into<String> => |v| Some(v.into());
-        /// Sets [`TelemetryConfig::performance_monitoring_enabled`].
-        performance_monitoring_enabled: bool => |v| v;
-        /// Sets [`TelemetryConfig::slow_query_threshold_seconds`].
-        slow_query_threshold_seconds: f64 => |v| v;
-        /// Sets [`TelemetryConfig::memory_threshold_mb`].
-        memory_threshold_mb: u64 => |v| v;
-        /// Sets [`TelemetryConfig::event_sampling_rate`].
-        event_sampling_rate: f64 => |v| v;
-        /// Replaces [`TelemetryConfig::filtered_events`].
-        filtered_events: impl IntoIterator<Item = impl Into<String>> => |v| v.into_iter().map(Into::into).collect();
-        /// Sets [`TelemetryConfig::max_stored_samples`].
-        max_stored_samples: usize => |v| v;
-        /// Sets [`TelemetryConfig::metrics_retention_hours`].
-        metrics_retention_hours: u64 => |v| v;
-        /// Sets [`TelemetryConfig::max_concurrent_steps`].
-        max_concurrent_steps: usize => |v| v;
-        /// Sets [`TelemetryConfig::metrics_cardinality_cap`].
-        metrics_cardinality_cap: usize => |v| v;
-        /// Sets [`TelemetryConfig::otlp_endpoint`].
-        otlp_endpoint: impl Into<String> => |v| Some(v.into());
-        /// Sets [`TelemetryConfig::otlp_traces_endpoint`].
-        otlp_traces_endpoint: impl Into<String> => |v| Some(v.into());
-        /// Sets [`TelemetryConfig::trace_sampling_ratio`].
-        trace_sampling_ratio: f64 => |v| v;
-        /// Sets [`TelemetryConfig::otlp_metrics_endpoint`].
-        otlp_metrics_endpoint: impl Into<String> => |v| Some(v.into());
-        /// Sets [`TelemetryConfig::otlp_logs_endpoint`].
-        otlp_logs_endpoint: impl Into<String> => |v| Some(v.into());
-        /// Replaces [`TelemetryConfig::otlp`] (headers, compression, timeout, TLS files).
-        otlp: OtlpOptions => |v| v;
-        /// Replaces [`TelemetryConfig::resource_attributes`].
-        resource_attributes: impl IntoIterator<Item = (String, String)> => |v| v.into_iter().collect();
-        /// Sets [`TelemetryConfig::trace_sampler`].
-        trace_sampler: TraceSampler => |v| v;
-        /// Replaces [`TelemetryConfig::span_batch`].
-        span_batch: SpanBatchOptions => |v| v;
-        /// Sets [`TelemetryConfig::metrics_export_interval_ms`].
-        metrics_export_interval_ms: u64 => |v| v;
-        /// Sets [`TelemetryConfig::metrics_export_timeout_ms`].
-        metrics_export_timeout_ms: u64 => |v| v;
-    }
-
     /// Validates and returns the configuration.
     ///
     /// # Errors
@@ -1716,6 +884,467 @@ impl TelemetryConfigBuilder {
         self.config.validate()?;
         Ok(self.config)
     }
+}
+
+// Every option, once: the struct's field, its default, the builder's setter, how `Debug` shows
+// it, its check, and the environment variables that set it (applied in this order, so a later
+// row wins). `options!` (config/options.rs) generates the rest from this table.
+options! {
+    /// Master switch; when `false` instrumentation costs one atomic load per step. Default `true`.
+    enabled: bool = true;
+        set(value: bool) = value;
+        show plain;
+        check unchecked;
+        env [
+            "TASKER_ENABLED" => |c, v| c.enabled = v.boolean()?, "boolean";
+            // `false` only means "not disabled", which must not override a file's `enabled = false`.
+            "OTEL_SDK_DISABLED" => |c, v| if v.boolean()? {
+                c.enabled = false
+            } else {
+                return Err(Rejected::Unchanged)
+            }, "`true` disables telemetry; `false` leaves `enabled` as it was";
+        ]
+
+    /// `service.name` on spans and metrics. Default `"tasker"`.
+    service_name: String = "tasker".to_owned();
+        set(value: impl Into<String>) = value.into();
+        show plain;
+        check check_service_name;
+        env [
+            "TASKER_SERVICE_NAME" => |c, v| c.service_name = v.text()?, "";
+            // A malformed list is reported against `resource_attributes`, by its own row.
+            "OTEL_RESOURCE_ATTRIBUTES" => |c, v| c.service_name = v
+                .key_values()
+                .ok()
+                .and_then(|mut attributes| attributes.remove("service.name"))
+                .ok_or(Rejected::Unchanged)?,
+                "its `service.name`, when it has one; wins over `TASKER_SERVICE_NAME`";
+            "OTEL_SERVICE_NAME" => |c, v| c.service_name = v.text()?,
+                "wins over `TASKER_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`";
+        ]
+
+    /// `service.version` on spans and metrics. Default: this crate's version.
+    service_version: String = env!("CARGO_PKG_VERSION").to_owned();
+        set(value: impl Into<String>) = value.into();
+        show plain;
+        check check_service_version;
+        env [
+            "TASKER_SERVICE_VERSION" => |c, v| c.service_version = v.text()?, "";
+        ]
+
+    /// Sensitive-data rules, see [`ParameterFilter::new`]. Default [`DEFAULT_FILTER_PARAMETERS`].
+    filter_parameters: Vec<String> = DEFAULT_FILTER_PARAMETERS.iter().map(|rule| (*rule).to_owned()).collect();
+        set(rules: impl IntoIterator<Item = impl Into<String>>) = rules.into_iter().map(Into::into).collect();
+        show plain;
+        check check_filter_parameters;
+        env [
+            "TASKER_FILTER_PARAMETERS" => |c, v| c.filter_parameters = v.list()?, "comma-separated rules";
+        ]
+
+    /// Replacement for sensitive values. Default `"[FILTERED]"`.
+    filter_mask: String = DEFAULT_FILTER_MASK.to_owned();
+        set(value: impl Into<String>) = value.into();
+        show plain;
+        check check_filter_mask;
+        env [
+            // Used verbatim: surrounding spaces may be intended.
+            "TASKER_FILTER_MASK" => |c, v| c.filter_mask = v.verbatim()?, "verbatim";
+        ]
+
+    /// Emit JSON-structured logs with correlation ids. Default `true`. When `false`,
+    /// [`init`](crate::init) installs no log layer and the scopes build no lifecycle lines
+    /// (target [`LIFECYCLE_TARGET`](crate::logging::LIFECYCLE_TARGET)) for any layer: the
+    /// router's log sink is off.
+    structured_logging_enabled: bool = true;
+        set(value: bool) = value;
+        show plain;
+        check unchecked;
+        env [
+            "TASKER_STRUCTURED_LOGGING_ENABLED" => |c, v| c.structured_logging_enabled = v.boolean()?, "boolean";
+        ]
+
+    /// HTTP header carrying the correlation id. Default `"X-Correlation-ID"`.
+    correlation_id_header: String = "X-Correlation-ID".to_owned();
+        set(value: impl Into<String>) = value.into();
+        show plain;
+        check check_correlation_id_header;
+        env [
+            "TASKER_CORRELATION_ID_HEADER" => |c, v| c.correlation_id_header = v.text()?, "";
+        ]
+
+    /// Minimum log level. Default [`LogLevel::Info`].
+    log_level: LogLevel = LogLevel::Info;
+        set(value: LogLevel) = value;
+        show plain;
+        check unchecked;
+        env [
+            "TASKER_LOG_LEVEL" => |c, v| c.log_level = v.parsed()?,
+                "`trace`, `debug`, `info`, `warn`, `error` or `off`";
+        ]
+
+    /// Log line rendering. Default [`LogFormat::Json`].
+    log_format: LogFormat = LogFormat::Json;
+        set(value: LogFormat) = value;
+        show plain;
+        check unchecked;
+        env [
+            "TASKER_LOG_FORMAT" => |c, v| c.log_format = v.parsed()?, "`json`, `pretty`, `logfmt` or `compact`";
+        ]
+
+    /// A raw `RUST_LOG`-style directive that refines `log_level` per target, taken verbatim.
+    /// Default `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_filter: Option<String> = None;
+        set(directive: impl Into<String>) = Some(directive.into());
+        show plain;
+        check unchecked;
+        env [
+            // Directives are handed to the log filter untouched.
+            "TASKER_LOG_FILTER" => |c, v| c.log_filter = Some(v.verbatim()?), "a `RUST_LOG`-style directive, verbatim";
+            "RUST_LOG" => |c, v| c.log_filter = Some(v.verbatim()?), "verbatim; wins over `TASKER_LOG_FILTER`";
+        ]
+
+    /// Collect metrics. Default `true`.
+    metrics_enabled: bool = true;
+        set(value: bool) = value;
+        show plain;
+        check unchecked;
+        env [
+            "TASKER_METRICS_ENABLED" => |c, v| c.metrics_enabled = v.boolean()?, "boolean";
+        ]
+
+    /// Path the metrics endpoint is mounted at. Default `"/tasker/metrics"`.
+    metrics_endpoint: String = "/tasker/metrics".to_owned();
+        set(value: impl Into<String>) = value.into();
+        show plain;
+        check check_metrics_endpoint;
+        env [
+            "TASKER_METRICS_ENDPOINT" => |c, v| c.metrics_endpoint = v.text()?, "";
+        ]
+
+    /// Metrics exposition format. Default [`MetricsFormat::Prometheus`].
+    metrics_format: MetricsFormat = MetricsFormat::Prometheus;
+        set(value: MetricsFormat) = value;
+        show plain;
+        check unchecked;
+        env [
+            "TASKER_METRICS_FORMAT" => |c, v| c.metrics_format = v.parsed()?, "`prometheus`, `json` or `csv`";
+        ]
+
+    /// Require a bearer token on the metrics endpoint. Default `false`.
+    metrics_auth_required: bool = false;
+        set(value: bool) = value;
+        show plain;
+        check unchecked;
+        env [
+            "TASKER_METRICS_AUTH_REQUIRED" => |c, v| c.metrics_auth_required = v.boolean()?, "boolean";
+        ]
+
+    /// The bearer token; required when `metrics_auth_required` is `true`. Never printed. Default `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_auth_token: Option<String> = None;
+        set(token: impl Into<String>) = Some(token.into());
+        show secret;
+        check check_metrics_auth_token;
+        env [
+            "TASKER_METRICS_AUTH_TOKEN" => |c, v| c.metrics_auth_token = Some(v.text()?),
+                "secret: never shown in `Debug` or errors";
+        ]
+
+    /// Record performance events (slow operations, memory spikes). Default `true`.
+    performance_monitoring_enabled: bool = true;
+        set(value: bool) = value;
+        show plain;
+        check unchecked;
+        env [
+            "TASKER_PERFORMANCE_MONITORING_ENABLED" => |c, v| c.performance_monitoring_enabled = v.boolean()?, "boolean";
+        ]
+
+    /// An operation slower than this is reported as slow, in seconds. Default `1.0`.
+    slow_query_threshold_seconds: f64 = 1.0;
+        set(seconds: f64) = seconds;
+        show plain;
+        check check_seconds;
+        env [
+            "TASKER_SLOW_QUERY_THRESHOLD_SECONDS" => |c, v| c.slow_query_threshold_seconds = v.number(EXPECTED_SECONDS)?, "number";
+        ]
+
+    /// A memory increase above this is reported as a spike, in megabytes. Default `100`.
+    memory_threshold_mb: u64 = 100;
+        set(megabytes: u64) = megabytes;
+        show plain;
+        check at_least_one;
+        env [
+            "TASKER_MEMORY_THRESHOLD_MB" => |c, v| c.memory_threshold_mb = v.integer()?, "integer";
+        ]
+
+    /// Fraction of events routed to sampled sinks, `0.0..=1.0`. Default `1.0`.
+    event_sampling_rate: f64 = 1.0;
+        set(rate: f64) = rate;
+        show plain;
+        check check_ratio;
+        env [
+            "TASKER_EVENT_SAMPLING_RATE" => |c, v| c.event_sampling_rate = v.number(EXPECTED_RATIO)?, "number in 0.0..=1.0";
+        ]
+
+    /// Events (`"step.completed"`) or namespaces (`"observability.*"`) never routed. Default empty.
+    filtered_events: Vec<String> = Vec::new();
+        set(events: impl IntoIterator<Item = impl Into<String>>) = events.into_iter().map(Into::into).collect();
+        show plain;
+        check check_filtered_events;
+        env [
+            "TASKER_FILTERED_EVENTS" => |c, v| c.filtered_events = v.list()?, "comma-separated event names or `namespace.*`";
+        ]
+
+    /// Cap on stored performance samples. Default `1000`.
+    max_stored_samples: usize = 1000;
+        set(samples: usize) = samples;
+        show plain;
+        check at_least_one;
+        env [
+            "TASKER_MAX_STORED_SAMPLES" => |c, v| c.max_stored_samples = v.count()?, "integer";
+        ]
+
+    /// How long metrics are kept, in hours. Default `24`.
+    metrics_retention_hours: u64 = 24;
+        set(hours: u64) = hours;
+        show plain;
+        check at_least_one;
+        env [
+            "TASKER_METRICS_RETENTION_HOURS" => |c, v| c.metrics_retention_hours = v.integer()?, "integer";
+        ]
+
+    /// Steps of one task the workflow runner executes at once. Default `3`.
+    max_concurrent_steps: usize = 3;
+        set(steps: usize) = steps;
+        show plain;
+        check at_least_one;
+        env [
+            "TASKER_MAX_CONCURRENT_STEPS" => |c, v| c.max_concurrent_steps = v.count()?, "integer";
+        ]
+
+    /// Series one metric family may hold before new label sets fold into its `__overflow__`
+    /// series. Default `10000`.
+    metrics_cardinality_cap: usize = 10_000;
+        set(series: usize) = series;
+        show plain;
+        check at_least_one;
+        env [
+            "TASKER_METRICS_CARDINALITY_CAP" => |c, v| c.metrics_cardinality_cap = v.count()?, "integer";
+        ]
+
+    /// OTLP collector endpoint; `None` keeps spans in process. Default `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    otlp_endpoint: Option<String> = None;
+        set(url: impl Into<String>) = Some(url.into());
+        show url;
+        check check_url;
+        env [
+            "TASKER_OTLP_ENDPOINT" => |c, v| c.otlp_endpoint = Some(v.text()?), "`http://` or `https://` URL";
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => |c, v| c.otlp_endpoint = Some(v.text()?),
+                "wins over `TASKER_OTLP_ENDPOINT`; spans go to `<endpoint>/v1/traces`";
+        ]
+
+    /// The full OTLP traces URL, used verbatim; overrides `otlp_endpoint` + `/v1/traces`.
+    /// Default `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    otlp_traces_endpoint: Option<String> = None;
+        set(url: impl Into<String>) = Some(url.into());
+        show url;
+        check check_url;
+        env [
+            "TASKER_OTLP_TRACES_ENDPOINT" => |c, v| c.otlp_traces_endpoint = Some(v.text()?), "the full traces URL, used verbatim";
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => |c, v| c.otlp_traces_endpoint = Some(v.text()?),
+                "wins over `TASKER_OTLP_TRACES_ENDPOINT` and over `otlp_endpoint`";
+        ]
+
+    /// Fraction of traces sampled, `0.0..=1.0`. Default `1.0`.
+    trace_sampling_ratio: f64 = 1.0;
+        set(ratio: f64) = ratio;
+        show plain;
+        check check_ratio;
+        env [
+            "TASKER_TRACE_SAMPLING_RATIO" => |c, v| c.trace_sampling_ratio = v.number(EXPECTED_RATIO)?, "number in 0.0..=1.0";
+            "OTEL_TRACES_SAMPLER_ARG" => |c, v| c.trace_sampling_ratio = v.number(EXPECTED_RATIO)?,
+                "wins over `TASKER_TRACE_SAMPLING_RATIO`";
+        ]
+
+    /// The OTLP transport for spans. Default `http/protobuf`.
+    otlp_protocol: OtlpProtocol = OtlpProtocol::HttpProtobuf;
+        set(protocol: OtlpProtocol) = protocol;
+        show plain;
+        check unchecked;
+        env [
+            "TASKER_OTLP_PROTOCOL" => |c, v| c.otlp_protocol = v.parsed()?, "`http/protobuf` or `grpc`";
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => |c, v| c.otlp_protocol = v.parsed()?, "wins over `TASKER_OTLP_PROTOCOL`";
+        ]
+
+    /// The full OTLP metrics URL, used verbatim; overrides `otlp_endpoint` + `/v1/metrics`.
+    /// Default `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    otlp_metrics_endpoint: Option<String> = None;
+        set(url: impl Into<String>) = Some(url.into());
+        show url;
+        check check_url;
+        env [
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" => |c, v| c.otlp_metrics_endpoint = Some(v.text()?),
+                "the full metrics URL, used verbatim; wins over `otlp_endpoint`";
+        ]
+
+    /// The full OTLP logs URL, used verbatim; overrides `otlp_endpoint` + `/v1/logs`. Logs go
+    /// over OTLP (besides stdout) when tasker-telemetry is built with its `otlp-logs` feature
+    /// and an endpoint applies. Default `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    otlp_logs_endpoint: Option<String> = None;
+        set(url: impl Into<String>) = Some(url.into());
+        show url;
+        check check_url;
+        env [
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT" => |c, v| {
+                v.needs_otlp_logs()?;
+                c.otlp_logs_endpoint = Some(v.text()?)
+            }, "the full logs URL, used verbatim; wins over `otlp_endpoint` (cargo feature `otlp-logs`)";
+        ]
+
+    /// The OTLP exporters' headers, compression, timeout and TLS files, with per-signal
+    /// overrides (TOML table `[otlp]`, `[otlp.traces]`, `[otlp.metrics]`, `[otlp.logs]`).
+    otlp: OtlpOptions = OtlpOptions::default();
+        set(options: OtlpOptions) = options;
+        show plain;
+        check check_otlp;
+        env [
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" as "otlp.traces.protocol" => |c, v| c.otlp.traces.protocol = Some(v.parsed()?),
+                "wins over `OTEL_EXPORTER_OTLP_PROTOCOL` for spans";
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL" as "otlp.metrics.protocol" => |c, v| c.otlp.metrics.protocol = Some(v.parsed()?),
+                "`http/protobuf` only: metrics are exported over OTLP/HTTP";
+            "OTEL_EXPORTER_OTLP_HEADERS" as "otlp.headers" => |c, v| c.otlp.headers = v.headers()?,
+                "`key=value,...`, percent-decoded; secret: never shown";
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS" as "otlp.traces.headers" => |c, v| c.otlp.traces.headers = Some(v.headers()?),
+                "for spans; wins over `OTEL_EXPORTER_OTLP_HEADERS`";
+            "OTEL_EXPORTER_OTLP_METRICS_HEADERS" as "otlp.metrics.headers" => |c, v| c.otlp.metrics.headers = Some(v.headers()?),
+                "for metrics; wins over `OTEL_EXPORTER_OTLP_HEADERS`";
+            "OTEL_EXPORTER_OTLP_COMPRESSION" as "otlp.compression" => |c, v| c.otlp.compression = v.parsed()?,
+                "`gzip` or `none`";
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION" as "otlp.traces.compression" => |c, v| c.otlp.traces.compression = Some(v.parsed()?),
+                "for spans; wins over `OTEL_EXPORTER_OTLP_COMPRESSION`";
+            "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION" as "otlp.metrics.compression" => |c, v| c.otlp.metrics.compression = Some(v.parsed()?),
+                "for metrics; wins over `OTEL_EXPORTER_OTLP_COMPRESSION`";
+            "OTEL_EXPORTER_OTLP_TIMEOUT" as "otlp.timeout_ms" => |c, v| c.otlp.timeout_ms = v.millis()?,
+                "milliseconds, greater than 0 (default 10000)";
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT" as "otlp.traces.timeout_ms" => |c, v| c.otlp.traces.timeout_ms = Some(v.millis()?),
+                "for spans; wins over `OTEL_EXPORTER_OTLP_TIMEOUT`";
+            "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT" as "otlp.metrics.timeout_ms" => |c, v| c.otlp.metrics.timeout_ms = Some(v.millis()?),
+                "for metrics; wins over `OTEL_EXPORTER_OTLP_TIMEOUT`";
+            "OTEL_EXPORTER_OTLP_CERTIFICATE" as "otlp.certificate" => |c, v| c.otlp.certificate = Some(v.path()?),
+                "PEM file of the CA to trust, then the only one";
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE" as "otlp.traces.certificate" => |c, v| c.otlp.traces.certificate = Some(v.path()?),
+                "for spans; wins over `OTEL_EXPORTER_OTLP_CERTIFICATE`";
+            "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE" as "otlp.metrics.certificate" => |c, v| c.otlp.metrics.certificate = Some(v.path()?),
+                "for metrics; wins over `OTEL_EXPORTER_OTLP_CERTIFICATE`";
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE" as "otlp.client_certificate" => |c, v| c.otlp.client_certificate = Some(v.path()?),
+                "PEM file (mutual TLS); needs the key";
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE" as "otlp.traces.client_certificate" => |c, v| c.otlp.traces.client_certificate = Some(v.path()?),
+                "for spans; wins over `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`";
+            "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE" as "otlp.metrics.client_certificate" => |c, v| c.otlp.metrics.client_certificate = Some(v.path()?),
+                "for metrics; wins over `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`";
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY" as "otlp.client_key" => |c, v| c.otlp.client_key = Some(v.path()?),
+                "PEM file; needs the client certificate";
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY" as "otlp.traces.client_key" => |c, v| c.otlp.traces.client_key = Some(v.path()?),
+                "for spans; wins over `OTEL_EXPORTER_OTLP_CLIENT_KEY`";
+            "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY" as "otlp.metrics.client_key" => |c, v| c.otlp.metrics.client_key = Some(v.path()?),
+                "for metrics; wins over `OTEL_EXPORTER_OTLP_CLIENT_KEY`";
+            "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL" as "otlp.logs.protocol" => |c, v| {
+                v.needs_otlp_logs()?;
+                c.otlp.logs.protocol = Some(v.parsed()?)
+            }, "for logs; wins over `OTEL_EXPORTER_OTLP_PROTOCOL`";
+            "OTEL_EXPORTER_OTLP_LOGS_HEADERS" as "otlp.logs.headers" => |c, v| {
+                v.needs_otlp_logs()?;
+                c.otlp.logs.headers = Some(v.headers()?)
+            }, "for logs; wins over `OTEL_EXPORTER_OTLP_HEADERS`";
+            "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION" as "otlp.logs.compression" => |c, v| {
+                v.needs_otlp_logs()?;
+                c.otlp.logs.compression = Some(v.parsed()?)
+            }, "for logs; wins over `OTEL_EXPORTER_OTLP_COMPRESSION`";
+            "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT" as "otlp.logs.timeout_ms" => |c, v| {
+                v.needs_otlp_logs()?;
+                c.otlp.logs.timeout_ms = Some(v.millis()?)
+            }, "for logs; wins over `OTEL_EXPORTER_OTLP_TIMEOUT`";
+            "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE" as "otlp.logs.certificate" => |c, v| {
+                v.needs_otlp_logs()?;
+                c.otlp.logs.certificate = Some(v.path()?)
+            }, "for logs; wins over `OTEL_EXPORTER_OTLP_CERTIFICATE`";
+            "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE" as "otlp.logs.client_certificate" => |c, v| {
+                v.needs_otlp_logs()?;
+                c.otlp.logs.client_certificate = Some(v.path()?)
+            }, "for logs; wins over `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`";
+            "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY" as "otlp.logs.client_key" => |c, v| {
+                v.needs_otlp_logs()?;
+                c.otlp.logs.client_key = Some(v.path()?)
+            }, "for logs; wins over `OTEL_EXPORTER_OTLP_CLIENT_KEY`";
+        ]
+
+    /// More attributes of the exported resource (spans and OTLP metrics). `service.name`,
+    /// `service.version` and `service.framework` always come from this configuration. Default
+    /// none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    resource_attributes: BTreeMap<String, String> = BTreeMap::new();
+        set(attributes: impl IntoIterator<Item = (String, String)>) = attributes.into_iter().collect();
+        show plain;
+        check unchecked;
+        env [
+            "OTEL_RESOURCE_ATTRIBUTES" => |c, v| c.resource_attributes.extend(v.key_values()?),
+                "`key=value,...`, percent-decoded";
+        ]
+
+    /// How traces are sampled. Default [`TraceSampler::ParentBasedTraceIdRatio`] (with
+    /// `trace_sampling_ratio`).
+    trace_sampler: TraceSampler = TraceSampler::ParentBasedTraceIdRatio;
+        set(sampler: TraceSampler) = sampler;
+        show plain;
+        check unchecked;
+        env [
+            "OTEL_TRACES_SAMPLER" => |c, v| c.trace_sampler = v.parsed()?,
+                "`always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, `parentbased_always_off` or `parentbased_traceidratio`";
+        ]
+
+    /// How spans are batched for export (TOML table `[span_batch]`).
+    span_batch: SpanBatchOptions = SpanBatchOptions::default();
+        set(options: SpanBatchOptions) = options;
+        show plain;
+        check |_, batch, _| batch.check();
+        env [
+            "OTEL_BSP_SCHEDULE_DELAY" as "span_batch.schedule_delay_ms" => |c, v| c.span_batch.schedule_delay_ms = v.millis()?,
+                "milliseconds, greater than 0 (default 500)";
+            "OTEL_BSP_EXPORT_TIMEOUT" as "span_batch.export_timeout_ms" => |c, v| c.span_batch.export_timeout_ms = v.millis()?,
+                "milliseconds; caps the traces exporter's timeout (default 30000)";
+            "OTEL_BSP_MAX_QUEUE_SIZE" as "span_batch.max_queue_size" => |c, v| c.span_batch.max_queue_size = v.count()?,
+                "integer (default 4096)";
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" as "span_batch.max_export_batch_size" => |c, v| c.span_batch.max_export_batch_size = v.count()?,
+                "integer, at most the queue size (default 512)";
+        ]
+
+    /// Milliseconds between OTLP metric pushes
+    /// ([`OtlpMetricsExporter::from_config`](crate::export::OtlpMetricsExporter)). Default
+    /// `60000`.
+    metrics_export_interval_ms: u64 = 60_000;
+        set(milliseconds: u64) = milliseconds;
+        show plain;
+        check at_least_one;
+        env [
+            "OTEL_METRIC_EXPORT_INTERVAL" => |c, v| c.metrics_export_interval_ms = v.millis()?,
+                "milliseconds between OTLP metric pushes (default 60000)";
+        ]
+
+    /// The longest one OTLP metrics push may take, in milliseconds; the exporter's own timeout
+    /// is cut to it. Default `30000`.
+    metrics_export_timeout_ms: u64 = 30_000;
+        set(milliseconds: u64) = milliseconds;
+        show plain;
+        check at_least_one;
+        env [
+            "OTEL_METRIC_EXPORT_TIMEOUT" => |c, v| c.metrics_export_timeout_ms = v.millis()?,
+                "milliseconds; caps the metrics exporter's timeout (default 30000)";
+        ]
 }
 
 #[cfg(test)]
@@ -2215,9 +1844,11 @@ mod tests {
         fn leak(s: String) -> &'static str {
             Box::leak(s.into_boxed_str())
         }
-        for &(variable, field) in ENVIRONMENT_VARIABLES {
+        for row in ENVIRONMENT_VARIABLES {
+            let (variable, field) = (row.name, row.field);
             let value = match field {
                 "enabled" if variable == "OTEL_SDK_DISABLED" => "true",
+                "service_name" if variable == "OTEL_RESOURCE_ATTRIBUTES" => "service.name=shop",
                 "enabled"
                 | "structured_logging_enabled"
                 | "metrics_enabled"
@@ -2381,28 +2012,69 @@ mod tests {
         );
     }
 
+    /// The line range of the table that starts at the `| Variable |` line (after `prefix`).
+    fn table_lines(text: &str, prefix: &str) -> (usize, usize) {
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines
+            .iter()
+            .position(|l| {
+                l.strip_prefix(prefix)
+                    .is_some_and(|l| l.starts_with("| Variable |"))
+            })
+            .expect("a `| Variable |` table");
+        let end = start
+            + lines[start..]
+                .iter()
+                .take_while(|l| l.strip_prefix(prefix).is_some_and(|l| l.starts_with('|')))
+                .count();
+        (start, end)
+    }
+
+    /// Replaces the table that starts at the `| Variable |` line of `path` (each line after
+    /// `prefix`) with `table`.
+    fn rewrite_table(path: &str, prefix: &str, table: &str) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let (start, end) = table_lines(&text, prefix);
+        let mut out: Vec<String> = lines[..start].iter().map(|l| (*l).to_owned()).collect();
+        out.extend(table.lines().map(|row| format!("{prefix}{row}")));
+        out.extend(lines[end..].iter().map(|l| (*l).to_owned()));
+        std::fs::write(path, out.join("\n") + "\n").unwrap();
+    }
+
     #[test]
-    fn the_readme_lists_the_same_variables_as_the_module_docs() {
-        let rows = |text: &str, prefix: &str| -> Vec<String> {
-            text.lines()
-                .filter_map(|l| l.strip_prefix(prefix))
-                .filter(|l| l.starts_with("| `"))
-                .map(str::to_owned)
+    fn the_module_docs_and_the_readme_show_the_generated_variable_table() {
+        let generated = environment_table();
+        let rows = |text: &str, prefix: &str| -> String {
+            let (start, end) = table_lines(text, prefix);
+            let lines: Vec<&str> = text.lines().collect();
+            lines[start..end]
+                .iter()
+                .map(|l| format!("{}\n", &l[prefix.len()..]))
                 .collect()
         };
-        let docs = rows(include_str!("config.rs"), "//! ");
-        let readme = rows(include_str!("../../README.md"), "");
-        // Rows whose first cell is a variable's name.
-        let is_variable = |row: &String| {
-            row[3..]
-                .split('`')
-                .next()
-                .is_some_and(|name| name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
-        };
-        let readme: Vec<String> = readme.into_iter().filter(is_variable).collect();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            rewrite_table(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs"),
+                "//! ",
+                &generated,
+            );
+            rewrite_table(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"),
+                "",
+                &generated,
+            );
+            return;
+        }
         assert_eq!(
-            docs, readme,
-            "copy the module's variable table into README.md"
+            rows(include_str!("config.rs"), "//! "),
+            generated,
+            "the module docs' table differs from the options table; UPDATE_DOCS=1 rewrites it"
+        );
+        assert_eq!(
+            rows(include_str!("../../README.md"), ""),
+            generated,
+            "README.md's table differs from the options table; UPDATE_DOCS=1 rewrites it"
         );
     }
 

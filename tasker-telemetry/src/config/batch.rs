@@ -60,14 +60,4 @@ impl SpanBatchOptions {
         }
         Ok(())
     }
-
-    /// Sets one `span_batch.*` field from a variable's text.
-    pub(super) fn apply(&mut self, field: &str, value: u64) {
-        match field {
-            "span_batch.schedule_delay_ms" => self.schedule_delay_ms = value,
-            "span_batch.export_timeout_ms" => self.export_timeout_ms = value,
-            "span_batch.max_queue_size" => self.max_queue_size = value as usize,
-            _ => self.max_export_batch_size = value as usize,
-        }
-    }
 }

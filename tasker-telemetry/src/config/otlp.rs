@@ -457,58 +457,6 @@ impl TelemetryConfig {
         }
         Ok(())
     }
-
-    /// Sets one `otlp.*` field from an environment variable's value.
-    pub(super) fn apply_otlp_env(
-        &mut self,
-        field: &str,
-        text: &str,
-        env_error: &dyn Fn(&str) -> ConfigError,
-    ) -> Result<(), ConfigError> {
-        let (signal, setting) = match field.strip_prefix("otlp.").and_then(|f| f.split_once('.')) {
-            Some((signal @ ("traces" | "metrics" | "logs"), setting)) => (Some(signal), setting),
-            _ => (None, field.trim_start_matches("otlp.")),
-        };
-        let o = &mut self.otlp;
-        let reword = |error: ConfigError| match error {
-            ConfigError::Invalid { expected, .. } => env_error(&expected),
-            other => other,
-        };
-        let millis = || {
-            text.parse::<u64>()
-                .ok()
-                .filter(|ms| *ms > 0)
-                .ok_or_else(|| env_error("a number of milliseconds greater than 0"))
-        };
-        let path = || Some(PathBuf::from(text));
-        match (signal, setting) {
-            (None, "headers") => o.headers = parse_headers(text).map_err(|e| env_error(&e))?,
-            (None, "compression") => o.compression = text.parse().map_err(reword)?,
-            (None, "timeout_ms") => o.timeout_ms = millis()?,
-            (None, "certificate") => o.certificate = path(),
-            (None, "client_certificate") => o.client_certificate = path(),
-            (None, "client_key") => o.client_key = path(),
-            (Some(signal), setting) => {
-                let s = match signal {
-                    "traces" => &mut o.traces,
-                    "metrics" => &mut o.metrics,
-                    _ => &mut o.logs,
-                };
-                match setting {
-                    "protocol" => s.protocol = Some(text.parse().map_err(reword)?),
-                    "headers" => s.headers = Some(parse_headers(text).map_err(|e| env_error(&e))?),
-                    "compression" => s.compression = Some(text.parse().map_err(reword)?),
-                    "timeout_ms" => s.timeout_ms = Some(millis()?),
-                    "certificate" => s.certificate = path(),
-                    "client_certificate" => s.client_certificate = path(),
-                    "client_key" => s.client_key = path(),
-                    _ => return Err(env_error("a known setting")),
-                }
-            }
-            _ => return Err(env_error("a known setting")),
-        }
-        Ok(())
-    }
 }
 
 const HEADERS_EXPECTED: &str = "comma-separated key=value pairs, values percent-encoded (W3C baggage format), e.g. \"k1=v1,k2=v%202\"";
@@ -573,7 +521,7 @@ fn percent_decode(text: &str) -> Option<String> {
 
 fn check_headers(field: &str, headers: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     for (name, value) in headers {
-        if name.is_empty() || !name.bytes().all(super::is_header_token_byte) {
+        if name.is_empty() || !name.bytes().all(super::checks::is_header_token_byte) {
             return Err(ConfigError::invalid(
                 field,
                 name.as_str(),
