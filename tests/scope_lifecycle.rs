@@ -99,7 +99,7 @@ fn step_attempts_publish_before_handle_then_outcome() {
         panic!("step payload expected")
     };
     assert_eq!(
-        p.step_results.as_deref(),
+        p.step_results.as_ref(),
         Some(&serde_json::json!({"charge_id": "ch_1", "api_key": "[FILTERED]"}))
     );
     assert!(p.started_at.unwrap() <= p.completed_at.unwrap());
@@ -228,7 +228,7 @@ fn kept_step_events_outlive_their_scope_and_later_attempts() {
             assert!(e.correlation_id().is_some_and(|c| !c.is_empty()));
             if name == "step.completed" {
                 assert_eq!(
-                    p.step_results.as_deref(),
+                    p.step_results.as_ref(),
                     Some(&serde_json::json!(i as u64 * 10)),
                     "results of attempt {i} were overwritten by a later one"
                 );

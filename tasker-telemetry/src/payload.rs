@@ -131,6 +131,11 @@ impl FieldValue for Arc<serde_json::Value> {
         Some(Value::Json(self))
     }
 }
+impl FieldValue for serde_json::Value {
+    fn value(&self) -> Option<Value<'_>> {
+        Some(Value::Json(self))
+    }
+}
 impl FieldValue for EntityKind {
     fn value(&self) -> Option<Value<'_>> {
         Some(Value::Str(self.as_str()))
@@ -396,7 +401,7 @@ payload_struct! {
         /// What `process()` returned, after the parameter filter.
         #[ty = "json"]
         #[serde(skip_serializing_if = "Option::is_none")]
-        pub step_results: Option<Arc<serde_json::Value>>,
+        pub step_results: Option<serde_json::Value>,
     }
 }
 
@@ -962,7 +967,7 @@ mod tests {
         step.backoff_seconds = Some(1.0);
         step.skip_reason = Some("x".into());
         step.inputs = Some(Arc::new(serde_json::json!({})));
-        step.step_results = Some(Arc::new(serde_json::json!(1)));
+        step.step_results = Some(serde_json::json!(1));
         for f in StepPayload::FIELDS {
             assert!(step.get(f.name).is_some(), "{}", f.name);
         }

@@ -9,7 +9,6 @@
 
 use std::cell::OnceCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::Status;
@@ -314,7 +313,7 @@ impl<'s> StepAttempt<'s> {
                     retry_limit,
                     started_at: now.minus_nanos(elapsed.as_nanos()),
                     ended: Some((now, seconds)),
-                    step_results: results.map(Arc::new),
+                    step_results: results,
                 })
             }
             Outcome::Cancelled => scope.publish_moment(event, ended_at, |now| StepMoment {

@@ -307,5 +307,5 @@ pub(super) struct StepMoment {
     /// When it ended and how long it ran, in seconds (end events only): the figure the
     /// duration metrics observe.
     pub(super) ended: Option<(Timestamp, f64)>,
-    pub(super) step_results: Option<Arc<serde_json::Value>>,
+    pub(super) step_results: Option<serde_json::Value>,
 }
