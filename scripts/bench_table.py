@@ -6,9 +6,12 @@ estimate, in ns) for every variant the last `cargo bench -p tasker-telemetry-ben
 overhead` run wrote, and prints as Markdown:
   1. every variant's median (ns per call; publisher and runner variants also as events/s and
      steps/s, from the throughput criterion recorded in `new/benchmark.json`);
-  2. the issue's targets: measured figure, target, PASS / MISS.
+  2. the issue's targets: measured figure, target, PASS / MISS;
+  3. with --baseline NAME (a run saved by `cargo bench ... -- --save-baseline NAME`, e.g. of an
+     earlier commit): every variant before and after, the ratio, and each figure more than 10 %
+     worse marked; then the step path's targets, which compare some figures with the baseline.
 
-Usage: python3 scripts/bench_table.py [--criterion-dir DIR] [--markdown-out FILE] [--strict]
+Usage: python3 scripts/bench_table.py [--criterion-dir DIR] [--baseline NAME] [--markdown-out FILE] [--strict]
 Exits 0 whatever the misses, unless --strict (then 1 on any miss or missing result).
 """
 
@@ -65,9 +68,11 @@ VARIANTS: dict[str, list[tuple[str, str]]] = {
 RUNNER_STEPS = 10
 
 
-def load(root: str, group: str, ident: str) -> tuple[float | None, int | None]:
+def load(
+    root: str, group: str, ident: str, run: str = "new"
+) -> tuple[float | None, int | None]:
     """The median (ns) and the throughput elements per iteration of one variant, if present."""
-    base = os.path.join(root, group, ident, "new")
+    base = os.path.join(root, group, ident, run)
     try:
         with open(os.path.join(base, "estimates.json"), encoding="utf-8") as f:
             median = float(json.load(f)["median"]["point_estimate"])
@@ -106,6 +111,11 @@ def main() -> int:
     )
     parser.add_argument("--markdown-out", metavar="FILE", help="also write the tables to FILE")
     parser.add_argument("--strict", action="store_true", help="exit 1 on any miss")
+    parser.add_argument(
+        "--baseline",
+        metavar="NAME",
+        help="also compare with the criterion baseline NAME (saved with --save-baseline NAME)",
+    )
     args = parser.parse_args()
     root = os.path.normpath(args.criterion_dir)
 
@@ -242,6 +252,9 @@ def main() -> int:
         out.append(f"| {label} | {measured} | {limit} | {verdict} |")
     out.append("")
 
+    if args.baseline:
+        misses += compare_with_baseline(out, root, args.baseline, results, median)
+
     text = "\n".join(out)
     print(text)
     if args.markdown_out:
@@ -251,6 +264,75 @@ def main() -> int:
     if absent:
         print(f"bench_table: no result for {', '.join(absent)} under {root}", file=sys.stderr)
     return 1 if args.strict and misses else 0
+
+
+def compare_with_baseline(out, root, baseline, results, median) -> int:
+    """Appends the before/after table and the step path's targets; returns the misses."""
+    before: dict[tuple[str, str], float | None] = {
+        key: load(root, key[0], key[1], baseline)[0] for key in results
+    }
+    out.append(f"### Before (baseline `{baseline}`) and after")
+    out.append("")
+    out.append("| group | variant | before | after | after / before | |")
+    out.append("| --- | --- | ---: | ---: | ---: | --- |")
+    for (group, ident), (after, _) in results.items():
+        was = before[(group, ident)]
+        ratio = None if was is None or after is None or was <= 0 else after / was
+        mark = "more than 10 % worse" if ratio is not None and ratio > 1.10 else ""
+        shown = "—" if ratio is None else f"{ratio:.2f} ×"
+        out.append(
+            f"| {group} | `{ident}` | {fmt_ns(was)} | {fmt_ns(after)} | {shown} | {mark} |"
+        )
+    out.append("")
+
+    def check(label, measured, limit, ok):
+        return label, measured, limit, ok
+
+    def ratio(label, left, factor, right):
+        a, b = median(*left), median(*right)
+        if a is None or b is None:
+            return check(label, fmt_ns(a), "—", None)
+        return check(label, fmt_ns(a), f"≤ {factor:g} × {right[1]} = {fmt_ns(factor * b)}", a <= factor * b)
+
+    targets = [
+        ratio("full_one_cpu ≤ 1.0 × tracing_otel_one_cpu", ("overhead", "full_one_cpu"), 1.0,
+              ("overhead", "tracing_otel_one_cpu")),
+        ratio("full ≤ 1.1 × tracing_otel", ("overhead", "full"), 1.1, ("overhead", "tracing_otel")),
+        ratio("metrics_only ≤ 0.55 × metrics_cached", ("overhead", "metrics_only"), 0.55,
+              ("overhead", "metrics_cached")),
+        ratio("full_unsampled ≤ 0.1 × full", ("overhead", "full_unsampled"), 0.1, ("overhead", "full")),
+    ]
+    ev, ev_before = median("overhead", "events_noop_sub"), before[("overhead", "events_noop_sub")]
+    limit = None if ev_before is None else max(150.0, 1.3 * ev_before)
+    targets.append(
+        check(
+            "events_noop_sub ≤ 150 ns, or ≤ 1.3 × its baseline",
+            fmt_ns(ev),
+            "—" if limit is None else f"≤ {fmt_ns(limit)}",
+            None if ev is None or limit is None else ev <= limit,
+        )
+    )
+    runner_ns = median("runner", "full")
+    steps = None if runner_ns is None else RUNNER_STEPS / (runner_ns / 1e9)
+    targets.append(
+        check(
+            "runner full ≥ 100,000 steps/s",
+            "—" if steps is None else f"{steps:,.0f} steps/s",
+            "≥ 100,000 steps/s",
+            None if steps is None else steps >= 100_000,
+        )
+    )
+    out.append("### The step path's targets")
+    out.append("")
+    out.append("| target | measured | limit | result |")
+    out.append("| --- | ---: | ---: | :---: |")
+    misses = 0
+    for label, measured, limit_text, ok in targets:
+        verdict = "MISSING" if ok is None else ("PASS" if ok else "MISS")
+        misses += verdict != "PASS"
+        out.append(f"| {label} | {measured} | {limit_text} | {verdict} |")
+    out.append("")
+    return misses
 
 
 if __name__ == "__main__":
