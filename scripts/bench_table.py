@@ -152,15 +152,8 @@ def main() -> int:
     out.append("")
 
     # The issue's targets: (what, measured, target, passes), figures in ns unless said.
-    def ratio_target(
-        label: str, left: tuple[str, str], factor: float, right: tuple[str, str]
-    ) -> tuple[str, str, str, bool | None]:
-        a, b = median(*left), median(*right)
-        if a is None or b is None:
-            return label, fmt_ns(a), "—", None
-        limit = factor * b
-        target = f"≤ {factor:g} × {right[1]} = {fmt_ns(limit)}"
-        return label, fmt_ns(a), target, a <= limit
+    def ratio_target(label, left, factor, right):
+        return ratio_check(median, label, left, factor, right)
 
     targets: list[tuple[str, str, str, bool | None]] = []
     off, base = median("overhead", "off"), median("overhead", "baseline")
@@ -224,16 +217,7 @@ def main() -> int:
             ("contention", "metrics_only_t1"),
         )
     )
-    runner_ns = median("runner", "full")
-    steps = None if runner_ns is None else RUNNER_STEPS / (runner_ns / 1e9)
-    targets.append(
-        (
-            "runner full ≥ 100,000 steps/s",
-            "—" if steps is None else f"{steps:,.0f} steps/s",
-            "≥ 100,000 steps/s",
-            None if steps is None else steps >= 100_000,
-        )
-    )
+    targets.append(runner_target(median))
 
     out.append("### Targets")
     out.append("")
@@ -266,6 +250,27 @@ def main() -> int:
     return 1 if args.strict and misses else 0
 
 
+def ratio_check(median, label, left, factor, right) -> tuple[str, str, str, bool | None]:
+    """`left` ≤ `factor` × `right`, both medians of the current run."""
+    a, b = median(*left), median(*right)
+    if a is None or b is None:
+        return label, fmt_ns(a), "—", None
+    limit = factor * b
+    return label, fmt_ns(a), f"≤ {factor:g} × {right[1]} = {fmt_ns(limit)}", a <= limit
+
+
+def runner_target(median) -> tuple[str, str, str, bool | None]:
+    """The runner's full setup at 100,000 steps/s or more."""
+    runner_ns = median("runner", "full")
+    steps = None if runner_ns is None else RUNNER_STEPS / (runner_ns / 1e9)
+    return (
+        "runner full ≥ 100,000 steps/s",
+        "—" if steps is None else f"{steps:,.0f} steps/s",
+        "≥ 100,000 steps/s",
+        None if steps is None else steps >= 100_000,
+    )
+
+
 def compare_with_baseline(out, root, baseline, results, median) -> int:
     """Appends the before/after table and the step path's targets; returns the misses."""
     before: dict[tuple[str, str], float | None] = {
@@ -289,10 +294,7 @@ def compare_with_baseline(out, root, baseline, results, median) -> int:
         return label, measured, limit, ok
 
     def ratio(label, left, factor, right):
-        a, b = median(*left), median(*right)
-        if a is None or b is None:
-            return check(label, fmt_ns(a), "—", None)
-        return check(label, fmt_ns(a), f"≤ {factor:g} × {right[1]} = {fmt_ns(factor * b)}", a <= factor * b)
+        return ratio_check(median, label, left, factor, right)
 
     targets = [
         ratio("full_one_cpu ≤ 1.0 × tracing_otel_one_cpu", ("overhead", "full_one_cpu"), 1.0,
@@ -312,16 +314,7 @@ def compare_with_baseline(out, root, baseline, results, median) -> int:
             None if ev is None or limit is None else ev <= limit,
         )
     )
-    runner_ns = median("runner", "full")
-    steps = None if runner_ns is None else RUNNER_STEPS / (runner_ns / 1e9)
-    targets.append(
-        check(
-            "runner full ≥ 100,000 steps/s",
-            "—" if steps is None else f"{steps:,.0f} steps/s",
-            "≥ 100,000 steps/s",
-            None if steps is None else steps >= 100_000,
-        )
-    )
+    targets.append(runner_target(median))
     out.append("### The step path's targets")
     out.append("")
     out.append("| target | measured | limit | result |")
