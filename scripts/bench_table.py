@@ -219,22 +219,7 @@ def main() -> int:
     )
     targets.append(runner_target(median))
 
-    out.append("### Targets")
-    out.append("")
-    out.append("| target | measured | limit | result |")
-    out.append("| --- | ---: | ---: | :---: |")
-    misses = 0
-    for label, measured, limit, ok in targets:
-        if ok is None:
-            verdict = "MISSING"
-            misses += 1
-        elif ok:
-            verdict = "PASS"
-        else:
-            verdict = "MISS"
-            misses += 1
-        out.append(f"| {label} | {measured} | {limit} | {verdict} |")
-    out.append("")
+    misses = render_targets(out, "Targets", targets)
 
     if args.baseline:
         misses += compare_with_baseline(out, root, args.baseline, results, median)
@@ -248,6 +233,21 @@ def main() -> int:
     if absent:
         print(f"bench_table: no result for {', '.join(absent)} under {root}", file=sys.stderr)
     return 1 if args.strict and misses else 0
+
+
+def render_targets(out: list[str], title: str, targets) -> int:
+    """Appends `targets` as a table under `title`; returns how many did not pass."""
+    out.append(f"### {title}")
+    out.append("")
+    out.append("| target | measured | limit | result |")
+    out.append("| --- | ---: | ---: | :---: |")
+    misses = 0
+    for label, measured, limit, ok in targets:
+        verdict = "MISSING" if ok is None else ("PASS" if ok else "MISS")
+        misses += verdict != "PASS"
+        out.append(f"| {label} | {measured} | {limit} | {verdict} |")
+    out.append("")
+    return misses
 
 
 def ratio_check(median, label, left, factor, right) -> tuple[str, str, str, bool | None]:
@@ -315,17 +315,7 @@ def compare_with_baseline(out, root, baseline, results, median) -> int:
         )
     )
     targets.append(runner_target(median))
-    out.append("### The step path's targets")
-    out.append("")
-    out.append("| target | measured | limit | result |")
-    out.append("| --- | ---: | ---: | :---: |")
-    misses = 0
-    for label, measured, limit_text, ok in targets:
-        verdict = "MISSING" if ok is None else ("PASS" if ok else "MISS")
-        misses += verdict != "PASS"
-        out.append(f"| {label} | {measured} | {limit_text} | {verdict} |")
-    out.append("")
-    return misses
+    return render_targets(out, "The step path's targets", targets)
 
 
 if __name__ == "__main__":
