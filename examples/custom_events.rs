@@ -54,17 +54,17 @@ struct Ledger;
 
 #[subscribe_to(PaymentCaptured, RefundIssued)]
 impl Ledger {
-    fn handle_payment_captured(&self, event: &Event) {
+    fn handle_payment_captured(&self, event: &Event<'_>) {
         self.record(event);
     }
 
-    fn handle_refund_issued(&self, event: &Event) {
+    fn handle_refund_issued(&self, event: &Event<'_>) {
         self.record(event);
     }
 }
 
 impl Ledger {
-    fn record(&self, event: &Event) {
+    fn record(&self, event: &Event<'_>) {
         let json = serde_json::to_value(event).unwrap_or_default();
         RECEIVED
             .lock()

@@ -60,25 +60,25 @@ struct PrometheusMetrics {
 
 #[subscribe_to("step.completed", "step.failed", "task.completed", "task.failed")]
 impl PrometheusMetrics {
-    fn handle_step_completed(&self, event: &Event) {
+    fn handle_step_completed(&self, event: &Event<'_>) {
         self.count(event);
         self.observe_duration(event);
     }
 
-    fn handle_step_failed(&self, event: &Event) {
+    fn handle_step_failed(&self, event: &Event<'_>) {
         self.count(event);
         if helpers::error_metrics(event).final_failure {
             self.final_failures.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn handle_task_completed(&self, event: &Event) {
+    fn handle_task_completed(&self, event: &Event<'_>) {
         self.count(event);
         self.observe_duration(event);
         self.push();
     }
 
-    fn handle_task_failed(&self, event: &Event) {
+    fn handle_task_failed(&self, event: &Event<'_>) {
         self.count(event);
         self.observe_duration(event);
         self.push();
@@ -87,14 +87,14 @@ impl PrometheusMetrics {
 
 impl PrometheusMetrics {
     /// `tasker_<event>_total{task_name, step_name[, error_type]}` += 1.
-    fn count(&self, event: &Event) {
+    fn count(&self, event: &Event<'_>) {
         self.events.fetch_add(1, Ordering::Relaxed);
         let name = helpers::prometheus_metric_name("tasker", event.name().as_str()) + "_total";
         *lock(&self.series).entry((name, labels(event))).or_default() += 1.0;
     }
 
     /// `tasker_<event>_duration_seconds_{sum,count}{task_name, step_name}`.
-    fn observe_duration(&self, event: &Event) {
+    fn observe_duration(&self, event: &Event<'_>) {
         let timing = helpers::timing_metrics(event);
         let base = helpers::prometheus_metric_name("tasker", event.name().as_str());
         let labels = labels(event);
@@ -135,7 +135,7 @@ impl PrometheusMetrics {
 }
 
 /// The event's bounded tags as Prometheus labels; the event type is already in the metric name.
-fn labels(event: &Event) -> String {
+fn labels(event: &Event<'_>) -> String {
     helpers::metric_tags(event)
         .into_iter()
         .filter(|(key, _)| *key != "event_type")
@@ -156,7 +156,7 @@ struct SentryReporter {
 
 #[subscribe_to("step.failed", "observability.step.max_retries_reached")]
 impl SentryReporter {
-    fn handle_step_failed(&self, event: &Event) {
+    fn handle_step_failed(&self, event: &Event<'_>) {
         let errors = helpers::error_metrics(event);
         // A failure that will be retried is a warning; the last attempt's failure is an error.
         let level = if errors.final_failure {
@@ -169,7 +169,7 @@ impl SentryReporter {
         self.send(event, level, message);
     }
 
-    fn handle_observability_step_max_retries_reached(&self, event: &Event) {
+    fn handle_observability_step_max_retries_reached(&self, event: &Event<'_>) {
         let errors = helpers::error_metrics(event);
         let step = helpers::get_str(event, "step_name", "unknown_step");
         let message = format!("{step} used up its {} attempts", errors.retry_limit);
@@ -178,7 +178,7 @@ impl SentryReporter {
 }
 
 impl SentryReporter {
-    fn send(&self, event: &Event, level: &str, message: String) {
+    fn send(&self, event: &Event<'_>, level: &str, message: String) {
         let n = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
         let errors = helpers::error_metrics(event);
         let tags: serde_json::Map<String, serde_json::Value> = helpers::metric_tags(event)

@@ -108,7 +108,7 @@ static COUNTS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
 
 #[subscribe_to("*" => count)]
 impl EventCounter {
-    fn count(&self, event: &Event) {
+    fn count(&self, event: &Event<'_>) {
         if let Ok(mut counts) = COUNTS.lock() {
             *counts.entry(event.name().to_string()).or_default() += 1;
         }

@@ -373,7 +373,7 @@ impl Tally {
         })
     }
 
-    fn record(&self, event: &Event) {
+    fn record(&self, event: &Event<'_>) {
         let n = event
             .get("total_steps")
             .and_then(|v| v.as_u64())
@@ -497,7 +497,7 @@ fn publisher_delivers_exactly_once_while_subscriptions_churn() {
                             let handle = publisher
                                 .subscribe(
                                     patterns,
-                                    subscriber::from_fn("churn", move |e: &Event| {
+                                    subscriber::from_fn("churn", move |e: &Event<'_>| {
                                         let n = e.get("total_steps").and_then(|v| v.as_u64());
                                         sink.lock().unwrap().push(n.expect("numbered event"));
                                     }),

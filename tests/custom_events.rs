@@ -34,17 +34,17 @@ struct Ledger {
 
 #[subscribe_to(PaymentProcessed, Shipped => on_shipped, register = false)]
 impl Ledger {
-    fn handle_payment_processed(&self, event: &Event) {
+    fn handle_payment_processed(&self, event: &Event<'_>) {
         self.record(event);
     }
 
-    fn on_shipped(&self, event: &Event) {
+    fn on_shipped(&self, event: &Event<'_>) {
         self.record(event);
     }
 }
 
 impl Ledger {
-    fn record(&self, event: &Event) {
+    fn record(&self, event: &Event<'_>) {
         let token = event
             .get("card_token")
             .and_then(|v| v.as_str())

@@ -270,7 +270,7 @@ fn a_lone_panicking_subscriber_is_caught_too() {
 }
 
 /// The duration a `step.completed` event reports, in seconds.
-fn execution_duration(event: &Event) -> f64 {
+fn execution_duration(event: &Event<'_>) -> f64 {
     event
         .get("execution_duration")
         .and_then(|v| v.as_f64())

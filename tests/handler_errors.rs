@@ -12,7 +12,7 @@ use tasker_telemetry::workflow::{StepDef, StepState, Workflow};
 use tasker_telemetry::{Event, Sequence, StepError, StepHandler, Task, Telemetry};
 use tasker_telemetry::{step_handler, subscriber};
 
-fn failed_event(handler: &dyn StepHandler) -> (Event, StepError) {
+fn failed_event(handler: &dyn StepHandler) -> (Event<'static>, StepError) {
     let telemetry = Telemetry::new(Default::default()).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
@@ -20,7 +20,9 @@ fn failed_event(handler: &dyn StepHandler) -> (Event, StepError) {
         .publisher()
         .subscribe(
             &["step.failed"],
-            subscriber::from_fn("recorder", move |e| sink.lock().unwrap().push(e.clone())),
+            subscriber::from_fn("recorder", move |e| {
+                sink.lock().unwrap().push(e.clone().into_owned())
+            }),
         )
         .unwrap();
     let task = Task::new(&telemetry, "t", "errors", serde_json::Value::Null);
@@ -35,7 +37,7 @@ fn failed_event(handler: &dyn StepHandler) -> (Event, StepError) {
     (events.remove(0), error)
 }
 
-fn key<'a>(event: &'a Event, key: &str) -> Option<&'a str> {
+fn key<'a>(event: &'a Event<'_>, key: &str) -> Option<&'a str> {
     event.get(key).and_then(|v| v.as_str())
 }
 

@@ -18,14 +18,16 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn recorder(telemetry: &Telemetry, events: &[&str]) -> Arc<Mutex<Vec<Event>>> {
+fn recorder(telemetry: &Telemetry, events: &[&str]) -> Arc<Mutex<Vec<Event<'static>>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     telemetry
         .publisher()
         .subscribe(
             events,
-            subscriber::from_fn("recorder", move |e| sink.lock().unwrap().push(e.clone())),
+            subscriber::from_fn("recorder", move |e| {
+                sink.lock().unwrap().push(e.clone().into_owned())
+            }),
         )
         .unwrap();
     seen

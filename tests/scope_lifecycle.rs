@@ -7,14 +7,16 @@ use tasker_telemetry::payload::{Payload, Value};
 use tasker_telemetry::scope::{Failure, StepCounts};
 use tasker_telemetry::{Event, TaskScope, Telemetry, subscriber};
 
-fn recorder(telemetry: &Telemetry, events: &[&str]) -> Arc<Mutex<Vec<Event>>> {
+fn recorder(telemetry: &Telemetry, events: &[&str]) -> Arc<Mutex<Vec<Event<'static>>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     telemetry
         .publisher()
         .subscribe(
             events,
-            subscriber::from_fn("recorder", move |e| sink.lock().unwrap().push(e.clone())),
+            subscriber::from_fn("recorder", move |e| {
+                sink.lock().unwrap().push(e.clone().into_owned())
+            }),
         )
         .unwrap();
     seen
@@ -185,6 +187,65 @@ fn an_abandoned_attempt_is_reported_as_cancelled() {
 /// subscriber keeps (sync, cloned; async, queued) must stay intact after the scope is gone and
 /// after later attempts, and the shared strings must be freed exactly once (a miscount would
 /// show as a use-after-free or a double free, which the allocator or Miri would catch, and as
+/// A step event that only synchronous subscribers receive is lent to them: it borrows the step's
+/// identity from the scope, so delivering it takes no counted reference. One that an
+/// asynchronous subscriber also receives is built once, owning what it names (the queued copy
+/// outlives the call), and shared by all of them.
+#[test]
+fn step_events_borrow_from_the_scope_when_lent_and_own_when_queued() {
+    use std::borrow::Cow;
+
+    let telemetry = Telemetry::new(Default::default()).unwrap();
+    let borrowed = Arc::new(Mutex::new(Vec::new()));
+    let seen = borrowed.clone();
+    telemetry
+        .publisher()
+        .subscribe(
+            &["step.before_handle", "step.completed"],
+            subscriber::from_fn("sync", move |e| {
+                let Payload::Step(p) = e.payload() else {
+                    panic!("{} without a step payload", e.name())
+                };
+                let lent = matches!(p.identity, Cow::Borrowed(_));
+                seen.lock().unwrap().push((e.name().as_str(), lent));
+            }),
+        )
+        .unwrap();
+    let (queued, received) = std::sync::mpsc::channel();
+    let queued = Mutex::new(queued);
+    let handle = telemetry
+        .publisher()
+        .subscribe_with(
+            &["step.completed"],
+            subscriber::from_fn("queued", move |e| {
+                let _ = queued.lock().unwrap().send(e.clone().into_owned());
+            }),
+            subscriber::Delivery::Asynchronous { capacity: 16 },
+        )
+        .unwrap();
+    let task = TaskScope::new(&telemetry, "7", "flow");
+    let step = task.step("7/s", "charge");
+    let result: Result<u32, GatewayTimeout> = step.run_attempt(1, || Ok(1));
+    assert_eq!(result.unwrap(), 1);
+    drop((step, task));
+    assert_eq!(
+        *borrowed.lock().unwrap(),
+        [("step.before_handle", true), ("step.completed", false)]
+    );
+    let event = received
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the queued step.completed");
+    handle.unsubscribe();
+    let Payload::Step(p) = event.payload() else {
+        panic!("step.completed without a step payload")
+    };
+    // The scopes are gone; the queued event still names its step, through its own reference.
+    let Cow::Owned(identity) = &p.identity else {
+        panic!("the queued event borrows from a scope")
+    };
+    assert_eq!(&*identity.step_name, "charge");
+}
+
 /// wrong text here).
 #[test]
 fn kept_step_events_outlive_their_scope_and_later_attempts() {
@@ -196,7 +257,9 @@ fn kept_step_events_outlive_their_scope_and_later_attempts() {
         .publisher()
         .subscribe_with(
             &["step.completed"],
-            subscriber::from_fn("queue", move |e| sink.lock().unwrap().push(e.clone())),
+            subscriber::from_fn("queue", move |e| {
+                sink.lock().unwrap().push(e.clone().into_owned())
+            }),
             subscriber::Delivery::Asynchronous { capacity: 1024 },
         )
         .unwrap();
@@ -210,8 +273,8 @@ fn kept_step_events_outlive_their_scope_and_later_attempts() {
         // Scope and task dropped here: only the events' own references remain.
     }
     handle.unsubscribe();
-    let check = |events: &[Event], name: &str| {
-        let events: Vec<&Event> = events
+    let check = |events: &[Event<'_>], name: &str| {
+        let events: Vec<&Event<'_>> = events
             .iter()
             .filter(|e| e.name().as_str() == name)
             .collect();

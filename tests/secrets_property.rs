@@ -524,7 +524,7 @@ fn no_secret_reaches_any_sink() {
         .publisher()
         .subscribe(
             &["*"],
-            subscriber::from_fn("every_event", move |event: &Event| {
+            subscriber::from_fn("every_event", move |event: &Event<'_>| {
                 let json = serde_json::to_vec(event).expect("events serialise");
                 let mut sink = sink.lock().unwrap();
                 sink.extend_from_slice(&json);

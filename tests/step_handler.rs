@@ -13,7 +13,7 @@ use tasker_telemetry::{
     subscriber,
 };
 
-fn setup() -> (Telemetry, Arc<Mutex<Vec<Event>>>) {
+fn setup() -> (Telemetry, Arc<Mutex<Vec<Event<'static>>>>) {
     let telemetry = Telemetry::new(Default::default()).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
@@ -21,7 +21,9 @@ fn setup() -> (Telemetry, Arc<Mutex<Vec<Event>>>) {
         .publisher()
         .subscribe(
             &["step.*"],
-            subscriber::from_fn("recorder", move |e| sink.lock().unwrap().push(e.clone())),
+            subscriber::from_fn("recorder", move |e| {
+                sink.lock().unwrap().push(e.clone().into_owned())
+            }),
         )
         .unwrap();
     (telemetry, seen)

@@ -15,7 +15,7 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn note(&self, handler: &'static str, event: &Event) {
+    fn note(&self, handler: &'static str, event: &Event<'_>) {
         self.calls
             .lock()
             .unwrap()
@@ -30,15 +30,15 @@ impl Recorder {
     register = false,
 )]
 impl Recorder {
-    fn handle_task_completed(&self, event: &Event) {
+    fn handle_task_completed(&self, event: &Event<'_>) {
         self.note("task_completed", event);
     }
 
-    fn handle_observability_step_max_retries_reached(&self, event: &Event) {
+    fn handle_observability_step_max_retries_reached(&self, event: &Event<'_>) {
         self.note("max_retries", event);
     }
 
-    fn handle_any_step(&self, event: &Event) {
+    fn handle_any_step(&self, event: &Event<'_>) {
         self.note("any_step", event);
     }
 }
@@ -83,11 +83,11 @@ struct Audit {
 
 #[subscribe_to("task.start_requested", "subscribe_to_test.order_flagged")]
 impl Audit {
-    fn handle_task_start_requested(&self, event: &Event) {
+    fn handle_task_start_requested(&self, event: &Event<'_>) {
         self.seen.lock().unwrap().push(event.name().to_string());
     }
 
-    fn handle_subscribe_to_test_order_flagged(&self, event: &Event) {
+    fn handle_subscribe_to_test_order_flagged(&self, event: &Event<'_>) {
         self.seen.lock().unwrap().push(event.name().to_string());
     }
 }

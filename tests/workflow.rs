@@ -19,7 +19,7 @@ fn recorder(telemetry: &Telemetry) -> Arc<Mutex<Vec<(String, String)>>> {
         .publisher()
         .subscribe(
             &["*"],
-            subscriber::from_fn("recorder", move |e: &Event| {
+            subscriber::from_fn("recorder", move |e: &Event<'_>| {
                 let step = e
                     .get("step_name")
                     .and_then(|v| v.as_str())

@@ -73,9 +73,9 @@ fn subscribe_to_names_patterns_and_types() {
             quote!("task.completed", "step.*" => handle_step, FraudFlagged),
             quote! {
                 impl Pager {
-                    fn handle_task_completed(&self, event: &Event) {}
-                    fn handle_step(&self, event: &Event) {}
-                    fn handle_fraud_flagged(&self, event: &Event) {}
+                    fn handle_task_completed(&self, event: &Event<'_>) {}
+                    fn handle_step(&self, event: &Event<'_>) {}
+                    fn handle_fraud_flagged(&self, event: &Event<'_>) {}
                 }
             },
         ),

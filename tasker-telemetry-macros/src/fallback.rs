@@ -43,7 +43,7 @@ pub(crate) fn subscriber(
     quote! {
         #[automatically_derived]
         impl #impl_generics #krate::__private_v0_1::Subscriber for #self_ty #where_clause {
-            fn on_event(&self, _: &#krate::__private_v0_1::Event) {
+            fn on_event(&self, _: &#krate::__private_v0_1::Event<'_>) {
                 ::core::unreachable!()
             }
         }

@@ -16,7 +16,7 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let syn::Item::Impl(block) = item else {
         let e = syn::Error::new_spanned(
             &item,
-            "#[subscribe_to] goes on an inherent impl block: `#[subscribe_to(\"task.completed\")] impl MySubscriber { fn handle_task_completed(&self, event: &Event) { .. } }`",
+            "#[subscribe_to] goes on an inherent impl block: `#[subscribe_to(\"task.completed\")] impl MySubscriber { fn handle_task_completed(&self, event: &Event<'_>) { .. } }`",
         );
         return with_errors(input, None, e);
     };

@@ -5,6 +5,7 @@ mod builtin;
 pub(crate) mod registry;
 pub(crate) mod rules;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -129,6 +130,11 @@ impl Category {
 
 /// One published event: its name, when it happened, and its payload.
 ///
+/// An event may borrow what it names from the scope that publishes it (`'a`): the step
+/// lifecycle events the framework lends to synchronous subscribers do, so delivering them costs
+/// no counted reference. [`into_owned`](Self::into_owned) gives an `Event<'static>` to keep
+/// beyond the call, as asynchronous subscribers receive.
+///
 /// ```
 /// use tasker_telemetry::event::{names, Event};
 /// use tasker_telemetry::payload::TaskPayload;
@@ -140,23 +146,23 @@ impl Category {
 /// assert_eq!(json["task_name"], "order_processing");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
+pub struct Event<'a> {
     name: EventName,
     timestamp: Timestamp,
-    correlation_id: Option<Arc<str>>,
-    payload: Payload,
+    correlation_id: Option<Cow<'a, Arc<str>>>,
+    payload: Payload<'a>,
 }
 
-impl Event {
+impl<'a> Event<'a> {
     /// An event stamped with the current time.
     #[inline]
-    pub fn new(name: EventName, payload: impl Into<Payload>) -> Self {
+    pub fn new(name: EventName, payload: impl Into<Payload<'a>>) -> Self {
         Self::at(name, Timestamp::now(), payload)
     }
 
     /// An event stamped with the given time.
     #[inline]
-    pub fn at(name: EventName, timestamp: Timestamp, payload: impl Into<Payload>) -> Self {
+    pub fn at(name: EventName, timestamp: Timestamp, payload: impl Into<Payload<'a>>) -> Self {
         Self {
             name,
             timestamp,
@@ -170,8 +176,8 @@ impl Event {
     pub(crate) fn stamped(
         name: EventName,
         timestamp: Timestamp,
-        correlation_id: Option<Arc<str>>,
-        payload: Payload,
+        correlation_id: Option<Cow<'a, Arc<str>>>,
+        payload: Payload<'a>,
     ) -> Self {
         Self {
             name,
@@ -194,17 +200,43 @@ impl Event {
     /// Sets the correlation id of the task the event belongs to.
     #[inline]
     pub fn with_correlation_id(mut self, id: impl Into<Arc<str>>) -> Self {
-        self.correlation_id = Some(id.into());
+        self.correlation_id = Some(Cow::Owned(id.into()));
         self
+    }
+
+    /// The same event owning everything it borrowed, to keep beyond the call that lent it.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use tasker_telemetry::event::{names, Event};
+    /// use tasker_telemetry::{subscriber, Publisher};
+    ///
+    /// let kept: Arc<Mutex<Vec<Event<'static>>>> = Arc::default();
+    /// let publisher = Publisher::new();
+    /// let sink = kept.clone();
+    /// let _handle = publisher.subscribe(&["task.*"], subscriber::from_fn("recorder", move |e: &Event<'_>| {
+    ///     sink.lock().unwrap().push(e.clone().into_owned());
+    /// }))?;
+    /// publisher.publish(Event::new(names::TASK_COMPLETED, tasker_telemetry::payload::TaskPayload::new("1", "t")));
+    /// assert_eq!(kept.lock().unwrap().len(), 1);
+    /// # Ok::<(), tasker_telemetry::publisher::SubscribeError>(())
+    /// ```
+    pub fn into_owned(self) -> Event<'static> {
+        Event {
+            name: self.name,
+            timestamp: self.timestamp,
+            correlation_id: self.correlation_id.map(|id| Cow::Owned(id.into_owned())),
+            payload: self.payload.into_owned(),
+        }
     }
 
     /// The correlation id of the task the event belongs to, if any.
     pub fn correlation_id(&self) -> Option<&str> {
-        self.correlation_id.as_deref()
+        self.correlation_id.as_deref().map(|id| &**id)
     }
 
     /// The typed payload.
-    pub fn payload(&self) -> &Payload {
+    pub fn payload(&self) -> &Payload<'a> {
         &self.payload
     }
 
@@ -216,13 +248,13 @@ impl Event {
         match key {
             "event_type" => Some(Value::Str(self.name.as_str())),
             "timestamp" => Some(Value::Timestamp(self.timestamp)),
-            "correlation_id" => self.correlation_id.as_deref().map(Value::Str),
+            "correlation_id" => self.correlation_id().map(Value::Str),
             _ => self.payload.get(key),
         }
     }
 }
 
-impl Serialize for Event {
+impl Serialize for Event<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct Flat<'a> {
@@ -231,12 +263,12 @@ impl Serialize for Event {
             #[serde(skip_serializing_if = "Option::is_none")]
             correlation_id: Option<&'a str>,
             #[serde(flatten)]
-            payload: &'a Payload,
+            payload: &'a Payload<'a>,
         }
         Flat {
             event_type: self.name.as_str(),
             timestamp: self.timestamp,
-            correlation_id: self.correlation_id.as_deref(),
+            correlation_id: self.correlation_id(),
             payload: &self.payload,
         }
         .serialize(serializer)

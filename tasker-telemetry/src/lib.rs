@@ -132,7 +132,7 @@ pub use tasker_telemetry_macros::step_handler;
 
 /// Makes an inherent `impl` block a [`Subscriber`] of the named events, and registers it.
 ///
-/// Each event maps to a method `handle_<event with '.' as '_'>` taking `(&self, event: &Event)`:
+/// Each event maps to a method `handle_<event with '.' as '_'>` taking `(&self, event: &Event<'_>)`:
 /// `"task.completed"` to `handle_task_completed`, `"observability.step.max_retries_reached"` to
 /// `handle_observability_step_max_retries_reached`. Namespace patterns name their method
 /// explicitly: `"step.*" => handle_step_event`. An event matched both by name and by a pattern
@@ -161,11 +161,11 @@ pub use tasker_telemetry_macros::step_handler;
 ///
 /// #[subscribe_to("task.failed", "observability.step.*" => handle_step_observation)]
 /// impl Pager {
-///     fn handle_task_failed(&self, _event: &Event) {
+///     fn handle_task_failed(&self, _event: &Event<'_>) {
 ///         self.pages.fetch_add(1, Ordering::Relaxed);
 ///     }
 ///
-///     fn handle_step_observation(&self, _event: &Event) {
+///     fn handle_step_observation(&self, _event: &Event<'_>) {
 ///         self.retries.fetch_add(1, Ordering::Relaxed);
 ///     }
 /// }
@@ -228,7 +228,7 @@ pub mod __private_v0_1 {
 
     /// Whether the event has this (custom) name.
     #[inline]
-    pub fn is_named(event: &Event, name: &str) -> bool {
+    pub fn is_named(event: &Event<'_>, name: &str) -> bool {
         event.name().as_str() == name
     }
 

@@ -177,7 +177,7 @@ impl FieldDescriptor {
 macro_rules! payload_struct {
     (
         $(#[$meta:meta])*
-        pub struct $name:ident {
+        pub struct $name:ident $(<$lt:lifetime>)? {
             $(
                 @identity
                 $(#[$imeta:meta])*
@@ -212,11 +212,15 @@ macro_rules! payload_struct {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Serialize)]
         #[non_exhaustive]
-        pub struct $name {
+        pub struct $name $(<$lt>)? {
             $(
-                #[doc = concat!("The keys naming the subject ([`", stringify!($ident), "`]), shared by its events.")]
+                #[doc = concat!(
+                    "The keys naming the subject ([`", stringify!($ident), "`]), shared by its \
+                     events: borrowed from the scope by the events it lends to synchronous \
+                     subscribers, owned (one counted reference) otherwise."
+                )]
                 #[serde(flatten)]
-                pub identity: Arc<$ident>,
+                pub identity: Cow<$lt, Arc<$ident>>,
             )?
             $(
                 #[doc = $doc]
@@ -225,7 +229,7 @@ macro_rules! payload_struct {
             )*
         }
 
-        impl $name {
+        impl $(<$lt>)? $name $(<$lt>)? {
             /// Every field of this payload, in serialisation order.
             pub const FIELDS: &'static [FieldDescriptor] = &[
                 $($(FieldDescriptor::new(stringify!($ifield), $ity, $idoc.trim_ascii()),)*)?
@@ -342,10 +346,11 @@ payload_struct! {
     /// let p = StepPayload::new("42", "order_processing", "42-3", "charge_card");
     /// assert_eq!(p.get("attempt_number").and_then(|v| v.as_u64()), Some(1));
     /// ```
-    pub struct StepPayload {
+    pub struct StepPayload<'a> {
         @identity
-        /// The keys naming one step of one task: built once per step, and shared (one counted
-        /// reference each) by the payloads of all its events.
+        /// The keys naming one step of one task: built once per step, and borrowed by the
+        /// events lent to synchronous subscribers (shared, one counted reference each, by the
+        /// events kept longer).
         ///
         /// ```
         /// use tasker_telemetry::payload::{StepIdentity, StepPayload};
@@ -422,7 +427,7 @@ impl StepIdentity {
     }
 }
 
-impl StepPayload {
+impl StepPayload<'static> {
     /// A payload for attempt 1 with the identifying keys set and everything else empty.
     #[inline]
     pub fn new(
@@ -448,6 +453,57 @@ impl StepPayload {
     /// ```
     #[inline]
     pub fn for_step(identity: Arc<StepIdentity>) -> Self {
+        StepPayload::lending(Cow::Owned(identity))
+    }
+}
+
+impl<'a> StepPayload<'a> {
+    /// A payload for attempt 1 of the step `identity` names, borrowing it: an event built from
+    /// it and lent to synchronous subscribers costs no counted reference.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tasker_telemetry::payload::{StepIdentity, StepPayload};
+    ///
+    /// let identity = Arc::new(StepIdentity::new("42", "order_processing", "42-3", "charge_card"));
+    /// let p = StepPayload::borrowing(&identity);
+    /// assert_eq!(Arc::strong_count(&identity), 1);
+    /// assert_eq!(p.get("step_name").and_then(|v| v.as_str()), Some("charge_card"));
+    /// ```
+    #[inline]
+    pub fn borrowing(identity: &'a Arc<StepIdentity>) -> Self {
+        Self::lending(Cow::Borrowed(identity))
+    }
+
+    /// The same payload owning its identity (one counted reference when it was borrowed), to
+    /// keep beyond the borrow.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tasker_telemetry::payload::{StepIdentity, StepPayload};
+    ///
+    /// let identity = Arc::new(StepIdentity::new("42", "order_processing", "42-3", "charge_card"));
+    /// let kept: StepPayload<'static> = StepPayload::borrowing(&identity).into_owned();
+    /// assert_eq!(Arc::strong_count(&identity), 2);
+    /// # drop(kept);
+    /// ```
+    pub fn into_owned(self) -> StepPayload<'static> {
+        StepPayload {
+            identity: Cow::Owned(self.identity.into_owned()),
+            attempt_number: self.attempt_number,
+            retry_limit: self.retry_limit,
+            started_at: self.started_at,
+            completed_at: self.completed_at,
+            execution_duration: self.execution_duration,
+            backoff_seconds: self.backoff_seconds,
+            skip_reason: self.skip_reason,
+            inputs: self.inputs,
+            step_results: self.step_results,
+        }
+    }
+
+    #[inline]
+    fn lending(identity: Cow<'a, Arc<StepIdentity>>) -> Self {
         Self {
             identity,
             attempt_number: 1,
@@ -889,11 +945,11 @@ impl PayloadKind {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 #[non_exhaustive]
-pub enum Payload {
+pub enum Payload<'a> {
     /// Task lifecycle.
     Task(TaskPayload),
     /// Step lifecycle.
-    Step(StepPayload),
+    Step(StepPayload<'a>),
     /// A failure.
     Error(ErrorPayload),
     /// Orchestration.
@@ -906,7 +962,28 @@ pub enum Payload {
     Fields(Fields),
 }
 
-impl Payload {
+impl Payload<'_> {
+    /// The same payload owning everything it borrowed, to keep beyond the borrow (an
+    /// asynchronous subscriber's copy, a recorded event).
+    ///
+    /// ```
+    /// use tasker_telemetry::payload::{Payload, StepPayload};
+    ///
+    /// let kept: Payload<'static> = Payload::from(StepPayload::new("1", "t", "1-1", "s")).into_owned();
+    /// assert_eq!(kept.get("step_id").and_then(|v| v.as_str()), Some("1-1"));
+    /// ```
+    pub fn into_owned(self) -> Payload<'static> {
+        match self {
+            Payload::Task(p) => Payload::Task(p),
+            Payload::Step(p) => Payload::Step(p.into_owned()),
+            Payload::Error(p) => Payload::Error(p),
+            Payload::Orchestration(p) => Payload::Orchestration(p),
+            Payload::Transition(p) => Payload::Transition(p),
+            Payload::Performance(p) => Payload::Performance(p),
+            Payload::Fields(p) => Payload::Fields(p),
+        }
+    }
+
     /// The value under `key`, borrowed; `None` for unknown keys and unset fields.
     pub fn get(&self, key: &str) -> Option<Value<'_>> {
         match self {
@@ -935,8 +1012,8 @@ impl Payload {
 }
 
 macro_rules! payload_from {
-    ($($ty:ident => $variant:ident),*) => {$(
-        impl From<$ty> for Payload {
+    ($($ty:ty => $variant:ident),*) => {$(
+        impl<'a> From<$ty> for Payload<'a> {
             #[inline(always)]
             fn from(p: $ty) -> Self {
                 Payload::$variant(p)
@@ -946,7 +1023,7 @@ macro_rules! payload_from {
 }
 payload_from!(
     TaskPayload => Task,
-    StepPayload => Step,
+    StepPayload<'a> => Step,
     ErrorPayload => Error,
     OrchestrationPayload => Orchestration,
     TransitionPayload => Transition,

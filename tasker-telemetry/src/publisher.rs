@@ -97,7 +97,7 @@ impl Counters {
 
 enum Target {
     Sync(Arc<dyn Subscriber>),
-    Async(SyncSender<Arc<Event>>),
+    Async(SyncSender<Arc<Event<'static>>>),
 }
 
 struct Entry {
@@ -317,9 +317,9 @@ impl Publisher {
     /// Returns whether the event was delivered to anyone. With no listener this performs no heap
     /// allocation and does not call `build`.
     #[inline]
-    pub fn publish_with<P, F>(&self, event: EventName, build: F) -> bool
+    pub fn publish_with<'a, P, F>(&self, event: EventName, build: F) -> bool
     where
-        P: Into<Payload>,
+        P: Into<Payload<'a>>,
         F: FnOnce() -> P,
     {
         if !self.has_subscribers(event) {
@@ -330,14 +330,14 @@ impl Publisher {
 
     /// Like [`publish_with`](Self::publish_with), stamping the event with a task's correlation id.
     #[inline]
-    pub fn publish_correlated<P, F>(
+    pub fn publish_correlated<'a, P, F>(
         &self,
         event: EventName,
-        correlation_id: &Arc<str>,
+        correlation_id: &'a Arc<str>,
         build: F,
     ) -> bool
     where
-        P: Into<Payload>,
+        P: Into<Payload<'a>>,
         F: FnOnce() -> P,
     {
         self.publish_stamped(event, correlation_id, |_| build().into())
@@ -346,14 +346,14 @@ impl Publisher {
     /// Like [`publish_correlated`](Self::publish_correlated), handing `build` the event's own
     /// timestamp so a payload's `started_at` / `completed_at` costs no second clock read.
     #[inline]
-    pub(crate) fn publish_stamped<F>(
+    pub(crate) fn publish_stamped<'a, F>(
         &self,
         event: EventName,
-        correlation_id: &Arc<str>,
+        correlation_id: &'a Arc<str>,
         build: F,
     ) -> bool
     where
-        F: FnOnce(Timestamp) -> Payload,
+        F: FnOnce(Timestamp) -> Payload<'a>,
     {
         self.publish_stamped_at(event, correlation_id, Timestamp::now, build)
     }
@@ -361,15 +361,15 @@ impl Publisher {
     /// Like [`publish_stamped`](Self::publish_stamped), stamped `at()`: a moment the caller has
     /// already read (an attempt's end).
     #[inline]
-    pub(crate) fn publish_stamped_at(
+    pub(crate) fn publish_stamped_at<'a>(
         &self,
         event: EventName,
-        correlation_id: &Arc<str>,
+        correlation_id: &'a Arc<str>,
         at: impl FnOnce() -> Timestamp,
-        build: impl FnOnce(Timestamp) -> Payload,
+        build: impl FnOnce(Timestamp) -> Payload<'a>,
     ) -> bool {
         self.publish_built(event, at, |now| {
-            Event::stamped(event, now, Some(correlation_id.clone()), build(now))
+            Event::stamped(event, now, Some(Cow::Borrowed(correlation_id)), build(now))
         })
     }
 
@@ -377,11 +377,11 @@ impl Publisher {
     /// someone listens. Synchronous subscribers get the event by reference; with an asynchronous
     /// one among them, it is built into an `Arc` they share.
     #[inline]
-    pub(crate) fn publish_built(
+    pub(crate) fn publish_built<'a>(
         &self,
         event: EventName,
         stamp: impl FnOnce() -> Timestamp,
-        build: impl FnOnce(Timestamp) -> Event,
+        build: impl FnOnce(Timestamp) -> Event<'a>,
     ) -> bool {
         if !self.has_subscribers(event) {
             return false;
@@ -390,7 +390,7 @@ impl Publisher {
     }
 
     /// Publishes a ready-made event. Returns whether anyone received it.
-    pub fn publish(&self, event: Event) -> bool {
+    pub fn publish(&self, event: Event<'_>) -> bool {
         if !self.has_subscribers(event.name()) {
             return false;
         }
@@ -464,7 +464,7 @@ fn add_entry(slot: &mut Slot, entry: &Arc<Entry>) {
 }
 
 fn spawn_worker(
-    rx: Receiver<Arc<Event>>,
+    rx: Receiver<Arc<Event<'static>>>,
     subscriber: Arc<dyn Subscriber>,
     name: Arc<str>,
     counters: Arc<Counters>,
@@ -497,7 +497,7 @@ fn spawn_worker(
 #[inline]
 fn deliver(
     subscriber: &dyn Subscriber,
-    event: &Event,
+    event: &Event<'_>,
     name: &str,
     counters: &Counters,
     lane: Lane,
@@ -514,7 +514,7 @@ fn deliver(
 }
 
 #[cold]
-fn report_panic(name: &str, event: &Event, payload: Box<dyn std::any::Any + Send>) {
+fn report_panic(name: &str, event: &Event<'_>, payload: Box<dyn std::any::Any + Send>) {
     let message: Cow<'_, str> = if let Some(s) = payload.downcast_ref::<&str>() {
         Cow::Borrowed(s)
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -555,7 +555,7 @@ impl Inner {
     }
 
     #[inline(never)]
-    fn dispatch(&self, event: Event) -> bool {
+    fn dispatch(&self, event: Event<'_>) -> bool {
         // The event is lent to the delivery, not moved into it: a closure capturing a
         // ~300-byte event by value is copied again into each closure wrapped around it. An
         // asynchronous subscriber's copy is a clone.
@@ -569,7 +569,7 @@ impl Inner {
     /// Delivers an event the caller keeps: synchronous subscribers get it by reference,
     /// asynchronous ones a clone.
     #[inline]
-    fn deliver_lent(&self, slot: &Slot, event: &Event, lane: Lane) {
+    fn deliver_lent(&self, slot: &Slot, event: &Event<'_>, lane: Lane) {
         if let [entry] = &*slot.entries
             && let Target::Sync(subscriber) = &entry.target
         {
@@ -584,8 +584,8 @@ impl Inner {
                 &self.panics,
             );
         } else if slot.has_async {
-            let shared = Arc::new(Event::clone(event));
-            self.fan_out(slot, &shared, Some(&shared), lane);
+            let shared = Arc::new(event.clone().into_owned());
+            self.fan_out(slot, event, Some(&shared), lane);
         } else {
             self.fan_out(slot, event, None, lane);
         }
@@ -594,10 +594,10 @@ impl Inner {
     /// Delivers the event `make` builds, building it only once it is known to have a receiver
     /// and in place (a payload is a few hundred bytes: moving it costs more than building it).
     #[inline]
-    fn dispatch_with(&self, name: EventName, make: impl FnOnce() -> Event) -> bool {
+    fn dispatch_with<'a>(&self, name: EventName, make: impl FnOnce() -> Event<'a>) -> bool {
         self.route(name, |slot, lane| {
             if slot.has_async {
-                let shared = Arc::new(make());
+                let shared = Arc::new(make().into_owned());
                 self.fan_out(slot, &shared, Some(&shared), lane);
             } else {
                 self.deliver_lent(slot, &make(), lane);
@@ -624,7 +624,13 @@ impl Inner {
         Some(deliver(slot, lane))
     }
 
-    fn fan_out(&self, slot: &Slot, event: &Event, shared: Option<&Arc<Event>>, lane: Lane) {
+    fn fan_out(
+        &self,
+        slot: &Slot,
+        event: &Event<'_>,
+        shared: Option<&Arc<Event<'static>>>,
+        lane: Lane,
+    ) {
         for entry in slot.entries.iter() {
             match (&entry.target, shared) {
                 (Target::Sync(s), _) => deliver(

@@ -22,7 +22,7 @@ use crate::event::Event;
 /// struct CountFailures(AtomicU64);
 ///
 /// impl Subscriber for CountFailures {
-///     fn on_event(&self, _event: &Event) {
+///     fn on_event(&self, _event: &Event<'_>) {
 ///         self.0.fetch_add(1, Ordering::Relaxed);
 ///     }
 /// }
@@ -34,7 +34,7 @@ use crate::event::Event;
 /// ```
 pub trait Subscriber: Send + Sync + 'static {
     /// Handles one event.
-    fn on_event(&self, event: &Event);
+    fn on_event(&self, event: &Event<'_>);
 
     /// The subscriber's name in statistics and logs; the type's name by default.
     fn name(&self) -> Cow<'static, str> {
@@ -69,7 +69,7 @@ impl<F> fmt::Debug for FnSubscriber<F> {
 /// ```
 pub fn from_fn<F>(name: impl Into<Cow<'static, str>>, f: F) -> FnSubscriber<F>
 where
-    F: Fn(&Event) + Send + Sync + 'static,
+    F: Fn(&Event<'_>) + Send + Sync + 'static,
 {
     FnSubscriber {
         name: name.into(),
@@ -79,9 +79,9 @@ where
 
 impl<F> Subscriber for FnSubscriber<F>
 where
-    F: Fn(&Event) + Send + Sync + 'static,
+    F: Fn(&Event<'_>) + Send + Sync + 'static,
 {
-    fn on_event(&self, event: &Event) {
+    fn on_event(&self, event: &Event<'_>) {
         (self.f)(event)
     }
 

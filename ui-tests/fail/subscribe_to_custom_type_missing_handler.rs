@@ -12,7 +12,7 @@ struct Pager;
 
 #[subscribe_to(OrderFlagged)]
 impl Pager {
-    fn handle_flagged(&self, _event: &Event) {}
+    fn handle_flagged(&self, _event: &Event<'_>) {}
 }
 
 fn main() {}

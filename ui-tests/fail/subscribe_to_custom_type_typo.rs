@@ -12,7 +12,7 @@ struct Pager;
 
 #[subscribe_to(OrderFlaged)]
 impl Pager {
-    fn handle_order_flaged(&self, _event: &Event) {}
+    fn handle_order_flaged(&self, _event: &Event<'_>) {}
 }
 
 fn main() {}

@@ -5,7 +5,7 @@ struct Pager;
 
 #[subscribe_to("step.failed")]
 impl Pager {
-    async fn handle_step_failed(&self, _event: &Event) {}
+    async fn handle_step_failed(&self, _event: &Event<'_>) {}
 }
 
 fn main() {}

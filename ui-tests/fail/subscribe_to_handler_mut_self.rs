@@ -7,7 +7,7 @@ struct Pager {
 
 #[subscribe_to("task.completed")]
 impl Pager {
-    fn handle_task_completed(&mut self, _event: &Event) {
+    fn handle_task_completed(&mut self, _event: &Event<'_>) {
         self.pages += 1;
     }
 }

@@ -5,7 +5,7 @@ struct Pager;
 
 #[subscribe_to("completed")]
 impl Pager {
-    fn handle_completed(&self, _event: &Event) {}
+    fn handle_completed(&self, _event: &Event<'_>) {}
 }
 
 fn main() {}

@@ -5,7 +5,7 @@ struct Pager;
 
 #[subscribe_to("step*" => handle_step)]
 impl Pager {
-    fn handle_step(&self, _event: &Event) {}
+    fn handle_step(&self, _event: &Event<'_>) {}
 }
 
 fn main() {}

@@ -5,7 +5,7 @@ struct Pager;
 
 #[subscribe_to(42)]
 impl Pager {
-    fn handle_task_completed(&self, _event: &Event) {}
+    fn handle_task_completed(&self, _event: &Event<'_>) {}
 }
 
 fn main() {}

@@ -6,7 +6,7 @@ struct Pager {
 
 #[subscribe_to("task.completed")]
 impl Pager {
-    fn handle_task_completed(&self, _event: &Event) {
+    fn handle_task_completed(&self, _event: &Event<'_>) {
         let _ = &self.endpoint;
     }
 }

@@ -4,12 +4,12 @@ use tasker_telemetry::{subscribe_to, Event};
 struct Pager;
 
 trait Notify {
-    fn handle_task_completed(&self, event: &Event);
+    fn handle_task_completed(&self, event: &Event<'_>);
 }
 
 #[subscribe_to("task.completed")]
 impl Notify for Pager {
-    fn handle_task_completed(&self, _event: &Event) {}
+    fn handle_task_completed(&self, _event: &Event<'_>) {}
 }
 
 fn main() {}

@@ -5,7 +5,7 @@ struct Pager;
 
 #[subscribe_to("task.complted")]
 impl Pager {
-    fn handle_task_complted(&self, _event: &Event) {}
+    fn handle_task_complted(&self, _event: &Event<'_>) {}
 }
 
 fn main() {}

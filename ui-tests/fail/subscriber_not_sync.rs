@@ -6,7 +6,7 @@ use tasker_telemetry::{Event, Subscriber};
 struct Counter(RefCell<u64>);
 
 impl Subscriber for Counter {
-    fn on_event(&self, _event: &Event) {
+    fn on_event(&self, _event: &Event<'_>) {
         *self.0.borrow_mut() += 1;
     }
 }

@@ -18,7 +18,7 @@ struct Reviewers(AtomicU64);
 
 #[subscribe_to(events::OrderFlagged)]
 impl Reviewers {
-    fn handle_order_flagged(&self, event: &Event) {
+    fn handle_order_flagged(&self, event: &Event<'_>) {
         assert_eq!(event.get("id").and_then(|v| v.as_u64()), Some(42));
         self.0.fetch_add(1, Ordering::Relaxed);
     }

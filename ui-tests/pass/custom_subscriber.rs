@@ -14,7 +14,7 @@ struct PagerDuty {
 }
 
 impl Subscriber for PagerDuty {
-    fn on_event(&self, event: &Event) {
+    fn on_event(&self, event: &Event<'_>) {
         if tasker_telemetry::subscriber::helpers::error_metrics(event).final_failure {
             self.final_failures.fetch_add(1, Ordering::Relaxed);
         }

@@ -1,5 +1,5 @@
 // The expansion adds no warning to user code.
-#![deny(warnings)]
+#![deny(warnings, rust_2018_idioms)]
 
 use tasker_telemetry::{subscribe_to, Event};
 
@@ -11,10 +11,10 @@ pub struct Quiet;
 impl Quiet {
     /// Handles completions.
     #[inline]
-    pub fn handle_task_completed(&self, _event: &Event) {}
+    pub fn handle_task_completed(&self, _event: &Event<'_>) {}
 
     /// Handles exhausted retries.
-    pub fn handle_observability_step_max_retries_reached(&self, _event: &Event) {}
+    pub fn handle_observability_step_max_retries_reached(&self, _event: &Event<'_>) {}
 }
 
 fn main() {

@@ -15,7 +15,7 @@ struct Counter<T> {
 
 #[subscribe_to("step.*" => handle_step_event, register = false)]
 impl<T: Send + Sync + 'static> Counter<T> {
-    fn handle_step_event(&self, _event: &Event) {
+    fn handle_step_event(&self, _event: &Event<'_>) {
         self.hits.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -25,7 +25,7 @@ struct ThroughReexport(AtomicU64);
 
 #[subscribe_to("step.completed", crate = telemetry_reexport)]
 impl ThroughReexport {
-    fn handle_step_completed(&self, _event: &Event) {
+    fn handle_step_completed(&self, _event: &Event<'_>) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 }

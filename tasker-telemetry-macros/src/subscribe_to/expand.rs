@@ -34,7 +34,7 @@ pub(crate) fn expand(block: &ItemImpl, plan: &Plan) -> TokenStream {
         // Coerced to the handler signature at the user's `fn` name: a wrong signature is one
         // error there, and the call below cannot fail on its own.
         let handler = quote_spanned! {method.span()=>
-            let handler: fn(&Self, &#krate::__private_v0_1::Event) = Self::#method;
+            let handler: fn(&Self, &#krate::__private_v0_1::Event<'_>) = Self::#method;
         };
         quote! {
             if #test {
@@ -67,7 +67,7 @@ pub(crate) fn expand(block: &ItemImpl, plan: &Plan) -> TokenStream {
 
         #[automatically_derived]
         impl #impl_generics #krate::__private_v0_1::Subscriber for #self_ty #where_clause {
-            fn on_event(&self, event: &#krate::__private_v0_1::Event) {
+            fn on_event(&self, event: &#krate::__private_v0_1::Event<'_>) {
                 let name = #krate::__private_v0_1::Event::name(event);
                 #(#arms)*
                 let _ = name;

@@ -108,7 +108,7 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
                     push(syn::Error::new(
                         method.span(),
                         format!(
-                            "`{shown}` is handled by a method `{method}` that this impl block does not define; add `fn {method}(&self, event: &tasker_telemetry::Event)`"
+                            "`{shown}` is handled by a method `{method}` that this impl block does not define; add `fn {method}(&self, event: &tasker_telemetry::Event<'_>)`"
                         ),
                     ));
                     continue;
@@ -160,7 +160,7 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
             push(syn::Error::new(
                 method.span(),
                 format!(
-                    "`{name}` is handled by a method `{method}` that this impl block does not define; add `fn {method}(&self, event: &tasker_telemetry::Event)`"
+                    "`{name}` is handled by a method `{method}` that this impl block does not define; add `fn {method}(&self, event: &tasker_telemetry::Event<'_>)`"
                 ),
             ));
             continue;
@@ -190,16 +190,16 @@ pub(crate) fn validate(args: Args, block: &ItemImpl) -> syn::Result<Plan> {
     })
 }
 
-const HANDLER: &str = "fn(&self, event: &tasker_telemetry::Event)";
+const HANDLER: &str = "fn(&self, event: &tasker_telemetry::Event<'_>)";
 
-/// A handler is `fn name(&self, event: &Event)`: one error per wrong handler, at its own tokens.
+/// A handler is `fn name(&self, event: &Event<'_>)`: one error per wrong handler, at its own tokens.
 fn check_signature(sig: &Signature, cx: &Ctxt) {
     let name = &sig.ident;
     if let Some(asyncness) = &sig.asyncness {
         cx.error_spanned_by(
             asyncness,
             format!(
-                "subscriber handlers run synchronously in the publishing thread, so `{name}` cannot be `async`: write `{HANDLER}` and hand the work off from it (send the event on a channel, or spawn it onto your runtime with `tokio::spawn(.. event.clone() ..)`), or subscribe the subscriber with `Delivery::Asynchronous` to get its own bounded queue"
+                "subscriber handlers run synchronously in the publishing thread, so `{name}` cannot be `async`: write `{HANDLER}` and hand the work off from it (send the event on a channel, or spawn it onto your runtime with `tokio::spawn(.. event.clone().into_owned() ..)`), or subscribe the subscriber with `Delivery::Asynchronous` to get its own bounded queue"
             ),
         );
         return;
@@ -241,7 +241,7 @@ fn check_signature(sig: &Signature, cx: &Ctxt) {
             other => cx.error_spanned_by(
                 other,
                 format!(
-                    "`{name}` receives the event by reference (other subscribers get it too; clone it to keep it): the handler is `{HANDLER}`"
+                    "`{name}` receives the event by reference (other subscribers get it too; keep `event.clone().into_owned()` to hold it longer): the handler is `{HANDLER}`"
                 ),
             ),
         },

@@ -140,10 +140,11 @@ impl StepScope {
         })
     }
 
-    /// A step payload for `attempt_number` with the identifying keys and filtered inputs.
+    /// A step payload for `attempt_number` with the identifying keys (borrowed from this scope:
+    /// [`into_owned`](StepPayload::into_owned) keeps it longer) and filtered inputs.
     #[inline]
-    pub fn payload(&self, attempt_number: u32) -> StepPayload {
-        let mut p = StepPayload::for_step(self.identity.clone());
+    pub fn payload(&self, attempt_number: u32) -> StepPayload<'_> {
+        let mut p = StepPayload::borrowing(&self.identity);
         p.attempt_number = attempt_number;
         p.retry_limit = self.retry_limit();
         p.inputs = self.filtered_inputs();
@@ -153,13 +154,13 @@ impl StepScope {
     /// A lifecycle event's payload, built in one piece: a payload is a few hundred bytes, and
     /// building it then setting fields costs a copy per step.
     #[inline]
-    fn event_payload(&self, m: StepMoment) -> Payload {
+    fn event_payload(&self, m: StepMoment) -> Payload<'_> {
         let (completed_at, execution_duration) = match m.ended {
             Some((at, seconds)) => (Some(at), Some(seconds)),
             None => (None, None),
         };
         Payload::Step(StepPayload {
-            identity: self.identity.clone(),
+            identity: Cow::Borrowed(&self.identity),
             attempt_number: m.attempt_number,
             retry_limit: m.retry_limit,
             started_at: Some(m.started_at),
@@ -189,7 +190,7 @@ impl StepScope {
                 Event::stamped(
                     event,
                     now,
-                    Some(self.task.corr().clone()),
+                    Some(Cow::Borrowed(self.task.corr())),
                     self.event_payload(moment(now)),
                 )
             });
@@ -197,10 +198,10 @@ impl StepScope {
 
     /// Publishes `event` with a payload built from this step, only if telemetry is on and someone
     /// listens.
-    pub fn publish<P: Into<Payload>>(
-        &self,
+    pub fn publish<'s, P: Into<Payload<'s>>>(
+        &'s self,
         event: EventName,
-        build: impl FnOnce(&StepScope) -> P,
+        build: impl FnOnce(&'s StepScope) -> P,
     ) -> bool {
         is_enabled()
             && self.task.inner.telemetry.publisher().publish_correlated(

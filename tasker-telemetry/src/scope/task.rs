@@ -440,10 +440,10 @@ impl TaskScope {
 
     /// Publishes `event` with a payload built from this task, only if telemetry is on and someone
     /// listens. The runner uses this for orchestration events.
-    pub fn publish<P: Into<Payload>>(
-        &self,
+    pub fn publish<'s, P: Into<Payload<'s>>>(
+        &'s self,
         event: EventName,
-        build: impl FnOnce(&TaskScope) -> P,
+        build: impl FnOnce(&'s TaskScope) -> P,
     ) -> bool {
         is_enabled()
             && self

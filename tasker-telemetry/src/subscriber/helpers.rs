@@ -24,13 +24,13 @@ use crate::payload::Value;
 use crate::timestamp::Timestamp;
 
 /// The text under `key`, or `default` when the key is missing or not text (Tasker's `safe_get`).
-pub fn get_str<'a>(event: &'a Event, key: &str, default: &'a str) -> &'a str {
+pub fn get_str<'a>(event: &'a Event<'_>, key: &str, default: &'a str) -> &'a str {
     event.get(key).and_then(|v| v.as_str()).unwrap_or(default)
 }
 
 /// The number under `key` (numbers, or text that parses as one), or `default` (Tasker's
 /// `extract_numeric_metric`). Non-finite values count as missing.
-pub fn number(event: &Event, key: &str, default: f64) -> f64 {
+pub fn number(event: &Event<'_>, key: &str, default: f64) -> f64 {
     event
         .get(key)
         .and_then(|v| v.as_f64())
@@ -39,7 +39,7 @@ pub fn number(event: &Event, key: &str, default: f64) -> f64 {
 }
 
 /// The whole number under `key`, or `default`.
-pub fn integer(event: &Event, key: &str, default: u64) -> u64 {
+pub fn integer(event: &Event<'_>, key: &str, default: u64) -> u64 {
     event.get(key).and_then(|v| v.as_u64()).unwrap_or(default)
 }
 
@@ -61,7 +61,7 @@ pub struct CoreAttributes<'a> {
 }
 
 /// Reads the core attributes (Tasker's `extract_core_attributes`).
-pub fn core_attributes(event: &Event) -> CoreAttributes<'_> {
+pub fn core_attributes<'e>(event: &'e Event<'_>) -> CoreAttributes<'e> {
     let s = |k| event.get(k).and_then(|v: Value<'_>| v.as_str());
     CoreAttributes {
         event_type: event.name().as_str(),
@@ -87,7 +87,7 @@ pub struct StepAttributes<'a> {
 }
 
 /// Reads the step attributes, or `None` for events that do not concern a step.
-pub fn step_attributes(event: &Event) -> Option<StepAttributes<'_>> {
+pub fn step_attributes<'e>(event: &'e Event<'_>) -> Option<StepAttributes<'e>> {
     let step_id = event.get("step_id")?.as_str()?;
     Some(StepAttributes {
         step_id,
@@ -115,7 +115,7 @@ pub struct TimingMetrics {
 }
 
 /// Reads timing metrics (Tasker's `extract_timing_metrics`).
-pub fn timing_metrics(event: &Event) -> TimingMetrics {
+pub fn timing_metrics(event: &Event<'_>) -> TimingMetrics {
     let ts = |k| match event.get(k) {
         Some(Value::Timestamp(t)) => Some(t),
         _ => None,
@@ -302,7 +302,7 @@ pub struct ErrorMetrics<'a> {
 }
 
 /// Reads error metrics (Tasker's `extract_error_metrics`).
-pub fn error_metrics(event: &Event) -> ErrorMetrics<'_> {
+pub fn error_metrics<'e>(event: &'e Event<'_>) -> ErrorMetrics<'e> {
     let error_class = get_str(event, "error_class", "unknown");
     let error_message = get_str(event, "error_message", "");
     let attempt_number = integer(event, "attempt_number", 1);
@@ -333,7 +333,7 @@ pub struct PerformanceMetrics<'a> {
 }
 
 /// Reads performance metrics (Tasker's `extract_performance_metrics`).
-pub fn performance_metrics(event: &Event) -> PerformanceMetrics<'_> {
+pub fn performance_metrics<'e>(event: &'e Event<'_>) -> PerformanceMetrics<'e> {
     PerformanceMetrics {
         operation: get_str(event, "operation", "unknown"),
         value: number(event, "value", 0.0),
@@ -358,7 +358,7 @@ pub fn performance_metrics(event: &Event) -> PerformanceMetrics<'_> {
 ///     vec![("event_type", "step.completed"), ("task_name", "checkout"), ("step_name", "charge")]
 /// );
 /// ```
-pub fn metric_tags(event: &Event) -> Vec<(&'static str, &str)> {
+pub fn metric_tags<'e>(event: &'e Event<'_>) -> Vec<(&'static str, &'e str)> {
     let mut tags = vec![("event_type", event.name().as_str())];
     for key in ["task_name", "step_name"] {
         if let Some(v) = event.get(key).and_then(|v| v.as_str()) {
@@ -468,7 +468,7 @@ mod tests {
         }
     }
 
-    fn failed(attempt: Option<u32>, limit: Option<u32>) -> Event {
+    fn failed(attempt: Option<u32>, limit: Option<u32>) -> Event<'static> {
         let mut p = ErrorPayload::for_task("1", "t", "boom", "PaymentDeclined");
         p.step_id = Some("1-1".into());
         p.attempt_number = attempt;

@@ -23,7 +23,7 @@ pub struct CompletedTasks(pub AtomicU64);
 #[subscribe_to("task.completed")]
 impl CompletedTasks {
     /// Counts one completion.
-    pub fn handle_task_completed(&self, _event: &Event) {
+    pub fn handle_task_completed(&self, _event: &Event<'_>) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 }
