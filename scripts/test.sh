@@ -40,6 +40,10 @@ cargo run --quiet --example catalog -- --json >/dev/null
 cargo run --quiet --example custom_subscriber >/dev/null
 cargo run --quiet --example custom_events >/dev/null
 cargo run --quiet --example distributed_task >/dev/null
+artefacts=$(mktemp -d)
+cargo run --quiet --example dashboards -- --out "$artefacts" >/dev/null
+promtool check rules "$artefacts"/tasker-recording-rules.yml "$artefacts"/tasker-alerting-rules.yml >/dev/null
+rm -rf "$artefacts"
 echo "scripts/test.sh: examples ran"
 
 # One closing line for the whole suite (cargo prints one per test binary).

@@ -13,6 +13,7 @@ inventory::submit! {
         name: "fetch_cart",
         type_path: "e2e::FetchCart",
         retry_limit: Some(3),
+        objective: None,
         file: file!(),
         line: line!(),
     }

@@ -7,11 +7,11 @@ mod support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::http_get::get;
+use support::prometheus::{Prometheus, query, require};
 use tasker_telemetry::http::MetricsServer;
 use tasker_telemetry::scope::{Failure, StepCounts};
 use tasker_telemetry::{TaskScope, Telemetry};
@@ -19,15 +19,6 @@ use tasker_telemetry::{TaskScope, Telemetry};
 /// Names with every character that needs escaping, and non-ASCII.
 const TRICKY_TASK: &str = "order \"big\" \\ batch\nline two é✓";
 const TRICKY_STEP: &str = "charge \\card\\ \"now\" ü";
-
-fn require(binary: &str) -> String {
-    let path = format!("/usr/bin/{binary}");
-    assert!(
-        std::path::Path::new(&path).exists(),
-        "{binary} not found: install the Debian package `prometheus` (apt-get install prometheus); `bash scripts/test.sh` does this"
-    );
-    path
-}
 
 /// Busy work for a known time, so step durations have a known median.
 fn work(millis: u64) {
@@ -106,107 +97,6 @@ fn parse_samples(text: &str) -> Vec<(String, BTreeMap<String, String>, f64)> {
         out.push((name.to_owned(), map, value));
     }
     out
-}
-
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_prometheus(target: SocketAddr) -> Prometheus {
-    let binary = require("prometheus");
-    let dir = std::env::temp_dir().join(format!(
-        "tasker-prom-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: tasker\n    metrics_path: /metrics\n    static_configs:\n      - targets: ['{target}']\n"
-    );
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let child = Command::new(binary)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus starts");
-    Prometheus {
-        child,
-        addr: ([127, 0, 0, 1], port).into(),
-        _dir: TempDir(dir),
-    }
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Runs an instant PromQL query, waiting (polling the server, bounded) until it has a result.
-fn query(prometheus: &Prometheus, promql: &str) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let path = format!("/api/v1/query?query={}", url_encode(promql));
-        let answer = std::net::TcpStream::connect(prometheus.addr)
-            .ok()
-            .map(|_| get(prometheus.addr, &path, &[]));
-        if let Some(answer) = answer.filter(|a| a.status == 200) {
-            let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-            let result = body["data"]["result"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            if !result.is_empty() {
-                return result;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no result for {promql} within 60 s"
-        );
-        // Prometheus scrapes every second; ask again shortly.
-        std::thread::park_timeout(Duration::from_millis(250));
-    }
 }
 
 #[test]
@@ -304,7 +194,7 @@ fn a_real_prometheus_scrapes_exact_values_and_quantiles() {
     let telemetry = Telemetry::new(Default::default()).unwrap();
     workload(&telemetry);
     let server = MetricsServer::start(&telemetry, None, ([127, 0, 0, 1], 0).into()).unwrap();
-    let prometheus = start_prometheus(server.addr());
+    let prometheus = Prometheus::start(&[server.addr()], &[]);
 
     let up = query(&prometheus, "up{job=\"tasker\"}");
     assert_eq!(

@@ -46,6 +46,7 @@ impl ::tasker_telemetry::__private_v0_1::StepHandler for FetchCart {
 ::tasker_telemetry::__private_v0_1::inventory::submit! {
     ::tasker_telemetry::__private_v0_1::HandlerDescriptor { name : "fetch_cart",
     type_path : ::core::concat!(::core::module_path!(), "::", "FetchCart"), retry_limit :
+    ::tasker_telemetry::__private_v0_1::Option::None, objective :
     ::tasker_telemetry::__private_v0_1::Option::None, file : ::core::file!(), line :
     ::core::line!(), }
 }

@@ -39,6 +39,7 @@ impl ::tasker_telemetry::__private_v0_1::StepHandler for ProcessPayment {
 ::tasker_telemetry::__private_v0_1::inventory::submit! {
     ::tasker_telemetry::__private_v0_1::HandlerDescriptor { name : "process_payment",
     type_path : ::core::concat!(::core::module_path!(), "::", "ProcessPayment"),
-    retry_limit : ::tasker_telemetry::__private_v0_1::Option::Some(3u32), file :
-    ::core::file!(), line : ::core::line!(), }
+    retry_limit : ::tasker_telemetry::__private_v0_1::Option::Some(3u32), objective :
+    ::tasker_telemetry::__private_v0_1::Option::None, file : ::core::file!(), line :
+    ::core::line!(), }
 }

@@ -36,10 +36,26 @@ pub struct HandlerDescriptor {
     pub type_path: &'static str,
     /// How many attempts it may make, if it declares a limit.
     pub retry_limit: Option<u32>,
+    /// The p95 duration it should stay within, if it declares one
+    /// (`#[step_handler(objective = "250ms")]`): the generated alerts watch it (see
+    /// [`operator`](crate::operator)).
+    #[serde(serialize_with = "seconds")]
+    pub objective: Option<std::time::Duration>,
     /// Source file of the declaration.
     pub file: &'static str,
     /// Source line of the declaration.
     pub line: u32,
+}
+
+/// A duration in catalogs: seconds, as the metrics measure them.
+fn seconds<S: serde::Serializer>(
+    d: &Option<std::time::Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serializer.serialize_some(&d.as_secs_f64()),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// A subscriber, registered by `#[subscribe_to]`.

@@ -50,6 +50,7 @@ pub mod http;
 mod init;
 pub mod logging;
 pub mod metrics;
+pub mod operator;
 mod otlp;
 pub mod payload;
 pub mod performance;
@@ -94,7 +95,9 @@ pub use timestamp::Timestamp;
 /// `process()` is published as `step.failed` with class `panic`, then resumed.
 ///
 /// Arguments: `name = "..."` (default: the type's name in snake_case, or the function's name),
-/// `retry_limit = N` (the default limit of steps using this handler), `crate = path` (when
+/// `retry_limit = N` (the default limit of steps using this handler), `objective = "250ms"` (the
+/// p95 duration the step should stay within, which the generated alerts of
+/// [`operator`](crate::operator) watch), `crate = path` (when
 /// `tasker_telemetry` is reached through a re-export). The handler is listed in the
 /// [catalog](crate::catalog::handlers) with its type, file and line.
 ///
@@ -219,6 +222,7 @@ pub mod __private_v0_1 {
     pub use inventory;
     pub use std::sync::Arc;
     pub use std::sync::OnceLock;
+    pub use std::time::Duration;
 
     /// Whether `name` matches a `namespace.*` pattern (patterns are validated by the macro).
     #[inline]

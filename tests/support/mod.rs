@@ -5,3 +5,4 @@ pub mod grpc_collector;
 pub mod http_get;
 pub mod https_receiver;
 pub mod otlp_receiver;
+pub mod prometheus;

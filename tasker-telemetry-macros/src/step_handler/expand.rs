@@ -161,12 +161,19 @@ fn registration(plan: &Plan, type_name: &str) -> TokenStream {
         Some(n) => quote!(#krate::__private_v0_1::Option::Some(#n)),
         None => quote!(#krate::__private_v0_1::Option::None),
     };
+    let objective = match plan.objective_nanos {
+        Some(n) => quote!(#krate::__private_v0_1::Option::Some(
+            #krate::__private_v0_1::Duration::from_nanos(#n)
+        )),
+        None => quote!(#krate::__private_v0_1::Option::None),
+    };
     quote! {
         #krate::__private_v0_1::inventory::submit! {
             #krate::__private_v0_1::HandlerDescriptor {
                 name: #name,
                 type_path: ::core::concat!(::core::module_path!(), "::", #type_name),
                 retry_limit: #retry_limit,
+                objective: #objective,
                 file: ::core::file!(),
                 line: ::core::line!(),
             }

@@ -1,4 +1,5 @@
-//! The arguments of `#[step_handler]`: `name = "..."`, `retry_limit = N`, `crate = path`.
+//! The arguments of `#[step_handler]`: `name = "..."`, `retry_limit = N`, `objective = "..."`,
+//! `crate = path`.
 
 use syn::parse::{Parse, ParseStream};
 use syn::{LitInt, LitStr, Token};
@@ -6,16 +7,17 @@ use syn::{LitInt, LitStr, Token};
 mod kw {
     syn::custom_keyword!(name);
     syn::custom_keyword!(retry_limit);
+    syn::custom_keyword!(objective);
 }
 
 pub(crate) struct Args {
     pub(crate) name: Option<LitStr>,
     pub(crate) retry_limit: Option<LitInt>,
+    pub(crate) objective: Option<LitStr>,
     pub(crate) krate: Option<syn::Path>,
 }
 
-const ACCEPTED: &str =
-    "#[step_handler] accepts `name = \"...\"`, `retry_limit = N` and `crate = path`";
+const ACCEPTED: &str = "#[step_handler] accepts `name = \"...\"`, `retry_limit = N`, `objective = \"250ms\"` and `crate = path`";
 
 /// Parses `= value` into `slot`, refusing a second one at the key's own span.
 fn assign<K: syn::spanned::Spanned, T>(
@@ -41,6 +43,7 @@ impl Parse for Args {
         let mut args = Args {
             name: None,
             retry_limit: None,
+            objective: None,
             krate: None,
         };
         while !input.is_empty() {
@@ -53,6 +56,9 @@ impl Parse for Args {
                 assign(input, key, "retry_limit", &mut args.retry_limit, |i| {
                     i.parse()
                 })?;
+            } else if lookahead.peek(kw::objective) {
+                let key: kw::objective = input.parse()?;
+                assign(input, key, "objective", &mut args.objective, |i| i.parse())?;
             } else if lookahead.peek(Token![crate]) {
                 let key: Token![crate] = input.parse()?;
                 assign(input, key, "crate", &mut args.krate, |i| {

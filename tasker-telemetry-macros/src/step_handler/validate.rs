@@ -26,6 +26,8 @@ pub(crate) struct Plan {
     pub(crate) form: Form,
     pub(crate) name: String,
     pub(crate) retry_limit: Option<u32>,
+    /// The declared p95 objective, in nanoseconds.
+    pub(crate) objective_nanos: Option<u64>,
     pub(crate) krate: syn::Path,
     /// The span of `process()`'s `async` keyword, when it is async.
     pub(crate) async_span: Option<Span>,
@@ -58,6 +60,11 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
         },
         None => None,
     };
+    let objective_nanos = args.objective.as_ref().and_then(|lit| {
+        parse_duration(&lit.value())
+            .map_err(|why| errors.syn_error(syn::Error::new_spanned(lit, why)))
+            .ok()
+    });
     if let Some(name) = &args.name {
         let v = name.value();
         if v.is_empty()
@@ -177,11 +184,37 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
         form,
         name: args.name.map_or(default_name, |n| n.value()),
         retry_limit,
+        objective_nanos,
         krate,
         async_span: sig.asyncness.map(|a| a.span),
         params,
         output_span,
     })
+}
+
+/// A duration such as `250ms`, `1.5s`, `2m` or `100us`: a positive number and one unit.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    const ACCEPTED: &str = "objective is a duration above zero: a number and a unit (ns, us, ms, s, m), e.g. \"250ms\" or \"1.5s\"";
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{ACCEPTED}; `{text}` does not start with a number"))?;
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        _ => return Err(format!("{ACCEPTED}; `{text}` has no unit it knows")),
+    };
+    let nanos = value * scale;
+    if !(nanos >= 1.0 && nanos < u64::MAX as f64) {
+        return Err(format!("{ACCEPTED}; `{text}` is not above zero"));
+    }
+    Ok(nanos.round() as u64)
 }
 
 fn check_receiver(sig: &Signature, errors: &Ctxt) {
