@@ -9,6 +9,12 @@ mod otlp;
 #[cfg(feature = "otlp-metrics")]
 pub use otlp::{MetricsExportReport, OtlpMetricsExporter};
 
+#[cfg(feature = "pushgateway")]
+mod pushgateway;
+
+#[cfg(feature = "pushgateway")]
+pub use pushgateway::{PushAtTaskEnd, PushError, PushMethod, Pushgateway, push_at_task_end};
+
 use std::error::Error as StdError;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, RwLock};
@@ -190,56 +196,87 @@ impl ExportRegistry {
         let snapshot = self.telemetry.metrics().snapshot();
         let mut summary = ExportSummary::default();
         for plugin in plugins {
-            let name = plugin.name().to_owned();
             if !plugin.supported_formats().contains(&format) {
                 summary.skipped += 1;
                 continue;
             }
-            self.publish(names::TASKER_TELEMETRY_EXPORT_REQUESTED, |f| {
-                f.insert("plugin", name.clone())
-                    .insert("format", format.as_str());
-            });
-            let started = Instant::now();
-            let outcome = catch_unwind(AssertUnwindSafe(|| plugin.export(&snapshot, format)));
-            let error = match outcome {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(panic) => Some(
-                    panic
-                        .downcast_ref::<&str>()
-                        .map(|s| format!("panicked: {s}"))
-                        .or_else(|| {
-                            panic
-                                .downcast_ref::<String>()
-                                .map(|s| format!("panicked: {s}"))
-                        })
-                        .unwrap_or_else(|| "panicked".to_owned()),
-                ),
-            };
-            let seconds = started.elapsed().as_secs_f64();
-            match error {
-                None => {
-                    summary.succeeded += 1;
-                    self.publish(names::TASKER_TELEMETRY_EXPORT_COMPLETED, |f| {
-                        f.insert("plugin", name.clone())
-                            .insert("format", format.as_str())
-                            .insert("metric_count", snapshot.families.len())
-                            .insert("duration", seconds);
-                    });
-                }
-                Some(error) => {
-                    summary.failed += 1;
-                    self.failures.with(&[&name]).inc();
-                    tracing::warn!(target: "tasker_telemetry::export", plugin = %name, error = %error, "exporter plugin failed");
-                    self.publish(names::TASKER_TELEMETRY_EXPORT_FAILED, |f| {
-                        f.insert("plugin", name.clone())
-                            .insert("format", format.as_str())
-                            .insert("error", error.clone())
-                            .insert("duration", seconds);
-                    });
-                }
+            match self.run(&*plugin, &snapshot, format) {
+                Ok(()) => summary.succeeded += 1,
+                Err(_) => summary.failed += 1,
             }
         }
         summary
+    }
+
+    /// Exports one snapshot through the plugin named `name` alone, reported as
+    /// [`export_all`](Self::export_all) reports each; `None` if no such plugin takes `format`.
+    pub(crate) fn export_one(
+        &self,
+        name: &str,
+        format: MetricsFormat,
+    ) -> Option<Result<(), String>> {
+        let plugin = self
+            .plugins
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|p| p.name() == name && p.supported_formats().contains(&format))
+            .cloned()?;
+        let snapshot = self.telemetry.metrics().snapshot();
+        Some(self.run(&*plugin, &snapshot, format))
+    }
+
+    /// One plugin's export, isolated and reported.
+    fn run(
+        &self,
+        plugin: &dyn ExporterPlugin,
+        snapshot: &MetricsSnapshot,
+        format: MetricsFormat,
+    ) -> Result<(), String> {
+        let name = plugin.name().to_owned();
+        self.publish(names::TASKER_TELEMETRY_EXPORT_REQUESTED, |f| {
+            f.insert("plugin", name.clone())
+                .insert("format", format.as_str());
+        });
+        let started = Instant::now();
+        let outcome = catch_unwind(AssertUnwindSafe(|| plugin.export(snapshot, format)));
+        let error = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(panic) => Some(
+                panic
+                    .downcast_ref::<&str>()
+                    .map(|s| format!("panicked: {s}"))
+                    .or_else(|| {
+                        panic
+                            .downcast_ref::<String>()
+                            .map(|s| format!("panicked: {s}"))
+                    })
+                    .unwrap_or_else(|| "panicked".to_owned()),
+            ),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        match error {
+            None => {
+                self.publish(names::TASKER_TELEMETRY_EXPORT_COMPLETED, |f| {
+                    f.insert("plugin", name.clone())
+                        .insert("format", format.as_str())
+                        .insert("metric_count", snapshot.families.len())
+                        .insert("duration", seconds);
+                });
+                Ok(())
+            }
+            Some(error) => {
+                self.failures.with(&[&name]).inc();
+                tracing::warn!(target: "tasker_telemetry::export", plugin = %name, error = %error, "exporter plugin failed");
+                self.publish(names::TASKER_TELEMETRY_EXPORT_FAILED, |f| {
+                    f.insert("plugin", name.clone())
+                        .insert("format", format.as_str())
+                        .insert("error", error.clone())
+                        .insert("duration", seconds);
+                });
+                Err(error)
+            }
+        }
     }
 }

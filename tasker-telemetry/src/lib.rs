@@ -97,7 +97,7 @@ pub use timestamp::Timestamp;
 /// Arguments: `name = "..."` (default: the type's name in snake_case, or the function's name),
 /// `retry_limit = N` (the default limit of steps using this handler), `objective = "250ms"` (the
 /// p95 duration the step should stay within, which the generated alerts of
-/// [`operator`](crate::operator) watch), `crate = path` (when
+/// [`operator`] watch), `crate = path` (when
 /// `tasker_telemetry` is reached through a re-export). The handler is listed in the
 /// [catalog](crate::catalog::handlers) with its type, file and line.
 ///

@@ -49,7 +49,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A running Prometheus, scraping its targets every second under job `tasker`.
+/// A running Prometheus, scraping its targets every second under job `tasker` (keeping the
+/// `job` and `instance` labels a target's series carry, as a Pushgateway's do).
 pub struct Prometheus {
     child: Child,
     /// Where its HTTP API listens.
@@ -76,7 +77,7 @@ impl Prometheus {
             .map(|r| format!("  - '{}'\n", r.display()))
             .collect();
         let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nrule_files:\n{rules}scrape_configs:\n  - job_name: tasker\n    metrics_path: /metrics\n    static_configs:\n      - targets: [{}]\n",
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nrule_files:\n{rules}scrape_configs:\n  - job_name: tasker\n    honor_labels: true\n    metrics_path: /metrics\n    static_configs:\n      - targets: [{}]\n",
             targets.join(", ")
         );
         let config = if rule_files.is_empty() {
