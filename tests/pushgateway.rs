@@ -210,9 +210,12 @@ fn a_gateway_that_is_down_is_counted_and_the_tasks_are_unaffected() {
     let telemetry = Telemetry::new(Default::default()).unwrap();
     let pushing = push_at_task_end(
         &telemetry,
-        Pushgateway::new(&format!("http://127.0.0.1:{closed}"), "nightly_import")
-            .unwrap()
-            .with_timeout(Duration::from_secs(2)),
+        Pushgateway::new(
+            &format!("http://pusher:hunter2@127.0.0.1:{closed}"),
+            "nightly_import",
+        )
+        .unwrap()
+        .with_timeout(Duration::from_secs(2)),
     )
     .unwrap();
     run_tasks(&telemetry);
@@ -222,6 +225,9 @@ fn a_gateway_that_is_down_is_counted_and_the_tasks_are_unaffected() {
         error.to_string().contains(&format!("127.0.0.1:{closed}")),
         "{error}"
     );
+    // The gateway's credentials stay out of the error (and so out of the export_failed event
+    // and the log line, which carry it).
+    assert!(!error.to_string().contains("hunter2"), "{error}");
     // The final push at least failed and was counted; the tasks' own metrics are intact.
     assert!(export_failures(&telemetry) >= 1.0);
     let text = prometheus_text(&telemetry.metrics().snapshot());

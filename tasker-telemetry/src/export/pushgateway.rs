@@ -235,7 +235,10 @@ impl Pushgateway {
                 .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
                 .body(body);
         }
-        let response = request.send().map_err(|e| failed(error_chain(&e)))?;
+        // The transport's wording: the URL (shown masked above) is not repeated unmasked.
+        let response = request
+            .send()
+            .map_err(|e| failed(crate::otlp::transport::chain(&e)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -246,17 +249,6 @@ impl Pushgateway {
             answer.trim().chars().take(300).collect::<String>()
         )))
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl ExporterPlugin for Pushgateway {

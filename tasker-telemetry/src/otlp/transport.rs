@@ -187,7 +187,7 @@ fn describe_answer(response: &Response<Bytes>) -> String {
 }
 
 /// An error and its sources, as one line, without the URL reqwest would repeat (unmasked).
-fn chain(error: &reqwest::Error) -> String {
+pub(crate) fn chain(error: &reqwest::Error) -> String {
     let mut text = String::new();
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
     let mut first = true;
