@@ -6,7 +6,10 @@
 //! `cargo run --example order_processing` runs offline and prints the task's span tree, how many
 //! of each event were published, and the `tasker_*` metrics in Prometheus text. With
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are exported too. With `-- --serve`, `/metrics` and
-//! `/health/*` stay up on 127.0.0.1:9464 until the process is interrupted.
+//! `/health/*` stay up on 127.0.0.1:9464 (`--port N` for another; 0 for any free one) until the
+//! process is interrupted, while the workflow runs in a loop, four orders a second, every fourth
+//! one failing for good (its cart is missing): a live workload for a Prometheus to scrape and for
+//! the dashboards of `cargo run --example dashboards`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -115,8 +118,21 @@ impl EventCounter {
     }
 }
 
+/// `--serve` and `--port N` from the command line.
+fn serve_port() -> Result<Option<u16>, Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let port = match args.iter().position(|a| a == "--port") {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|p| p.parse().ok())
+            .ok_or("--port takes a port number (0 for any free one)")?,
+        None => 9464,
+    };
+    Ok(args.iter().any(|a| a == "--serve").then_some(port))
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let serve = std::env::args().any(|a| a == "--serve");
+    let serve = serve_port()?;
     let guard = tasker_telemetry::init()?;
     let telemetry = guard.telemetry();
 
@@ -146,8 +162,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;
-    let context = serde_json::json!({"cart_id": 42, "amount_cents": 4999, "customer_email": "ada@example.com"});
-    let outcome = runtime.block_on(workflow.run(telemetry, "order-1001", context));
+    let order = |cart_id: Option<u64>| {
+        let mut context =
+            serde_json::json!({"amount_cents": 4999, "customer_email": "ada@example.com"});
+        if let Some(cart_id) = cart_id {
+            context["cart_id"] = cart_id.into();
+        }
+        context
+    };
+    let outcome = runtime.block_on(workflow.run(telemetry, "order-1001", order(Some(42))));
     guard.spans().flush();
 
     let mut out = std::io::stdout().lock();
@@ -181,15 +204,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     out.flush()?;
     drop(out);
 
-    if serve {
-        let server = MetricsServer::local(telemetry, Some(guard.spans()), 9464)?;
+    if let Some(port) = serve {
+        let server = MetricsServer::local(telemetry, Some(guard.spans()), port)?;
+        let mut out = std::io::stdout().lock();
         writeln!(
-            std::io::stdout(),
+            out,
             "\nserving http://{}/metrics and /health/* until interrupted",
             server.addr()
         )?;
-        loop {
-            std::thread::park();
+        out.flush()?;
+        drop(out);
+        // Orders in a loop, every fourth without a cart: fetch_cart fails for good.
+        for n in 1002u64.. {
+            let cart = (n % 4 != 0).then_some(n);
+            runtime.block_on(workflow.run(telemetry, format!("order-{n}"), order(cart)));
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
     if !outcome.is_complete() {

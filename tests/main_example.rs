@@ -1,20 +1,13 @@
 //! The main example runs, exits 0, prints its three sections, and every output line README.md
 //! quotes appears in what it really prints (durations aside).
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn example_binary() -> PathBuf {
-    // target/<profile>/deps/main_example-<hash> -> target/<profile>/examples/order_processing
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    let path = profile_dir.join("examples").join("order_processing");
-    assert!(
-        path.exists(),
-        "{} not built: run `cargo test --workspace` (it builds the examples)",
-        path.display()
-    );
-    path
+#[path = "support/examples.rs"]
+mod examples;
+
+fn example_binary() -> std::path::PathBuf {
+    examples::example_binary("order_processing")
 }
 
 /// Replaces durations ("117ms", "63.5µs", "1.2s") with `<duration>`.

@@ -414,6 +414,43 @@ fn has_exactly(result: &[serde_json::Value], labels: &BTreeSet<&str>) -> bool {
         })
 }
 
+/// Every recording rule's series, and every panel query (the dashboard's variables at "All"),
+/// comes back from `prometheus` with the labels it names.
+fn every_panel_and_rule_returns_labelled_series(prometheus: &Prometheus, artefacts: &Artefacts) {
+    // Each recorded series, with exactly its expression's labels (a recorded series keeps no
+    // `job` / `instance` unless its `by` names them).
+    for rule in &artefacts.recording_rules {
+        let labels: BTreeSet<&str> = rule.labels.iter().map(String::as_str).collect();
+        query_until(prometheus, &rule.record, |r| has_exactly(r, &labels));
+    }
+    // Each panel query, with the dashboard's variables at "All".
+    for panel in artefacts.dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$task_name", ".*")
+                .replace("$step_name", ".*");
+            let result = query(prometheus, &expr);
+            // The legend names labels the series carry.
+            let legend = target["legendFormat"].as_str().unwrap();
+            for series in &result {
+                for label in legend
+                    .split("{{")
+                    .skip(1)
+                    .filter_map(|rest| rest.split_once("}}").map(|(l, _)| l))
+                {
+                    assert!(
+                        series["metric"].get(label).is_some(),
+                        "{}: series {series} lacks {label} from its legend",
+                        panel["title"]
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn after_a_real_workload_every_panel_and_recording_rule_returns_labelled_series() {
     let dir = TempDir::new("tasker-operator-workload");
@@ -442,38 +479,7 @@ fn after_a_real_workload_every_panel_and_recording_rule_returns_labelled_series(
         ],
     );
 
-    // Each recorded series, with exactly its expression's labels (a recorded series keeps no
-    // `job` / `instance` unless its `by` names them).
-    for rule in &artefacts.recording_rules {
-        let labels: BTreeSet<&str> = rule.labels.iter().map(String::as_str).collect();
-        query_until(&prometheus, &rule.record, |r| has_exactly(r, &labels));
-    }
-    // Each panel query, with the dashboard's variables at "All".
-    for panel in artefacts.dashboard["panels"].as_array().unwrap() {
-        for target in panel["targets"].as_array().unwrap() {
-            let expr = target["expr"]
-                .as_str()
-                .unwrap()
-                .replace("$task_name", ".*")
-                .replace("$step_name", ".*");
-            let result = query(&prometheus, &expr);
-            // The legend names labels the series carry.
-            let legend = target["legendFormat"].as_str().unwrap();
-            for series in &result {
-                for label in legend
-                    .split("{{")
-                    .skip(1)
-                    .filter_map(|rest| rest.split_once("}}").map(|(l, _)| l))
-                {
-                    assert!(
-                        series["metric"].get(label).is_some(),
-                        "{}: series {series} lacks {label} from its legend",
-                        panel["title"]
-                    );
-                }
-            }
-        }
-    }
+    every_panel_and_rule_returns_labelled_series(&prometheus, &artefacts);
     // The workload's own failures are visible: the failed task's share, the step out of retries,
     // and the panicking subscriber.
     for (promql, label, value) in [
@@ -504,4 +510,89 @@ fn after_a_real_workload_every_panel_and_recording_rule_returns_labelled_series(
     }
     stop.store(true, Ordering::Relaxed);
     orders.join().unwrap();
+}
+
+/// The main example, serving its metrics while it places orders in a loop; stopped by its pid.
+struct MainExample {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for MainExample {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl MainExample {
+    fn serve() -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(support::examples::example_binary("order_processing"))
+            .args(["--serve", "--port", "0"])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut example = Self {
+            child,
+            addr: ([0, 0, 0, 0], 0).into(),
+        };
+        // Its "serving http://ADDR/metrics ..." line names the port it bound.
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("serving http://") {
+                example.addr = rest.split('/').next().unwrap().parse().unwrap();
+                return example;
+            }
+        }
+        panic!("the main example exited without serving");
+    }
+}
+
+#[test]
+fn the_main_examples_workflow_in_a_loop_fills_every_panel_and_recording_rule() {
+    let dir = TempDir::new("tasker-operator-main-example");
+    // The example's own payment step gets the objective (this binary's declared ones name
+    // steps the example does not have).
+    let options = OperatorOptions::default()
+        .without_objectives()
+        .objective("process_payment", Duration::from_millis(250))
+        .unwrap();
+    let artefacts = operator::artefacts(&options);
+    artefacts.write_to(&dir.0).unwrap();
+    let example = MainExample::serve();
+    let prometheus = Prometheus::start(
+        &[example.addr],
+        &[
+            dir.0.join(operator::RECORDING_RULES_FILE),
+            dir.0.join(operator::ALERTING_RULES_FILE),
+        ],
+    );
+    every_panel_and_rule_returns_labelled_series(&prometheus, &artefacts);
+    // Its failing orders and its retried payment show.
+    for (promql, step) in [
+        (
+            "task_name_step_name:tasker_step_max_retries_reached:increase5m > 0",
+            "fetch_cart",
+        ),
+        (
+            "task_name_step_name:tasker_step_retries:rate5m > 0",
+            "process_payment",
+        ),
+    ] {
+        query_until(&prometheus, promql, |r| {
+            r.iter().any(|s| s["metric"]["step_name"] == step)
+        });
+    }
+    query_until(
+        &prometheus,
+        "task_name:tasker_tasks_failed:ratio_rate5m > 0",
+        |r| {
+            r.iter()
+                .any(|s| s["metric"]["task_name"] == "order_processing")
+        },
+    );
 }

@@ -1,5 +1,6 @@
 //! Shared helpers for the end-to-end test targets; each target uses a subset.
 
+pub mod examples;
 pub mod executor;
 pub mod grpc_collector;
 pub mod http_get;
