@@ -293,6 +293,20 @@ fn ours_traced(group: &mut BenchmarkGroup<'_, WallTime>) {
     bench_full(group, "full", 1.0);
     bench_full(group, "full_unsampled", 0.0);
 
+    // exemplars_off, exemplars_on: metrics and a sampled step span (no subscriber), without and
+    // with the duration histograms' exemplars (the span's ids kept per bucket).
+    for (id, exemplars) in [("exemplars_off", false), ("exemplars_on", true)] {
+        let mut config = full_config(1.0);
+        config.metrics_exemplars_enabled = exemplars;
+        let telemetry = telemetry(&config, false);
+        let pipeline = SpanPipeline::with_exporter(&config, Discard);
+        with_span_pipeline(&pipeline, || {
+            let step = step_scope(&telemetry);
+            group.bench_function(id, |b| attempt_loop(b, &step));
+        });
+        black_box(pipeline.shutdown());
+    }
+
     // tracing_otel_one_cpu, full_one_cpu: the traced pair again, each with its export thread on
     // the step thread's one CPU (see `on_one_cpu`).
     on_one_cpu(|| {

@@ -39,6 +39,8 @@ VARIANTS: dict[str, list[tuple[str, str]]] = {
         ("tracing_otel", "`#[tracing::instrument]`, registry + tracing-opentelemetry"),
         ("full", "attempt, metrics + subscriber + span to discarding exporter"),
         ("full_unsampled", "as full, trace_sampling_ratio = 0"),
+        ("exemplars_off", "attempt, metrics + sampled span, no subscriber, exemplars off"),
+        ("exemplars_on", "as exemplars_off, with the duration histograms' exemplars"),
         ("tracing_otel_one_cpu", "as tracing_otel, its export thread on the same one CPU"),
         ("full_one_cpu", "as full, its export thread on the same one CPU"),
         ("fastrace_disabled", "`#[fastrace::trace]`, no root span"),
@@ -207,6 +209,14 @@ def main() -> int:
             ("overhead", "full_unsampled"),
             0.1,
             ("overhead", "full"),
+        )
+    )
+    targets.append(
+        ratio_target(
+            "exemplars_on ≤ 1.15 × exemplars_off",
+            ("overhead", "exemplars_on"),
+            1.15,
+            ("overhead", "exemplars_off"),
         )
     )
     targets.append(

@@ -55,6 +55,7 @@
 //! | `TASKER_LOG_FILTER` | `log_filter` | a `RUST_LOG`-style directive, verbatim |
 //! | `RUST_LOG` | `log_filter` | verbatim; wins over `TASKER_LOG_FILTER` |
 //! | `TASKER_METRICS_ENABLED` | `metrics_enabled` | boolean |
+//! | `TASKER_METRICS_EXEMPLARS_ENABLED` | `metrics_exemplars_enabled` | boolean |
 //! | `TASKER_METRICS_ENDPOINT` | `metrics_endpoint` | |
 //! | `TASKER_METRICS_FORMAT` | `metrics_format` | `prometheus`, `json` or `csv` |
 //! | `TASKER_METRICS_AUTH_REQUIRED` | `metrics_auth_required` | boolean |
@@ -1013,6 +1014,17 @@ options! {
             "TASKER_METRICS_ENABLED" => |c, v| c.metrics_enabled = v.boolean()?, "boolean";
         ]
 
+    /// Give the step and task duration histograms exemplars: each bucket keeps the latest
+    /// observation made in a sampled span, with its trace and span ids, shown in the OpenMetrics
+    /// exposition. Default `true`.
+    metrics_exemplars_enabled: bool = true;
+        set(value: bool) = value;
+        show plain;
+        check unchecked;
+        env [
+            "TASKER_METRICS_EXEMPLARS_ENABLED" => |c, v| c.metrics_exemplars_enabled = v.boolean()?, "boolean";
+        ]
+
     /// Path the metrics endpoint is mounted at. Default `"/tasker/metrics"`.
     metrics_endpoint: String = "/tasker/metrics".to_owned();
         set(value: impl Into<String>) = value.into();
@@ -1852,6 +1864,7 @@ mod tests {
                 "enabled"
                 | "structured_logging_enabled"
                 | "metrics_enabled"
+                | "metrics_exemplars_enabled"
                 | "performance_monitoring_enabled" => "false",
                 "metrics_auth_required" => "true",
                 "filter_parameters" => "passw,card.number",

@@ -210,6 +210,7 @@ impl ExportRegistry {
 
     /// Exports one snapshot through the plugin named `name` alone, reported as
     /// [`export_all`](Self::export_all) reports each; `None` if no such plugin takes `format`.
+    #[cfg(feature = "pushgateway")]
     pub(crate) fn export_one(
         &self,
         name: &str,

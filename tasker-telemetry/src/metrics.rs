@@ -16,11 +16,14 @@ pub use exposition::{
 };
 #[cfg(feature = "otlp-metrics")]
 pub use otlp::{otlp_request, otlp_request_for};
+pub(crate) use registry::ExemplarIds;
 pub use registry::{
     Counter, CounterVec, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_CAP, Gauge, GaugeVec, Histogram,
     HistogramVec, MetricsError, MetricsRegistry, OVERFLOW_LABEL_VALUE,
 };
-pub use snapshot::{FamilySnapshot, MetricKind, MetricsSnapshot, SeriesSnapshot, SeriesValue};
+pub use snapshot::{
+    Exemplar, FamilySnapshot, MetricKind, MetricsSnapshot, SeriesSnapshot, SeriesValue,
+};
 pub(crate) use standard::{StandardMetrics, StepMetrics, TaskMetrics};
 
 /// `tasker_telemetry_dropped_total` with `(sink, reason, count)` series: the one family every part
@@ -36,9 +39,11 @@ pub(crate) fn dropped_total<'a>(
         label_names: vec!["sink".to_owned(), "reason".to_owned()],
         series: series
             .into_iter()
-            .map(|(sink, reason, n)| SeriesSnapshot {
-                label_values: vec![sink.to_owned(), reason.to_owned()],
-                value: SeriesValue::Counter(n as f64),
+            .map(|(sink, reason, n)| {
+                SeriesSnapshot::new(
+                    vec![sink.to_owned(), reason.to_owned()],
+                    SeriesValue::Counter(n as f64),
+                )
             })
             .collect(),
     }

@@ -19,6 +19,8 @@ use tracing::Span;
 use tracing::field::{Empty, Field};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::metrics::ExemplarIds;
+
 pub use context::{
     Carrier, TRACEPARENT, TRACESTATE, TraceContext, TraceContextError, rejected_traceparents,
 };
@@ -110,6 +112,14 @@ impl TaskSpan {
             }
             TaskSpan::Remote(ctx) => ctx.is_sampled(),
             TaskSpan::Off => false,
+        }
+    }
+
+    /// The task span's ids for an exemplar, when it is local and sampled.
+    pub(crate) fn exemplar_ids(&self) -> Option<ExemplarIds> {
+        match self {
+            TaskSpan::Local(span) => exemplar_ids(span),
+            TaskSpan::Remote(_) | TaskSpan::Off => None,
         }
     }
 
@@ -256,6 +266,20 @@ impl StepSpan {
         &self.span
     }
 
+    /// The span's OpenTelemetry context (one lookup in the dispatcher's registry), for
+    /// [`exemplar_ids`](Self::exemplar_ids) and [`end`](Self::end) to share.
+    pub(crate) fn otel_context(&self) -> opentelemetry::Context {
+        self.span.context()
+    }
+
+    /// The span's ids for an exemplar, when it is sampled, from its `cx`.
+    pub(crate) fn exemplar_ids(&self, cx: &opentelemetry::Context) -> Option<ExemplarIds> {
+        if self.span.is_disabled() {
+            return None;
+        }
+        ids_in(cx)
+    }
+
     /// Whether outcomes recorded on this span go anywhere.
     #[inline]
     pub(crate) fn is_recording(&self) -> bool {
@@ -283,8 +307,9 @@ impl StepSpan {
     /// Records the attempt's end: the duration (also as a `tracing` field, for every other
     /// layer), the status, and the lifecycle event stamped `at`; under [`SpanLayer`], the step's
     /// attributes too. The span itself closes when its last handle goes.
-    pub(crate) fn end<'f>(
+    pub(crate) fn end<'f, 'c>(
         &self,
+        cx: impl FnOnce() -> &'c opentelemetry::Context,
         fields: impl FnOnce() -> StepSpanFields<'f>,
         end: StepSpanEnd<'_>,
         at: impl FnOnce() -> SystemTime,
@@ -303,7 +328,7 @@ impl StepSpan {
                 .map_or_else(Vec::new, |(c, m)| exception(c, m))
         };
         if self.under_span_layer {
-            let cx = self.span.context();
+            let cx = cx();
             let otel = cx.span();
             let duration = KeyValue::new(STEP_KEYS.execution_duration, end.duration_secs);
             otel.set_attributes(fields().attributes().chain(std::iter::once(duration)));
@@ -322,6 +347,25 @@ impl StepSpan {
             }
         }
     }
+}
+
+/// The ids of `span`'s OpenTelemetry span when it is recorded and sampled: what a histogram
+/// observation made in it keeps as its exemplar.
+pub(crate) fn exemplar_ids(span: &Span) -> Option<ExemplarIds> {
+    if span.is_disabled() {
+        return None;
+    }
+    ids_in(&span.context())
+}
+
+/// The ids of the span current in `cx`, when it is valid and sampled.
+fn ids_in(cx: &opentelemetry::Context) -> Option<ExemplarIds> {
+    let otel = cx.span();
+    let sc = otel.span_context();
+    (sc.is_valid() && sc.is_sampled()).then(|| ExemplarIds {
+        trace_id: sc.trace_id().to_bytes(),
+        span_id: sc.span_id().to_bytes(),
+    })
 }
 
 pub(crate) fn step_span(task: &TaskSpan, f: &StepSpanFields<'_>) -> StepSpan {

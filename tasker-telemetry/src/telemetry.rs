@@ -315,9 +315,8 @@ fn register_collectors(
             label_names: labels.iter().map(|l| (*l).to_owned()).collect(),
             series: series
                 .into_iter()
-                .map(|(label_values, v)| SeriesSnapshot {
-                    label_values,
-                    value: SeriesValue::Counter(v as f64),
+                .map(|(label_values, v)| {
+                    SeriesSnapshot::new(label_values, SeriesValue::Counter(v as f64))
                 })
                 .collect(),
         };
@@ -371,10 +370,7 @@ fn register_collectors(
                 unit: None,
                 kind: MetricKind::Gauge,
                 label_names: vec!["version".to_owned(), "service_name".to_owned()],
-                series: vec![SeriesSnapshot {
-                    label_values: vec![version.clone(), service.clone()],
-                    value: SeriesValue::Gauge(1.0),
-                }],
+                series: vec![SeriesSnapshot::new(vec![version.clone(), service.clone()], SeriesValue::Gauge(1.0))],
             },
         ]
     });

@@ -69,6 +69,12 @@ impl Prometheus {
     /// Starts Prometheus scraping `targets`' `/metrics` every second and evaluating
     /// `rule_files` every second.
     pub fn start(targets: &[SocketAddr], rule_files: &[PathBuf]) -> Self {
+        Self::start_with(targets, rule_files, &[])
+    }
+
+    /// [`start`](Self::start), with extra command-line flags
+    /// (`--enable-feature=exemplar-storage`).
+    pub fn start_with(targets: &[SocketAddr], rule_files: &[PathBuf], flags: &[&str]) -> Self {
         let binary = require("prometheus");
         let dir = TempDir::new("tasker-prom");
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
@@ -97,6 +103,7 @@ impl Prometheus {
                 dir.0.join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -106,6 +113,34 @@ impl Prometheus {
             addr: ([127, 0, 0, 1], port).into(),
             _dir: dir,
         }
+    }
+}
+
+/// Runs `GET path` against the server's API, asking again (bounded, 60 s) until `done` accepts
+/// the answer's `data`.
+pub fn api_until(
+    prometheus: &Prometheus,
+    path: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = serde_json::Value::Null;
+    loop {
+        if std::net::TcpStream::connect(prometheus.addr).is_ok() {
+            let answer = get(prometheus.addr, path, &[]);
+            if answer.status == 200 {
+                let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+                last = body["data"].clone();
+                if done(&last) {
+                    return last;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no acceptable answer to {path} within 60 s; last: {last}"
+        );
+        std::thread::park_timeout(Duration::from_millis(250));
     }
 }
 
@@ -132,28 +167,7 @@ pub fn query_until(
     promql: &str,
     done: impl Fn(&[serde_json::Value]) -> bool,
 ) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = Vec::new();
-    loop {
-        let path = format!("/api/v1/query?query={}", url_encode(promql));
-        let answer = std::net::TcpStream::connect(prometheus.addr)
-            .ok()
-            .map(|_| get(prometheus.addr, &path, &[]));
-        if let Some(answer) = answer.filter(|a| a.status == 200) {
-            let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
-            last = body["data"]["result"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            if done(&last) {
-                return last;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no acceptable result for {promql} within 60 s; last: {last:?}"
-        );
-        // Prometheus scrapes and evaluates every second; ask again shortly.
-        std::thread::park_timeout(Duration::from_millis(250));
-    }
+    let path = format!("/api/v1/query?query={}", url_encode(promql));
+    let result = |data: &serde_json::Value| data["result"].as_array().cloned().unwrap_or_default();
+    result(&api_until(prometheus, &path, |data| done(&result(data))))
 }

@@ -36,10 +36,10 @@
 //!         unit: None,
 //!         kind: MetricKind::Counter,
 //!         label_names: vec!["handler".into()],
-//!         series: vec![SeriesSnapshot {
-//!             label_values: vec!["fetch_cart".into()],
-//!             value: SeriesValue::Counter(3.0),
-//!         }],
+//!         series: vec![SeriesSnapshot::new(
+//!             vec!["fetch_cart".into()],
+//!             SeriesValue::Counter(3.0),
+//!         )],
 //!     }],
 //! };
 //!
@@ -72,7 +72,7 @@ pub use self::json::json_export;
 pub use self::openmetrics::{OPENMETRICS_CONTENT_TYPE, openmetrics_text, wants_openmetrics};
 pub use self::prometheus::{PROMETHEUS_CONTENT_TYPE, prometheus_text};
 
-use crate::metrics::snapshot::{FamilySnapshot, SeriesSnapshot};
+use crate::metrics::snapshot::{Exemplar, FamilySnapshot, SeriesSnapshot};
 
 /// 2^53: below it every integer is exactly representable as an `f64`.
 const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
@@ -212,9 +212,8 @@ mod test_support {
             label_names: label_names.iter().map(|&l| l.to_owned()).collect(),
             series: series
                 .into_iter()
-                .map(|(values, value)| SeriesSnapshot {
-                    label_values: values.into_iter().map(str::to_owned).collect(),
-                    value,
+                .map(|(values, value)| {
+                    SeriesSnapshot::new(values.into_iter().map(str::to_owned).collect(), value)
                 })
                 .collect(),
         }
@@ -371,8 +370,15 @@ mod tests {
     }
 }
 
-/// Appends a histogram's `_bucket` (with `le` rendered by `le_text`), `_sum` and `_count` lines;
-/// the text formats differ only in how they spell bucket bounds.
+/// A histogram's buckets as a text format writes them: how it spells bounds, and the exemplars
+/// it shows (OpenMetrics only).
+struct BucketStyle<'a> {
+    le_text: fn(f64) -> String,
+    exemplars: &'a [Exemplar],
+}
+
+/// Appends a histogram's `_bucket` lines (each with its exemplar, if the style shows one),
+/// `_sum` and `_count`.
 fn push_histogram<'a>(
     out: &mut String,
     name: &str,
@@ -380,12 +386,12 @@ fn push_histogram<'a>(
     buckets: &[(f64, u64)],
     sum: f64,
     count: u64,
-    le_text: fn(f64) -> String,
+    style: BucketStyle<'_>,
 ) {
     let pairs = || labels().map(|(n, v)| (n.as_str(), v.as_str()));
     let bucket_name = format!("{name}_bucket");
     for (bound, cumulative) in histogram_buckets(buckets, count) {
-        let le = le_text(bound);
+        let le = (style.le_text)(bound);
         push_sample(
             out,
             &bucket_name,
@@ -393,6 +399,9 @@ fn push_histogram<'a>(
             Some(("le", &le)),
             &cumulative.to_string(),
         );
+        if let Some(exemplar) = style.exemplars.iter().find(|e| e.bucket == bound) {
+            push_exemplar(out, exemplar);
+        }
     }
     push_sample(
         out,
@@ -408,4 +417,21 @@ fn push_histogram<'a>(
         None,
         &count.to_string(),
     );
+}
+
+/// Turns the sample line just written into one carrying `exemplar`, in OpenMetrics' syntax:
+/// `... 5 # {trace_id="...",span_id="..."} 0.067 1700000000.123`.
+fn push_exemplar(out: &mut String, exemplar: &Exemplar) {
+    if out.ends_with('\n') {
+        out.pop();
+    }
+    out.push_str(" # {trace_id=\"");
+    out.push_str(&exemplar.trace_id);
+    out.push_str("\",span_id=\"");
+    out.push_str(&exemplar.span_id);
+    out.push_str("\"} ");
+    out.push_str(&format_number(exemplar.value));
+    out.push(' ');
+    out.push_str(&format_number(exemplar.timestamp));
+    out.push('\n');
 }

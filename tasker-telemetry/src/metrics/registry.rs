@@ -6,10 +6,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 use super::cell::{self, Slots};
-use super::snapshot::{FamilySnapshot, MetricKind, MetricsSnapshot, SeriesSnapshot, SeriesValue};
+use super::snapshot::{
+    Exemplar, FamilySnapshot, MetricKind, MetricsSnapshot, SeriesSnapshot, SeriesValue,
+};
 use crate::timestamp::Timestamp;
 
 /// Tasker's default histogram buckets, in seconds.
@@ -76,7 +79,31 @@ enum Cell {
     Gauge { base: AtomicU64, deltas: Slots },
     /// Words `0..=bounds.len()`: observations per bucket (the last above every bound, so their
     /// total is the count and `+Inf` always equals `_count`); the word after: the sum (f64 bits).
-    Histogram(Slots),
+    /// Beside them, each bucket's latest exemplar.
+    Histogram {
+        slots: Slots,
+        exemplars: Box<[Mutex<Option<Recorded>>]>,
+    },
+}
+
+/// The trace and span an observation was made in, for its exemplar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExemplarIds {
+    pub(crate) trace_id: [u8; 16],
+    pub(crate) span_id: [u8; 8],
+}
+
+/// A bucket's latest exemplar: overwritten in place by each sampled observation (a short,
+/// uncontended lock and no allocation), read by snapshots.
+#[derive(Debug, Clone, Copy)]
+struct Recorded {
+    ids: ExemplarIds,
+    value: f64,
+    at: std::time::SystemTime,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug)]
@@ -115,7 +142,10 @@ impl Family {
                 deltas: Slots::new(1, 0f64.to_bits()),
             },
             // 0u64 is also 0.0f64's bit pattern, so one fill serves counts and sum.
-            MetricKind::Histogram => Cell::Histogram(Slots::new(self.bounds.len() + 2, 0)),
+            MetricKind::Histogram => Cell::Histogram {
+                slots: Slots::new(self.bounds.len() + 2, 0),
+                exemplars: (0..=self.bounds.len()).map(|_| Mutex::new(None)).collect(),
+            },
         }
     }
 
@@ -187,8 +217,11 @@ impl Family {
                     .filter(|_| self.overflowed.load(Ordering::Relaxed) > 0),
             )
             .map(|s| SeriesSnapshot {
-                label_values: s.labels.iter().map(|l| l.to_string()).collect(),
-                value: self.value(&s.cell),
+                exemplars: self.exemplars(&s.cell),
+                ..SeriesSnapshot::new(
+                    s.labels.iter().map(|l| l.to_string()).collect(),
+                    self.value(&s.cell),
+                )
             })
             .collect();
         drop(map);
@@ -203,11 +236,35 @@ impl Family {
         }
     }
 
+    /// A histogram's exemplars, ascending by bucket.
+    fn exemplars(&self, cell: &Cell) -> Vec<Exemplar> {
+        let Cell::Histogram { exemplars, .. } = cell else {
+            return Vec::new();
+        };
+        exemplars
+            .iter()
+            .enumerate()
+            .filter_map(|(i, slot)| {
+                let recorded = (*slot.lock().unwrap_or_else(|e| e.into_inner()))?;
+                Some(Exemplar {
+                    bucket: self.bounds.get(i).copied().unwrap_or(f64::INFINITY),
+                    value: recorded.value,
+                    timestamp: recorded
+                        .at
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64()),
+                    trace_id: hex(&recorded.ids.trace_id),
+                    span_id: hex(&recorded.ids.span_id),
+                })
+            })
+            .collect()
+    }
+
     fn value(&self, cell: &Cell) -> SeriesValue {
         match cell {
             Cell::Counter(slots) => SeriesValue::Counter(slots.sum_u64(0) as f64),
             Cell::Gauge { .. } => SeriesValue::Gauge(gauge_value(cell)),
-            Cell::Histogram(slots) => {
+            Cell::Histogram { slots, .. } => {
                 let mut cumulative = 0u64;
                 let mut out: Vec<(f64, u64)> = self
                     .bounds
@@ -494,9 +551,11 @@ impl MetricsRegistry {
         let overflow: Vec<SeriesSnapshot> = families
             .iter()
             .filter(|f| f.overflowed.load(Ordering::Relaxed) > 0)
-            .map(|f| SeriesSnapshot {
-                label_values: vec![f.name.clone()],
-                value: SeriesValue::Counter(f.overflowed.load(Ordering::Relaxed) as f64),
+            .map(|f| {
+                SeriesSnapshot::new(
+                    vec![f.name.clone()],
+                    SeriesValue::Counter(f.overflowed.load(Ordering::Relaxed) as f64),
+                )
             })
             .collect();
         out.push(FamilySnapshot {
@@ -669,7 +728,7 @@ impl Histogram {
         if value.is_nan() {
             return;
         }
-        if let Cell::Histogram(slots) = &self.series.cell {
+        if let Cell::Histogram { slots, .. } = &self.series.cell {
             let bucket = self.bucket(value);
             let lane = cell::lane();
             slots.add_u64(lane, bucket, 1);
@@ -684,7 +743,9 @@ impl Histogram {
         if value.is_nan() {
             return;
         }
-        if let (Cell::Histogram(a), Cell::Histogram(b)) = (&self.series.cell, &other.series.cell) {
+        if let (Cell::Histogram { slots: a, .. }, Cell::Histogram { slots: b, .. }) =
+            (&self.series.cell, &other.series.cell)
+        {
             let bucket = self.bucket(value);
             let lane = cell::lane();
             let other_bucket = if Arc::ptr_eq(&self.bounds, &other.bounds) {
@@ -696,6 +757,42 @@ impl Histogram {
             a.add_f64(lane, self.bounds.len() + 1, value);
             b.add_u64(lane, other_bucket, 1);
             b.add_f64(lane, other.bounds.len() + 1, value);
+        }
+    }
+
+    /// [`observe_with`](Self::observe_with), and, when the observation was made in a sampled
+    /// span, that span as this series' exemplar for the bucket (the latest one wins).
+    #[inline]
+    pub(crate) fn observe_with_exemplar(
+        &self,
+        other: &Histogram,
+        value: f64,
+        exemplar: Option<(ExemplarIds, SystemTime)>,
+    ) {
+        self.observe_with(other, value);
+        if let Some((ids, at)) = exemplar {
+            self.record_exemplar(value, ids, at);
+        }
+    }
+
+    /// [`observe`](Self::observe), with the exemplar as
+    /// [`observe_with_exemplar`](Self::observe_with_exemplar) records it.
+    #[inline]
+    pub(crate) fn observe_exemplar(&self, value: f64, exemplar: Option<(ExemplarIds, SystemTime)>) {
+        self.observe(value);
+        if let Some((ids, at)) = exemplar {
+            self.record_exemplar(value, ids, at);
+        }
+    }
+
+    fn record_exemplar(&self, value: f64, ids: ExemplarIds, at: SystemTime) {
+        if value.is_nan() {
+            return;
+        }
+        if let Cell::Histogram { exemplars, .. } = &self.series.cell {
+            *exemplars[self.bucket(value)]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(Recorded { ids, value, at });
         }
     }
 
@@ -712,7 +809,9 @@ impl Histogram {
     /// Observations so far.
     pub fn count(&self) -> u64 {
         match &self.series.cell {
-            Cell::Histogram(slots) => (0..=self.bounds.len()).map(|i| slots.sum_u64(i)).sum(),
+            Cell::Histogram { slots, .. } => {
+                (0..=self.bounds.len()).map(|i| slots.sum_u64(i)).sum()
+            }
             _ => 0,
         }
     }

@@ -54,6 +54,44 @@ pub struct SeriesSnapshot {
     pub label_values: Vec<String>,
     /// The value.
     pub value: SeriesValue,
+    /// A histogram's exemplars: the latest sampled observation of each bucket that has one,
+    /// ascending by bucket. Only the OpenMetrics exposition shows them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exemplars: Vec<Exemplar>,
+}
+
+impl SeriesSnapshot {
+    /// A series without exemplars.
+    ///
+    /// ```
+    /// use tasker_telemetry::metrics::{SeriesSnapshot, SeriesValue};
+    ///
+    /// let s = SeriesSnapshot::new(vec!["checkout".into()], SeriesValue::Counter(3.0));
+    /// assert!(s.exemplars.is_empty());
+    /// ```
+    pub fn new(label_values: Vec<String>, value: SeriesValue) -> Self {
+        Self {
+            label_values,
+            value,
+            exemplars: Vec::new(),
+        }
+    }
+}
+
+/// An observation that links a histogram bucket to a trace: the value, when it was observed,
+/// and the sampled span it was observed in (OpenMetrics' exemplar).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exemplar {
+    /// The upper bound (`le`) of the bucket it fell in (`f64::INFINITY` for the last).
+    pub bucket: f64,
+    /// The observed value.
+    pub value: f64,
+    /// When it was observed, in seconds since the Unix epoch.
+    pub timestamp: f64,
+    /// The trace's id, 32 lowercase hex digits.
+    pub trace_id: String,
+    /// The span's id, 16 lowercase hex digits.
+    pub span_id: String,
 }
 
 /// A metric family: name, help, unit, type and every series.

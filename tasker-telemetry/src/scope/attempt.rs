@@ -265,15 +265,29 @@ impl<'s> StepAttempt<'s> {
             self.check_slow(seconds);
         }
 
+        // The span's OpenTelemetry context, looked up once if the exemplar or the span's end
+        // needs it.
+        let cx = OnceCell::new();
+        let cx = || cx.get_or_init(|| active.span.otel_context());
         if let Some(m) = scope.metrics() {
+            // The duration's exemplar names this attempt's span, when it is sampled.
+            let exemplar = || {
+                let config = scope.task.inner.telemetry.config();
+                (config.metrics_exemplars_enabled && active.span.is_recording())
+                    .then(|| active.span.exemplar_ids(cx()))
+                    .flatten()
+                    .map(|ids| (ids, ended_at().as_system_time()))
+            };
             match &outcome {
                 Outcome::Completed(_) => {
                     m.completed.inc();
-                    m.duration_completed.observe_with(&m.operation, seconds);
+                    m.duration_completed
+                        .observe_with_exemplar(&m.operation, seconds, exemplar());
                 }
                 Outcome::Failed(_) => {
                     m.failed.inc();
-                    m.duration_failed.observe_with(&m.operation, seconds);
+                    m.duration_failed
+                        .observe_with_exemplar(&m.operation, seconds, exemplar());
                     if self.attempt_number >= self.retry_limit {
                         m.max_retries_reached.inc();
                     }
@@ -294,6 +308,7 @@ impl<'s> StepAttempt<'s> {
                 Outcome::Cancelled => (None, None),
             };
             active.span.end(
+                cx,
                 || scope.span_fields(self.attempt_number, self.retry_limit),
                 StepSpanEnd {
                     duration_secs: seconds,

@@ -314,7 +314,15 @@ impl TaskScope {
             TaskStatus::Cancelled => (&m.cancelled, &m.duration_cancelled),
         };
         counter.inc();
-        histogram.observe(elapsed);
+        let exemplar = self
+            .inner
+            .telemetry
+            .config()
+            .metrics_exemplars_enabled
+            .then(|| self.inner.span.exemplar_ids())
+            .flatten()
+            .map(|ids| (ids, std::time::SystemTime::now()));
+        histogram.observe_exemplar(elapsed, exemplar);
         if let Some(start) = self.inner.start_requested.get() {
             m.workflow_duration.observe(start.elapsed().as_secs_f64());
         }

@@ -57,10 +57,10 @@ struct Row<'a> {
 ///         unit: None,
 ///         kind: MetricKind::Counter,
 ///         label_names: vec!["handler".into(), "namespace".into()],
-///         series: vec![SeriesSnapshot {
-///             label_values: vec!["fetch_cart".into(), "a,b".into()],
-///             value: SeriesValue::Counter(3.0),
-///         }],
+///         series: vec![SeriesSnapshot::new(
+///             vec!["fetch_cart".into(), "a,b".into()],
+///             SeriesValue::Counter(3.0),
+///         )],
 ///     }],
 /// };
 /// let ts = snapshot.timestamp.to_string();

@@ -57,10 +57,10 @@ use crate::metrics::snapshot::{FamilySnapshot, MetricsSnapshot, SeriesSnapshot, 
 ///         unit: None,
 ///         kind: MetricKind::Counter,
 ///         label_names: vec!["handler".into()],
-///         series: vec![SeriesSnapshot {
-///             label_values: vec!["fetch_cart".into()],
-///             value: SeriesValue::Counter(3.0),
-///         }],
+///         series: vec![SeriesSnapshot::new(
+///             vec!["fetch_cart".into()],
+///             SeriesValue::Counter(3.0),
+///         )],
 ///     }],
 /// };
 ///

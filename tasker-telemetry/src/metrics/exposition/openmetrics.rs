@@ -1,8 +1,8 @@
 //! The OpenMetrics 1.0 text format, and choosing it from an `Accept` header.
 
 use super::{
-    format_canonical_float, format_number, push_escaped_label_value, push_histogram, push_sample,
-    series_labels,
+    BucketStyle, format_canonical_float, format_number, push_escaped_label_value, push_histogram,
+    push_sample, series_labels,
 };
 use crate::metrics::snapshot::{FamilySnapshot, MetricKind, MetricsSnapshot, SeriesValue};
 
@@ -27,7 +27,8 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 /// family is named without its `_total` suffix in those lines, and its samples with it
 /// (`tasker_steps_completed` / `tasker_steps_completed_total`). Histograms are written as
 /// `_bucket` lines with canonical float bounds (`le="1.0"`, `le="0.005"`, `le="+Inf"`), then
-/// `_sum` and `_count`. Label values are escaped as in [`prometheus_text`]; sample values are
+/// `_sum` and `_count`; a bucket with an [`Exemplar`](crate::metrics::Exemplar) carries it
+/// (`# {trace_id="...",span_id="..."} value timestamp`). Label values are escaped as in [`prometheus_text`]; sample values are
 /// formatted the same way too. The output ends with `# EOF` and a newline.
 ///
 /// [`prometheus_text`]: super::prometheus_text
@@ -35,7 +36,8 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 /// ```
 /// use tasker_telemetry::Timestamp;
 /// use tasker_telemetry::metrics::{
-///     FamilySnapshot, MetricKind, MetricsSnapshot, SeriesSnapshot, SeriesValue, openmetrics_text,
+///     Exemplar, FamilySnapshot, MetricKind, MetricsSnapshot, SeriesSnapshot, SeriesValue,
+///     openmetrics_text,
 /// };
 ///
 /// let snapshot = MetricsSnapshot {
@@ -47,12 +49,21 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 ///         kind: MetricKind::Histogram,
 ///         label_names: vec![],
 ///         series: vec![SeriesSnapshot {
-///             label_values: vec![],
-///             value: SeriesValue::Histogram {
-///                 buckets: vec![(0.5, 1), (1.0, 2), (f64::INFINITY, 3)],
-///                 sum: 2.75,
-///                 count: 3,
-///             },
+///             exemplars: vec![Exemplar {
+///                 bucket: 1.0,
+///                 value: 0.75,
+///                 timestamp: 1_700_000_000.5,
+///                 trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+///                 span_id: "00f067aa0ba902b7".into(),
+///             }],
+///             ..SeriesSnapshot::new(
+///                 vec![],
+///                 SeriesValue::Histogram {
+///                     buckets: vec![(0.5, 1), (1.0, 2), (f64::INFINITY, 3)],
+///                     sum: 2.75,
+///                     count: 3,
+///                 },
+///             )
 ///         }],
 ///     }],
 /// };
@@ -64,7 +75,7 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 ///         "# UNIT tasker_step_duration_seconds seconds\n",
 ///         "# HELP tasker_step_duration_seconds Step duration.\n",
 ///         "tasker_step_duration_seconds_bucket{le=\"0.5\"} 1\n",
-///         "tasker_step_duration_seconds_bucket{le=\"1.0\"} 2\n",
+///         "tasker_step_duration_seconds_bucket{le=\"1.0\"} 2 # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\",span_id=\"00f067aa0ba902b7\"} 0.75 1700000000.5\n",
 ///         "tasker_step_duration_seconds_bucket{le=\"+Inf\"} 3\n",
 ///         "tasker_step_duration_seconds_sum 2.75\n",
 ///         "tasker_step_duration_seconds_count 3\n",
@@ -138,15 +149,11 @@ fn push_family(out: &mut String, family: &FamilySnapshot) {
                 count,
             } => {
                 let labels = || family.label_names.iter().zip(series.label_values.iter());
-                push_histogram(
-                    out,
-                    name,
-                    labels,
-                    buckets,
-                    *sum,
-                    *count,
-                    format_canonical_float,
-                );
+                let style = BucketStyle {
+                    le_text: format_canonical_float,
+                    exemplars: &series.exemplars,
+                };
+                push_histogram(out, name, labels, buckets, *sum, *count, style);
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The Prometheus text exposition format, version 0.0.4.
 
-use super::{format_number, push_histogram, push_sample, series_labels};
+use super::{BucketStyle, format_number, push_histogram, push_sample, series_labels};
 use crate::metrics::snapshot::{FamilySnapshot, MetricsSnapshot, SeriesValue};
 
 /// The `Content-Type` of [`prometheus_text`]'s output.
@@ -39,14 +39,14 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 ///         unit: Some("seconds".into()),
 ///         kind: MetricKind::Histogram,
 ///         label_names: vec!["handler".into()],
-///         series: vec![SeriesSnapshot {
-///             label_values: vec!["fetch_cart".into()],
-///             value: SeriesValue::Histogram {
+///         series: vec![SeriesSnapshot::new(
+///             vec!["fetch_cart".into()],
+///             SeriesValue::Histogram {
 ///                 buckets: vec![(0.5, 1), (1.0, 2), (f64::INFINITY, 3)],
 ///                 sum: 2.75,
 ///                 count: 3,
 ///             },
-///         }],
+///         )],
 ///     }],
 /// };
 ///
@@ -99,7 +99,11 @@ fn push_family(out: &mut String, family: &FamilySnapshot) {
                 count,
             } => {
                 let labels = || family.label_names.iter().zip(series.label_values.iter());
-                push_histogram(out, name, labels, buckets, *sum, *count, format_number);
+                let style = BucketStyle {
+                    le_text: format_number,
+                    exemplars: &[],
+                };
+                push_histogram(out, name, labels, buckets, *sum, *count, style);
             }
         }
     }
