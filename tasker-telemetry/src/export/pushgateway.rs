@@ -1,7 +1,7 @@
 //! Pushing metrics to a Prometheus Pushgateway, for jobs that end before Prometheus would scrape
 //! them: at each task's end and once more when the push is finished.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -100,6 +100,9 @@ pub struct Pushgateway {
     method: PushMethod,
     timeout: Duration,
     tls: TlsFiles,
+    /// The HTTP client, built at the first push and shared by the clones (the exporter's and
+    /// the final push's): building one loads the trusted roots.
+    client: Arc<OnceLock<Result<reqwest::blocking::Client, String>>>,
 }
 
 impl Pushgateway {
@@ -123,6 +126,7 @@ impl Pushgateway {
             method: PushMethod::default(),
             timeout: Duration::from_secs(10),
             tls: TlsFiles::default(),
+            client: Arc::default(),
         })
     }
 
@@ -156,12 +160,14 @@ impl Pushgateway {
     /// Sets the time each push may take (default 10 s).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self.client = Arc::default();
         self
     }
 
     /// Trusts `tls`'s CA (and presents its client certificate) for an `https://` gateway.
     pub fn with_tls(mut self, tls: TlsFiles) -> Self {
         self.tls = tls;
+        self.client = Arc::default();
         self
     }
 
@@ -221,14 +227,19 @@ impl Pushgateway {
             url: crate::redact::url(&url),
             reason,
         };
-        let tls = crate::otlp::tls::client_config(&self.tls, url.starts_with("https://"))
-            .map_err(PushError::Client)?;
-        let client = reqwest::blocking::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .build()
-            .map_err(|e| PushError::Client(e.to_string()))?;
+        let client = self
+            .client
+            .get_or_init(|| {
+                let tls = crate::otlp::tls::client_config(&self.tls, url.starts_with("https://"))?;
+                reqwest::blocking::Client::builder()
+                    .tls_backend_preconfigured(tls)
+                    .timeout(self.timeout)
+                    .connect_timeout(self.timeout)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| PushError::Client(e.clone()))?;
         let mut request = client.request(method, &url);
         if let Some(body) = body {
             request = request
