@@ -298,13 +298,7 @@ fn ours_traced(group: &mut BenchmarkGroup<'_, WallTime>) {
     for (id, exemplars) in [("exemplars_off", false), ("exemplars_on", true)] {
         let mut config = full_config(1.0);
         config.metrics_exemplars_enabled = exemplars;
-        let telemetry = telemetry(&config, false);
-        let pipeline = SpanPipeline::with_exporter(&config, Discard);
-        with_span_pipeline(&pipeline, || {
-            let step = step_scope(&telemetry);
-            group.bench_function(id, |b| attempt_loop(b, &step));
-        });
-        black_box(pipeline.shutdown());
+        bench_traced(group, id, &config, false);
     }
 
     // tracing_otel_one_cpu, full_one_cpu: the traced pair again, each with its export thread on
@@ -377,9 +371,19 @@ fn bench_tracing_otel(group: &mut BenchmarkGroup<'_, WallTime>, id: &str) {
 
 /// Our `full` setup (see [`ours_traced`]) measured as `id`.
 fn bench_full(group: &mut BenchmarkGroup<'_, WallTime>, id: &str, trace_sampling_ratio: f64) {
-    let config = full_config(trace_sampling_ratio);
-    let telemetry = telemetry(&config, true);
-    let pipeline = SpanPipeline::with_exporter(&config, Discard);
+    bench_traced(group, id, &full_config(trace_sampling_ratio), true);
+}
+
+/// An attempt under `config` with its spans through `SpanPipeline` to a discarding exporter,
+/// and a no-op subscriber on `step.*` if `listen`, measured as `id`.
+fn bench_traced(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    config: &TelemetryConfig,
+    listen: bool,
+) {
+    let telemetry = telemetry(config, listen);
+    let pipeline = SpanPipeline::with_exporter(config, Discard);
     with_span_pipeline(&pipeline, || {
         let step = step_scope(&telemetry);
         group.bench_function(id, |b| attempt_loop(b, &step));
