@@ -5,10 +5,11 @@
 //!
 //! `cargo run --example order_processing` runs offline and prints the task's span tree, how many
 //! of each event were published, and the `tasker_*` metrics in Prometheus text. With
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are exported too. With `-- --serve`, `/metrics` and
-//! `/health/*` stay up on 127.0.0.1:9464 (`--port N` for another; 0 for any free one) until the
-//! process is interrupted, while the workflow runs in a loop, four orders a second, every fourth
-//! one failing for good (its cart is missing): a live workload for a Prometheus to scrape and for
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are exported too. With `-- --serve`, `/metrics`,
+//! `/health/*` and the task timeline page `/tasks` (its URL is printed) stay up on
+//! 127.0.0.1:9464 (`--port N` for another; 0 for any free one) until the process is
+//! interrupted, while the workflow runs in a loop, four orders a second, every fourth one
+//! failing for good (its cart is missing): a live workload for a Prometheus to scrape and for
 //! the dashboards of `cargo run --example dashboards`.
 
 use std::collections::BTreeMap;
@@ -212,6 +213,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "\nserving http://{}/metrics and /health/* until interrupted",
             server.addr()
         )?;
+        writeln!(out, "task timeline: http://{}/tasks", server.addr())?;
         out.flush()?;
         drop(out);
         // Orders in a loop, every fourth without a cart: fetch_cart fails for good.

@@ -512,46 +512,6 @@ fn after_a_real_workload_every_panel_and_recording_rule_returns_labelled_series(
     orders.join().unwrap();
 }
 
-/// The main example, serving its metrics while it places orders in a loop; stopped by its pid.
-struct MainExample {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Drop for MainExample {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl MainExample {
-    fn serve() -> Self {
-        use std::io::BufRead;
-        let mut child = Command::new(support::examples::example_binary("order_processing"))
-            .args(["--serve", "--port", "0"])
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut example = Self {
-            child,
-            addr: ([0, 0, 0, 0], 0).into(),
-        };
-        // Its "serving http://ADDR/metrics ..." line names the port it bound.
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if let Some(rest) = line.strip_prefix("serving http://") {
-                example.addr = rest.split('/').next().unwrap().parse().unwrap();
-                return example;
-            }
-        }
-        panic!("the main example exited without serving");
-    }
-}
-
 #[test]
 fn the_main_examples_workflow_in_a_loop_fills_every_panel_and_recording_rule() {
     let dir = TempDir::new("tasker-operator-main-example");
@@ -563,7 +523,7 @@ fn the_main_examples_workflow_in_a_loop_fills_every_panel_and_recording_rule() {
         .unwrap();
     let artefacts = operator::artefacts(&options);
     artefacts.write_to(&dir.0).unwrap();
-    let example = MainExample::serve();
+    let example = support::examples::MainExample::serve();
     let prometheus = Prometheus::start(
         &[example.addr],
         &[

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use support::otlp_receiver::{ReceivedSpan, Receiver};
 use tasker_telemetry::scope::StepCounts;
-use tasker_telemetry::spans::SpanPipeline;
+use tasker_telemetry::spans::{SpanPipeline, TaskTimeline};
 use tasker_telemetry::{
     Sequence, Step, StepError, StepHandler, Task, Telemetry, TelemetryConfig, step_handler,
 };
@@ -150,6 +150,30 @@ fn a_three_step_task_is_one_trace_with_steps_under_the_task() {
         "{:?}",
         receiver.decode_errors()
     );
+
+    // The in-process store keeps the task as well, with the endpoint set: the same spans the
+    // receiver decoded, through the same parameter filter.
+    let store = pipeline.store().expect("a store beside the OTLP endpoint");
+    let mut kept: Vec<String> = store
+        .task_spans("t-100")
+        .into_iter()
+        .map(|s| s.span_id)
+        .collect();
+    let mut received: Vec<String> = spans.iter().map(|s| s.span_id.clone()).collect();
+    kept.sort();
+    received.sort();
+    assert_eq!(kept, received);
+    let timeline = TaskTimeline::of(store, "t-100").unwrap();
+    assert_eq!(
+        (
+            timeline.summary.steps,
+            timeline.summary.attempts,
+            timeline.summary.failed_attempts
+        ),
+        (3, 4, 1),
+        "{timeline:#?}"
+    );
+    assert!(!serde_json::to_string(&timeline).unwrap().contains(SECRET));
 
     // One trace, one root.
     let trace = &spans[0].trace_id;

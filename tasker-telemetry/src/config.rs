@@ -69,6 +69,7 @@
 //! | `TASKER_METRICS_RETENTION_HOURS` | `metrics_retention_hours` | integer |
 //! | `TASKER_MAX_CONCURRENT_STEPS` | `max_concurrent_steps` | integer |
 //! | `TASKER_METRICS_CARDINALITY_CAP` | `metrics_cardinality_cap` | integer |
+//! | `TASKER_SPAN_STORE_TASKS` | `span_store_tasks` | integer, 0 (none) to 100000 |
 //! | `TASKER_OTLP_ENDPOINT` | `otlp_endpoint` | `http://` or `https://` URL |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `otlp_endpoint` | wins over `TASKER_OTLP_ENDPOINT`; spans go to `<endpoint>/v1/traces` |
 //! | `TASKER_OTLP_TRACES_ENDPOINT` | `otlp_traces_endpoint` | the full traces URL, used verbatim |
@@ -128,8 +129,8 @@ pub(crate) use checks::positive;
 use checks::{
     at_least_one, check_correlation_id_header, check_filter_mask, check_filter_parameters,
     check_filtered_events, check_metrics_auth_token, check_metrics_endpoint, check_option,
-    check_otlp, check_ratio, check_seconds, check_service_name, check_service_version, check_url,
-    unchecked,
+    check_otlp, check_ratio, check_seconds, check_service_name, check_service_version,
+    check_span_store_tasks, check_url, unchecked,
 };
 use env::{EnvValue, Rejected};
 use options::options;
@@ -148,6 +149,9 @@ pub use otlp::{
 
 /// Shown instead of a secret wherever configuration is printed.
 const REDACTED: &str = DEFAULT_FILTER_MASK;
+
+/// The most tasks [`TelemetryConfig::span_store_tasks`] accepts.
+pub const SPAN_STORE_MAX_TASKS: usize = 100_000;
 
 const EXPECTED_BOOL: &str = "one of true, false, 1, 0, yes, no (case-insensitive)";
 const EXPECTED_INTEGER: &str = "an integer greater than 0";
@@ -1145,6 +1149,17 @@ options! {
             "TASKER_METRICS_CARDINALITY_CAP" => |c, v| c.metrics_cardinality_cap = v.count()?, "integer";
         ]
 
+    /// Tasks whose spans the in-process span store keeps (the newest; what the `/tasks` timeline
+    /// page shows), with or without an OTLP endpoint; `0` keeps none. At most
+    /// [`SPAN_STORE_MAX_TASKS`]. Default `100`.
+    span_store_tasks: usize = 100;
+        set(tasks: usize) = tasks;
+        show plain;
+        check check_span_store_tasks;
+        env [
+            "TASKER_SPAN_STORE_TASKS" => |c, v| c.span_store_tasks = v.count()?, "integer, 0 (none) to 100000";
+        ]
+
     /// OTLP collector endpoint; `None` keeps spans in process. Default `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
     otlp_endpoint: Option<String> = None;
@@ -1878,7 +1893,8 @@ mod tests {
                 | "max_stored_samples"
                 | "metrics_retention_hours"
                 | "max_concurrent_steps"
-                | "metrics_cardinality_cap" => "7",
+                | "metrics_cardinality_cap"
+                | "span_store_tasks" => "7",
                 "otlp_endpoint"
                 | "otlp_traces_endpoint"
                 | "otlp_metrics_endpoint"

@@ -8,8 +8,11 @@
 //! | `GET /health/live` | always `200 {"status":"ok"}` |
 //! | `GET /health/ready` | `200` once `init()` completed and span export is not failing (3 failures in a row); `503` otherwise, with each check |
 //! | `GET /health/status` | task and step counts by status, error rates, span-export state |
+//! | `GET /tasks` | the timeline page: the recent tasks from the in-process span store, each with its step attempts on one time axis (HTML, no script, no external asset) |
+//! | `GET /tasks/{task_id}` | one task's timeline page |
+//! | `GET /tasks/{task_id}.json`, `GET /tasks.json` | the same data as JSON ([`TaskTimeline`](crate::spans::TaskTimeline), and the list of [`TaskSummary`](crate::spans::TaskSummary)) |
 //!
-//! With `metrics_auth_required`, the metrics and status routes need `Authorization: Bearer
+//! With `metrics_auth_required`, the metrics, status and task routes need `Authorization: Bearer
 //! <metrics_auth_token>` (compared in constant time); otherwise `401` with `WWW-Authenticate`.
 //! The token is checked before anything else about the request (its query string included), and
 //! only the exact route paths serve metrics: `//metrics`, `/metrics/`, `/%6Detrics` or
@@ -35,6 +38,10 @@ use crate::error::Error;
 use crate::metrics::{self, CsvOptions, MetricsSnapshot, SeriesValue};
 use crate::spans::SpanPipeline;
 use crate::telemetry::Telemetry;
+
+mod timeline;
+
+pub use timeline::TASKS_PATH;
 
 /// Span export failures in a row after which `/health/ready` answers 503.
 pub const READY_EXPORT_FAILURE_THRESHOLD: u64 = 3;
@@ -70,7 +77,10 @@ fn routes(telemetry: &Telemetry, spans: Option<&SpanPipeline>, metrics_paths: &[
     let mut router = Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
-        .route("/health/status", get(status));
+        .route("/health/status", get(status))
+        .route(TASKS_PATH, get(timeline::tasks_page))
+        .route("/tasks.json", get(timeline::tasks_json))
+        .route("/tasks/{task}", get(timeline::task));
     for path in metrics_paths {
         router = router.route(path, get(metrics_handler));
     }

@@ -9,6 +9,7 @@ mod context;
 mod layer;
 mod pipeline;
 mod store;
+mod timeline;
 
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
@@ -27,6 +28,7 @@ pub use context::{
 pub use layer::SpanLayer;
 pub use pipeline::{SpanExportReport, SpanPipeline};
 pub use store::{SpanStore, StoredSpan};
+pub use timeline::{AttemptBar, StepLane, TaskSummary, TaskTimeline};
 
 /// The name of a task's root span.
 pub const TASK_SPAN: &str = "tasker.task.execution";

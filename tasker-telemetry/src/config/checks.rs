@@ -43,6 +43,23 @@ pub(crate) fn positive(field: &str, value: u64) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The span store holds each kept task's spans in memory: a bound keeps a typo (an extra few
+/// zeros) from becoming gigabytes.
+pub(super) fn check_span_store_tasks(
+    field: &'static str,
+    value: &usize,
+    _: &TelemetryConfig,
+) -> Result<(), ConfigError> {
+    if *value > super::SPAN_STORE_MAX_TASKS {
+        return Err(ConfigError::invalid(
+            field,
+            value.to_string(),
+            "an integer from 0 (no store) to 100000",
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn check_ratio(
     field: &'static str,
     value: &f64,

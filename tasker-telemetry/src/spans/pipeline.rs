@@ -32,8 +32,6 @@ use crate::metrics::cell::{self, Slots};
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much longer than an export's timeout shutdown waits for it.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
-/// Spans kept by the in-process store.
-const STORE_CAPACITY: usize = 10_000;
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -149,15 +147,36 @@ struct CountingExporter<E> {
     inner: E,
     counters: Arc<Counters>,
     filter: AttributeFilter,
+    /// Keeps a copy of each filtered batch, whatever becomes of the export.
+    store: Option<SpanStore>,
 }
 
-impl<E> CountingExporter<E> {
-    fn new(inner: E, counters: &Arc<Counters>, filter: ParameterFilter) -> Self {
-        Self {
+/// What every exporter of the pipeline is wrapped in: the counters, the parameter filter and the
+/// in-process store.
+struct Wrap<'a> {
+    counters: &'a Arc<Counters>,
+    filter: &'a ParameterFilter,
+    store: Option<&'a SpanStore>,
+}
+
+impl Wrap<'_> {
+    fn counting<E>(&self, inner: E) -> CountingExporter<E> {
+        CountingExporter {
             inner,
-            counters: counters.clone(),
-            filter: AttributeFilter::new(filter),
+            counters: self.counters.clone(),
+            filter: AttributeFilter::new(self.filter.clone()),
+            store: self.store.cloned(),
         }
+    }
+}
+
+/// Where spans go with no OTLP endpoint: nowhere but the store (the wrapper keeps them there).
+#[derive(Debug)]
+struct StoreOnly;
+
+impl SpanExporter for StoreOnly {
+    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+        Ok(())
     }
 }
 
@@ -165,6 +184,9 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
     async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
         for span in &mut batch {
             self.filter.apply(span);
+        }
+        if let Some(store) = &self.store {
+            store.record(&batch);
         }
         let n = batch.len() as u64;
         let result = self.inner.export(batch).await;
@@ -244,25 +266,24 @@ pub struct SpanPipeline {
 impl SpanPipeline {
     /// Builds the pipeline `config` describes: OTLP/HTTP export to
     /// [`TelemetryConfig::traces_endpoint`] when one is set (cargo feature `otlp`, on by
-    /// default), the in-process [`SpanStore`] otherwise. Never touches the network to start.
+    /// default), and in either case the in-process [`SpanStore`] of the last
+    /// `span_store_tasks` tasks. Never touches the network to start.
     pub fn new(config: &TelemetryConfig) -> Result<Self, Error> {
         let counters = Arc::new(Counters::default());
         let filter = config.parameter_filter()?;
         let settings = config.exporter_settings(Signal::Traces);
-        let mut store = None;
+        let store = (config.span_store_tasks > 0).then(|| SpanStore::new(config.span_store_tasks));
+        let wrap = Wrap {
+            counters: &counters,
+            filter: &filter,
+            store: store.as_ref(),
+        };
         let processor = match &settings {
             Some(s) if s.protocol == OtlpProtocol::Grpc => {
-                Self::grpc_processor(s, &counters, &filter, &config.span_batch)?
+                Self::grpc_processor(s, &wrap, &config.span_batch)?
             }
-            Some(s) => Self::otlp_processor(s, &counters, &filter, &config.span_batch)?,
-            None => {
-                let s = SpanStore::new(STORE_CAPACITY);
-                store = Some(s.clone());
-                batch(
-                    CountingExporter::new(s, &counters, filter),
-                    &config.span_batch,
-                )
-            }
+            Some(s) => Self::otlp_processor(s, &wrap, &config.span_batch)?,
+            None => batch(wrap.counting(StoreOnly), &config.span_batch),
         };
         // Shown in reports and `/health/status`: never with the URL's credentials.
         let endpoint = settings.as_ref().map(|s| crate::redact::url(&s.endpoint));
@@ -300,16 +321,15 @@ impl SpanPipeline {
     /// ```
     pub fn with_exporter<E: SpanExporter + 'static>(config: &TelemetryConfig, exporter: E) -> Self {
         let counters = Arc::new(Counters::default());
-        let processor = batch(
-            CountingExporter::new(
-                exporter,
-                &counters,
-                config
-                    .parameter_filter()
-                    .unwrap_or_else(|_| ParameterFilter::tasker_default()),
-            ),
-            &config.span_batch,
-        );
+        let filter = config
+            .parameter_filter()
+            .unwrap_or_else(|_| ParameterFilter::tasker_default());
+        let wrap = Wrap {
+            counters: &counters,
+            filter: &filter,
+            store: None,
+        };
+        let processor = batch(wrap.counting(exporter), &config.span_batch);
         Self::assemble(config, processor, counters, None, None)
     }
 
@@ -360,16 +380,17 @@ impl SpanPipeline {
     #[cfg(feature = "otlp")]
     fn otlp_processor(
         settings: &ExporterSettings,
-        counters: &Arc<Counters>,
-        filter: &ParameterFilter,
+        wrap: &Wrap<'_>,
         options: &SpanBatchOptions,
     ) -> Result<BatchSpanProcessor, Error> {
         let shown = crate::redact::url(&settings.endpoint);
-        let transport =
-            crate::otlp::transport::HttpTransport::new(settings, counters.transport_error.clone())
-                .map_err(|message| Error::SpanExport {
-                    message: format!("{shown}: {message}"),
-                })?;
+        let transport = crate::otlp::transport::HttpTransport::new(
+            settings,
+            wrap.counters.transport_error.clone(),
+        )
+        .map_err(|message| Error::SpanExport {
+            message: format!("{shown}: {message}"),
+        })?;
         let builder = crate::otlp::configure_http(
             opentelemetry_otlp::SpanExporter::builder().with_http(),
             settings,
@@ -378,17 +399,13 @@ impl SpanPipeline {
         let exporter = builder.build().map_err(|e| Error::SpanExport {
             message: crate::redact::text(&e.to_string()),
         })?;
-        Ok(batch(
-            CountingExporter::new(exporter, counters, filter.clone()),
-            options,
-        ))
+        Ok(batch(wrap.counting(exporter), options))
     }
 
     #[cfg(not(feature = "otlp"))]
     fn otlp_processor(
         settings: &ExporterSettings,
-        _counters: &Arc<Counters>,
-        _filter: &ParameterFilter,
+        _wrap: &Wrap<'_>,
         _options: &SpanBatchOptions,
     ) -> Result<BatchSpanProcessor, Error> {
         Err(Error::SpanExport {
@@ -402,8 +419,7 @@ impl SpanPipeline {
     #[cfg(feature = "otlp-grpc")]
     fn grpc_processor(
         settings: &ExporterSettings,
-        counters: &Arc<Counters>,
-        filter: &ParameterFilter,
+        wrap: &Wrap<'_>,
         options: &SpanBatchOptions,
     ) -> Result<BatchSpanProcessor, Error> {
         let shown = crate::redact::url(&settings.endpoint);
@@ -418,17 +434,13 @@ impl SpanPipeline {
                 |builder| builder.build(),
             )
             .map_err(|e| fail(crate::redact::text(&e.to_string())))?;
-        Ok(batch(
-            CountingExporter::new(exporter, counters, filter.clone()),
-            options,
-        ))
+        Ok(batch(wrap.counting(exporter), options))
     }
 
     #[cfg(not(feature = "otlp-grpc"))]
     fn grpc_processor(
         settings: &ExporterSettings,
-        _counters: &Arc<Counters>,
-        _filter: &ParameterFilter,
+        _wrap: &Wrap<'_>,
         _options: &SpanBatchOptions,
     ) -> Result<BatchSpanProcessor, Error> {
         Err(Error::SpanExport {
@@ -488,7 +500,9 @@ impl SpanPipeline {
         });
     }
 
-    /// The in-process store, when no OTLP endpoint is configured.
+    /// The in-process store of the last `span_store_tasks` tasks' spans, with or without an OTLP
+    /// endpoint; `None` when `span_store_tasks` is 0, and for a pipeline built
+    /// [`with_exporter`](Self::with_exporter).
     pub fn store(&self) -> Option<&SpanStore> {
         self.store.as_ref()
     }
