@@ -224,6 +224,9 @@ fn full_config(trace_sampling_ratio: f64) -> TelemetryConfig {
     let mut config = TelemetryConfig::default();
     config.structured_logging_enabled = false;
     config.trace_sampling_ratio = trace_sampling_ratio;
+    // The peers keep no copy of the spans they export: neither do the variants compared with
+    // them. What the in-process store adds is `runner/full_store`.
+    config.span_store_tasks = 0;
     config
 }
 
@@ -747,13 +750,19 @@ fn runner(c: &mut Criterion) {
     group.bench_function("telemetry_off", |b| run_tasks(b, &quiet));
     set_enabled(true);
 
-    let config = full_config(1.0);
-    let full = telemetry(&config, true);
-    let pipeline = SpanPipeline::with_exporter(&config, Discard);
-    with_span_pipeline(&pipeline, || {
-        group.bench_function("full", |b| run_tasks(b, &full));
-    });
-    black_box(pipeline.shutdown());
+    // full: every task traced to a discarding exporter; full_store: the same with the
+    // in-process span store of the default configuration (the last 100 tasks), which copies
+    // each exported span on the export thread and lets the oldest task go.
+    let mut stored = full_config(1.0);
+    stored.span_store_tasks = TelemetryConfig::default().span_store_tasks;
+    for (id, config) in [("full", full_config(1.0)), ("full_store", stored)] {
+        let full = telemetry(&config, true);
+        let pipeline = SpanPipeline::with_exporter(&config, Discard);
+        with_span_pipeline(&pipeline, || {
+            group.bench_function(id, |b| run_tasks(b, &full));
+        });
+        black_box(pipeline.shutdown());
+    }
     group.finish();
 
     // One task of 10,000 steps, telemetry off: the runner's own cost per step, as a chain

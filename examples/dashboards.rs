@@ -3,12 +3,12 @@
 //!
 //! `cargo run --example dashboards -- --out DIR [--failure-ratio 0.05] [--objective STEP=250ms]...`
 //! writes `tasker-dashboard.json`, `tasker-recording-rules.yml` and `tasker-alerting-rules.yml`
-//! into DIR. Import the dashboard into Grafana; add the two rule files to `rule_files:` in
-//! `prometheus.yml`.
+//! into DIR: it is `tasker-telemetry dashboards` with this program's `charge_card` handler (and
+//! its objective) linked in. Import the dashboard into Grafana; add the two rule files to
+//! `rule_files:` in `prometheus.yml`.
 
-use std::time::Duration;
+use std::process::ExitCode;
 
-use tasker_telemetry::operator::{self, OperatorOptions};
 use tasker_telemetry::{StepError, step_handler};
 
 /// A handler declaring its latency objective: the alerts watch its p95.
@@ -21,36 +21,10 @@ impl ChargeCard {
     }
 }
 
-const USAGE: &str =
-    "usage: dashboards --out DIR [--failure-ratio RATIO] [--objective STEP=DURATION]...";
-
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> ExitCode {
     let _linked = ChargeCard;
-    let mut out = None;
-    let mut options = OperatorOptions::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| format!("{arg} needs a value; {USAGE}"))
-        };
-        match arg.as_str() {
-            "--out" => out = Some(value()?),
-            "--failure-ratio" => options = options.failure_ratio(value()?.parse()?)?,
-            "--objective" => {
-                let spec = value()?;
-                let (step, millis) = spec
-                    .split_once('=')
-                    .and_then(|(s, d)| Some((s, d.strip_suffix("ms")?.parse::<u64>().ok()?)))
-                    .ok_or_else(|| format!("--objective takes STEP=<N>ms, got {spec:?}"))?;
-                options = options.objective(step, Duration::from_millis(millis))?;
-            }
-            _ => return Err(format!("unknown argument {arg:?}; {USAGE}").into()),
-        }
-    }
-    let out = out.ok_or(USAGE)?;
-    for path in operator::artefacts(&options).write_to(&out)? {
-        println!("{}", path.display());
-    }
-    Ok(())
+    let args = ["tasker-telemetry".into(), "dashboards".into()]
+        .into_iter()
+        .chain(std::env::args_os().skip(1));
+    tasker_telemetry_cli::run(args, &mut std::io::stdout(), &mut std::io::stderr()).into()
 }

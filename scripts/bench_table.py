@@ -60,6 +60,7 @@ VARIANTS: dict[str, list[tuple[str, str]]] = {
     "runner": [
         ("telemetry_off", "10-step chain per task, telemetry off"),
         ("full", "10-step chain per task, full setup"),
+        ("full_store", "as full, with the span store of the last 100 tasks"),
     ],
     "filter": [
         ("defaults", "a 10-key payload through Tasker's 10 default rules"),

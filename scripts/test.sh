@@ -5,14 +5,15 @@ cd "$(dirname "$0")/.."
 
 # Tools the tests need beyond the pinned Rust toolchain: Prometheus and promtool (Debian package
 # `prometheus`) for the exposition and rule tests, and the Pushgateway (Debian package
-# `prometheus-pushgateway`) for the push tests. The OTLP receivers are part of the test crate.
+# `prometheus-pushgateway`) for the push tests, and Chromium (Debian package `chromium`) for the
+# timeline page test, run headless. The OTLP receivers are part of the test crate.
 if ! command -v cargo >/dev/null 2>&1; then
   echo "scripts/test.sh: cargo is not on PATH; install Rust 1.95.0 (rustup) first" >&2
   exit 1
 fi
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1 \
-  || ! command -v prometheus-pushgateway >/dev/null 2>&1; then
-  echo "scripts/test.sh: installing the Debian packages prometheus and prometheus-pushgateway"
+  || ! command -v prometheus-pushgateway >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing the Debian packages prometheus, prometheus-pushgateway and chromium"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
   # The tests run their own instances: keep the package from starting its service (invoke-rc.d
   # asks policy-rc.d; 101 means "not now"), so nothing is left running that this script did not
@@ -24,7 +25,7 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
     $sudo chmod +x "$policy"
   fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus prometheus-pushgateway >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus prometheus-pushgateway chromium >/dev/null
   if [ -n "$policy" ]; then $sudo rm -f "$policy"; fi
 fi
 
@@ -42,6 +43,7 @@ cargo run --quiet --example catalog -- --json >/dev/null
 cargo run --quiet --example custom_subscriber >/dev/null
 cargo run --quiet --example custom_events >/dev/null
 cargo run --quiet --example distributed_task >/dev/null
+cargo run --quiet --example telemetry_cli -- catalog >/dev/null
 artefacts=$(mktemp -d)
 cargo run --quiet --example dashboards -- --out "$artefacts" >/dev/null
 promtool check rules "$artefacts"/tasker-recording-rules.yml "$artefacts"/tasker-alerting-rules.yml >/dev/null

@@ -7,6 +7,9 @@ mod catalog_names;
 // The event-name rules are the runtime's own file: one source for both crates.
 mod ctxt;
 mod derive_event;
+// So is the duration grammar of `objective = "250ms"`.
+#[path = "../../tasker-telemetry/src/operator/duration.rs"]
+mod duration;
 #[cfg(test)]
 mod expansion_snapshots;
 mod fallback;

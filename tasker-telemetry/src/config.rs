@@ -140,15 +140,36 @@ mod checks;
 mod env;
 mod options;
 mod otlp;
+mod provenance;
 
 pub use batch::SpanBatchOptions;
 pub use env::{EnvVariable, environment_table};
 pub use otlp::{
     ExporterSettings, OtlpCompression, OtlpOptions, OtlpSignalOptions, Signal, TlsFiles,
 };
+pub use provenance::{EffectiveConfig, Setting, SettingSource};
 
 /// Shown instead of a secret wherever configuration is printed.
 const REDACTED: &str = DEFAULT_FILTER_MASK;
+
+/// `(field, variable)`: which environment variable set each field.
+type EnvSources = Vec<(&'static str, &'static str)>;
+
+/// A value that is not valid Unicode is an error, never "unset": read as unset, a variable meant
+/// to switch something on would leave it at its default.
+fn check_env_is_unicode() -> Result<(), ConfigError> {
+    for variable in ENVIRONMENT_VARIABLES {
+        if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(variable.name) {
+            return Err(ConfigError::Env {
+                variable: variable.name.to_owned(),
+                field: variable.field.to_owned(),
+                value: "(not valid UTF-8)".to_owned(),
+                expected: "a value in UTF-8".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// The most tasks [`TelemetryConfig::span_store_tasks`] accepts.
 pub const SPAN_STORE_MAX_TASKS: usize = 100_000;
@@ -596,18 +617,7 @@ impl TelemetryConfig {
     /// [`ConfigError::Env`] naming the variable when a value cannot be parsed or fails validation;
     /// [`ConfigError::Invalid`] when `self` was already invalid.
     pub fn with_env(self) -> Result<Self, ConfigError> {
-        // A value that is not valid Unicode is an error, never "unset": read as unset, a
-        // variable meant to switch something on would leave it at its default.
-        for variable in ENVIRONMENT_VARIABLES {
-            if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(variable.name) {
-                return Err(ConfigError::Env {
-                    variable: variable.name.to_owned(),
-                    field: variable.field.to_owned(),
-                    value: "(not valid UTF-8)".to_owned(),
-                    expected: "a value in UTF-8".to_owned(),
-                });
-            }
-        }
+        check_env_is_unicode()?;
         self.with_env_from(|name| std::env::var(name).ok())
     }
 
@@ -637,12 +647,21 @@ impl TelemetryConfig {
     /// assert_eq!(error.variable(), Some("TASKER_ENABLED"));
     /// # Ok::<(), tasker_telemetry::ConfigError>(())
     /// ```
-    pub fn with_env_from<F>(mut self, lookup: F) -> Result<Self, ConfigError>
+    pub fn with_env_from<F>(self, lookup: F) -> Result<Self, ConfigError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        self.with_env_sources(lookup).map(|(config, _)| config)
+    }
+
+    /// [`with_env_from`](Self::with_env_from), also returning which variable set each field
+    /// (`(field, variable)`, the winner only).
+    fn with_env_sources<F>(mut self, lookup: F) -> Result<(Self, EnvSources), ConfigError>
     where
         F: Fn(&str) -> Option<String>,
     {
         // Which variable last set each field, to blame it if validation fails.
-        let mut sources: Vec<(&'static str, &'static str)> = Vec::new();
+        let mut sources: EnvSources = Vec::new();
         for variable in ENVIRONMENT_VARIABLES {
             let Some(raw) = lookup(variable.name) else {
                 continue;
@@ -662,7 +681,7 @@ impl TelemetryConfig {
             }
         }
         match self.validate() {
-            Ok(()) => Ok(self),
+            Ok(()) => Ok((self, sources)),
             Err(ConfigError::Invalid {
                 field,
                 value,

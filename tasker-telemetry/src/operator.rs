@@ -25,6 +25,7 @@
 //! ```
 
 mod dashboard;
+mod duration;
 mod queries;
 mod rules;
 
@@ -70,6 +71,30 @@ pub enum OperatorError {
     /// An alert hold time below one second or not a whole number of seconds.
     #[error("alert_for must be a whole number of seconds (0 fires at once), got {0:?}")]
     AlertFor(Duration),
+    /// A duration's text that [`parse_duration`] does not read.
+    #[error("{0}")]
+    Duration(String),
+}
+
+/// Reads a duration as `#[step_handler(objective = "...")]` writes it: a number above zero and
+/// one unit, `ns`, `us`, `ms`, `s` or `m` (`"250ms"`, `"1.5s"`, `"2m"`).
+///
+/// ```
+/// use std::time::Duration;
+/// use tasker_telemetry::operator::parse_duration;
+///
+/// assert_eq!(parse_duration("250ms")?, Duration::from_millis(250));
+/// assert_eq!(parse_duration("1.5s")?, Duration::from_millis(1500));
+/// assert!(parse_duration("250").unwrap_err().to_string().contains("has no unit it knows"));
+/// # Ok::<(), tasker_telemetry::operator::OperatorError>(())
+/// ```
+///
+/// # Errors
+/// [`OperatorError::Duration`] saying what is accepted.
+pub fn parse_duration(text: &str) -> Result<Duration, OperatorError> {
+    duration::parse_nanos(text)
+        .map(Duration::from_nanos)
+        .map_err(OperatorError::Duration)
 }
 
 /// What to generate: thresholds, objectives and the dashboard's identity.

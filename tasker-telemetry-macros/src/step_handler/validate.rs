@@ -192,29 +192,10 @@ pub(crate) fn validate(args: Args, item: &Item) -> syn::Result<Plan> {
     })
 }
 
-/// A duration such as `250ms`, `1.5s`, `2m` or `100us`: a positive number and one unit.
+/// A duration such as `250ms`, `1.5s`, `2m` or `100us`: a positive number and one unit (the
+/// runtime's grammar, shared with the command line).
 fn parse_duration(text: &str) -> Result<u64, String> {
-    const ACCEPTED: &str = "objective is a duration above zero: a number and a unit (ns, us, ms, s, m), e.g. \"250ms\" or \"1.5s\"";
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{ACCEPTED}; `{text}` does not start with a number"))?;
-    let scale = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        _ => return Err(format!("{ACCEPTED}; `{text}` has no unit it knows")),
-    };
-    let nanos = value * scale;
-    if !(nanos >= 1.0 && nanos < u64::MAX as f64) {
-        return Err(format!("{ACCEPTED}; `{text}` is not above zero"));
-    }
-    Ok(nanos.round() as u64)
+    crate::duration::parse_nanos(text).map_err(|reason| format!("objective is {reason}"))
 }
 
 fn check_receiver(sig: &Signature, errors: &Ctxt) {

@@ -9,6 +9,8 @@
 //! - one [`TelemetryConfigBuilder`](super::TelemetryConfigBuilder) setter per option;
 //! - [`TelemetryConfig::validate`](super::TelemetryConfig::validate), calling each option's check
 //!   in table order;
+//! - the list of options with how each is shown, for
+//!   [`EffectiveConfig`](super::EffectiveConfig);
 //! - [`ENVIRONMENT_VARIABLES`](super::ENVIRONMENT_VARIABLES), the variables in the order they are
 //!   applied (a later one wins for the same field), each with the code that sets its field, and
 //!   the notes that [`environment_table`](super::environment_table) renders for the docs.
@@ -35,6 +37,15 @@ macro_rules! options {
     };
     (@show url $value:expr) => {
         &$value.as_deref().map($crate::redact::url)
+    };
+    (@shown plain) => {
+        provenance::Shown::Plain
+    };
+    (@shown secret) => {
+        provenance::Shown::Secret
+    };
+    (@shown url) => {
+        provenance::Shown::Url
     };
     (@field $field:ident) => {
         stringify!($field)
@@ -125,6 +136,11 @@ macro_rules! options {
                 }
             )*
         }
+
+        /// Each option's name and how it is shown, for [`EffectiveConfig`](super::EffectiveConfig).
+        const SHOWN: &[(&str, provenance::Shown)] = &[
+            $((stringify!($field), options!(@shown $show)),)*
+        ];
 
         /// Every environment variable [`TelemetryConfig::with_env`] reads, in the order they
         /// are applied: a later one overrides an earlier one for the same field.

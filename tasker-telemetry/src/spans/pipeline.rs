@@ -272,7 +272,7 @@ impl SpanPipeline {
         let counters = Arc::new(Counters::default());
         let filter = config.parameter_filter()?;
         let settings = config.exporter_settings(Signal::Traces);
-        let store = (config.span_store_tasks > 0).then(|| SpanStore::new(config.span_store_tasks));
+        let store = store_for(config);
         let wrap = Wrap {
             counters: &counters,
             filter: &filter,
@@ -296,9 +296,9 @@ impl SpanPipeline {
     }
 
     /// Builds the pipeline around your own exporter (a vendor SDK's, or one that discards, as
-    /// the benchmarks use), with the same sampler, batch processor, counting and parameter
-    /// filter as [`new`](Self::new). `config`'s endpoint settings are ignored; invalid filter
-    /// rules fall back to Tasker's defaults (`new` reports them as an error).
+    /// the benchmarks use), with the same sampler, batch processor, counting, parameter filter
+    /// and in-process store as [`new`](Self::new). `config`'s endpoint settings are ignored;
+    /// invalid filter rules fall back to Tasker's defaults (`new` reports them as an error).
     ///
     /// ```
     /// use opentelemetry_sdk::error::OTelSdkResult;
@@ -316,7 +316,7 @@ impl SpanPipeline {
     /// }
     ///
     /// let pipeline = SpanPipeline::with_exporter(&TelemetryConfig::default(), Discard);
-    /// assert!(pipeline.store().is_none());
+    /// assert_eq!(pipeline.store().map(|s| s.capacity()), Some(100));
     /// assert!(pipeline.shutdown().is_clean());
     /// ```
     pub fn with_exporter<E: SpanExporter + 'static>(config: &TelemetryConfig, exporter: E) -> Self {
@@ -324,13 +324,14 @@ impl SpanPipeline {
         let filter = config
             .parameter_filter()
             .unwrap_or_else(|_| ParameterFilter::tasker_default());
+        let store = store_for(config);
         let wrap = Wrap {
             counters: &counters,
             filter: &filter,
-            store: None,
+            store: store.as_ref(),
         };
         let processor = batch(wrap.counting(exporter), &config.span_batch);
-        Self::assemble(config, processor, counters, None, None)
+        Self::assemble(config, processor, counters, store, None)
     }
 
     fn assemble(
@@ -501,8 +502,7 @@ impl SpanPipeline {
     }
 
     /// The in-process store of the last `span_store_tasks` tasks' spans, with or without an OTLP
-    /// endpoint; `None` when `span_store_tasks` is 0, and for a pipeline built
-    /// [`with_exporter`](Self::with_exporter).
+    /// endpoint or your own exporter; `None` when `span_store_tasks` is 0.
     pub fn store(&self) -> Option<&SpanStore> {
         self.store.as_ref()
     }
@@ -558,6 +558,11 @@ impl SpanPipeline {
             ..self.report()
         }
     }
+}
+
+/// The store `config` asks for: the last `span_store_tasks` tasks, or none for 0.
+fn store_for(config: &TelemetryConfig) -> Option<SpanStore> {
+    (config.span_store_tasks > 0).then(|| SpanStore::new(config.span_store_tasks))
 }
 
 fn batch<E: SpanExporter + 'static>(exporter: E, options: &SpanBatchOptions) -> BatchSpanProcessor {
