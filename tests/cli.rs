@@ -202,7 +202,11 @@ fn scaffolded_subscribers_compile_and_receive_a_tasks_events() {
     let krate = dir.0.join("scaffolded");
     let modules = krate.join("src/subscribers");
     for args in [
-        vec!["order_audit", "--events", "task.completed,step.failed"],
+        vec![
+            "order_audit",
+            "--events",
+            "task.completed,step.failed,workflow.viable_steps_discovered",
+        ],
         vec!["OrderMetrics", "--metrics"],
         vec![
             "retry_watch",

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
+use heck::{ToSnakeCase as _, ToUpperCamelCase as _};
 use tasker_telemetry::catalog::{self, EventDescriptor};
 use tasker_telemetry::payload::PayloadKind;
 
@@ -65,28 +66,8 @@ fn names(name: &str) -> Result<Names, String> {
             "the subscriber's name must be a Rust identifier in snake_case or CamelCase (letters, digits, `_`, starting with a letter), got {name:?}"
         ));
     }
-    let mut module = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 && !module.ends_with('_') {
-                module.push('_');
-            }
-            module.push(c.to_ascii_lowercase());
-        } else {
-            module.push(c);
-        }
-    }
-    let type_name: String = module
-        .split('_')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut chars = p.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect();
+    let module = name.to_snake_case();
+    let type_name = module.to_upper_camel_case();
     if KEYWORDS.contains(&module.as_str()) {
         return Err(format!(
             "{module:?} is a Rust keyword and cannot name a module: choose another name"
@@ -196,6 +177,28 @@ fn rustfmt(source: String) -> String {
     }
 }
 
+/// One `handle_*` method per event, documented with the catalog's description, its body
+/// written by `body`.
+fn handlers(
+    out: &mut String,
+    events: &[EventDescriptor],
+    body: impl Fn(&EventDescriptor) -> String,
+) {
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = writeln!(
+            out,
+            "    /// `{}`: {}.\n    fn {}(&self, event: &Event<'_>) {{\n{}    }}",
+            e.name.as_str(),
+            summary(e),
+            method(e),
+            body(e)
+        );
+    }
+}
+
 fn method(event: &EventDescriptor) -> String {
     format!("handle_{}", event.name.as_str().replace('.', "_"))
 }
@@ -280,19 +283,9 @@ fn render(names: &Names, events: &[EventDescriptor], metrics: bool) -> String {
             "#[subscribe_to({}, register = false)]\nimpl {type_name} {{",
             quoted_list(events)
         );
-        for (i, e) in events.iter().enumerate() {
-            if i > 0 {
-                out.push('\n');
-            }
-            let _ = writeln!(
-                out,
-                "    /// `{}`: {}.\n    fn {}(&self, event: &Event<'_>) {{\n        self.record(event, {});\n    }}",
-                e.name.as_str(),
-                summary(e),
-                method(e),
-                is_failure(e)
-            );
-        }
+        handlers(&mut out, events, |e| {
+            format!("        self.record(event, {});\n", is_failure(e))
+        });
         out.push_str("}\n\n");
         let _ = writeln!(out, "impl {type_name} {{");
         let _ = writeln!(
@@ -346,39 +339,27 @@ fn render(names: &Names, events: &[EventDescriptor], metrics: bool) -> String {
         "#[derive(Debug, Default)]\npub struct {type_name};\n\n#[subscribe_to({})]\nimpl {type_name} {{",
         quoted_list(events)
     );
-    for (i, e) in events.iter().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        let _ = writeln!(
-            out,
-            "    /// `{}`: {}.\n    fn {}(&self, event: &Event<'_>) {{\n        let attributes = helpers::core_attributes(event);",
-            e.name.as_str(),
-            summary(e),
-            method(e)
-        );
-        let mut used = vec!["attributes"];
-        if is_failure(e) {
-            out.push_str("        let error = helpers::error_metrics(event);\n");
-            used.push("error");
+    handlers(&mut out, events, |e| {
+        let mut body = "        let attributes = helpers::core_attributes(event);\n".to_owned();
+        let (read, fields) = if is_failure(e) {
+            body.push_str("        let error = helpers::error_metrics(event);\n");
+            (
+                "(attributes, error)",
+                ", `error.error_type`, `error.final_failure`",
+            )
         } else if is_timed(e) {
-            out.push_str("        let timing = helpers::timing_metrics(event);\n");
-            used.push("timing");
-        }
+            body.push_str("        let timing = helpers::timing_metrics(event);\n");
+            ("(attributes, timing)", ", `timing.execution_duration`")
+        } else {
+            ("attributes", "")
+        };
         let _ = writeln!(
-            out,
-            "        // Handle `{}` here: `attributes.task_id`, `attributes.step_name`{}.\n        let _ = ({});\n    }}",
-            e.name.as_str(),
-            if is_failure(e) {
-                ", `error.error_type`, `error.final_failure`"
-            } else if is_timed(e) {
-                ", `timing.execution_duration`"
-            } else {
-                ""
-            },
-            used.join(", ")
+            body,
+            "        // Handle `{}` here: `attributes.task_id`, `attributes.step_name`{fields}.\n        let _ = {read};",
+            e.name.as_str()
         );
-    }
+        body
+    });
     out.push_str("}\n");
     out
 }
