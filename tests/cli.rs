@@ -412,6 +412,30 @@ fn doctor_passes_against_a_receiver_that_accepts_and_the_span_arrives() {
 }
 
 #[test]
+fn doctor_sends_its_test_span_over_grpc_and_tls_with_h2() {
+    let pki = Pki::new("tasker-cli-doctor-grpc");
+    let (cert, key) = pki.issue("collector", &["localhost"]);
+    let collector = support::grpc_collector::GrpcCollector::start_tls(&cert, &key);
+    let out = run(command()
+        .arg("doctor")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
+        .env("OTEL_EXPORTER_OTLP_CERTIFICATE", pki.ca_file()));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(checks(&out).contains("protocol h2"), "{}", out.stdout);
+    assert!(
+        checks(&out).contains("the collector accepted a test span"),
+        "{}",
+        out.stdout
+    );
+    let spans = collector.wait_for_spans(1, std::time::Duration::from_secs(10));
+    assert!(
+        spans.iter().any(|s| s.0 == "tasker_telemetry.doctor"),
+        "{spans:?}"
+    );
+}
+
+#[test]
 fn doctor_diagnoses_a_closed_port() {
     let port = free_port();
     let out = run(command().arg("doctor").env(
@@ -429,6 +453,26 @@ fn doctor_diagnoses_a_closed_port() {
         checks.matches("FAIL").count(),
         1,
         "one diagnosis per failure:\n{checks}"
+    );
+}
+
+#[test]
+fn doctor_diagnoses_a_name_that_does_not_resolve() {
+    // A DNS label longer than 63 bytes: the resolver refuses it before sending any query, so
+    // the test sends nothing off the machine (strace shows no packet to the name server).
+    let host = format!("{}.invalid", "a".repeat(64));
+    let out = run(command()
+        .arg("doctor")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{host}:4318")));
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let checks = checks(&out);
+    assert!(
+        checks.contains(&format!("the host name \"{host}\" does not resolve")),
+        "{checks}"
+    );
+    assert!(
+        !checks.contains("connect:"),
+        "no step after a failed one:\n{checks}"
     );
 }
 
