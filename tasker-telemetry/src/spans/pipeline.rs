@@ -170,12 +170,16 @@ impl Wrap<'_> {
     }
 }
 
-/// Where spans go with no OTLP endpoint: nowhere but the store (the wrapper keeps them there).
+/// Where spans go with no OTLP endpoint: the store, as the exporter (so the batch is moved into
+/// it, not copied), or nowhere when it is off.
 #[derive(Debug)]
-struct StoreOnly;
+struct StoreOnly(Option<SpanStore>);
 
 impl SpanExporter for StoreOnly {
-    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        if let Some(store) = &self.0 {
+            store.record(batch);
+        }
         Ok(())
     }
 }
@@ -186,7 +190,7 @@ impl<E: SpanExporter> SpanExporter for CountingExporter<E> {
             self.filter.apply(span);
         }
         if let Some(store) = &self.store {
-            store.record(&batch);
+            store.record(batch.clone());
         }
         let n = batch.len() as u64;
         let result = self.inner.export(batch).await;
@@ -283,7 +287,14 @@ impl SpanPipeline {
                 Self::grpc_processor(s, &wrap, &config.span_batch)?
             }
             Some(s) => Self::otlp_processor(s, &wrap, &config.span_batch)?,
-            None => batch(wrap.counting(StoreOnly), &config.span_batch),
+            None => batch(
+                Wrap {
+                    store: None,
+                    ..wrap
+                }
+                .counting(StoreOnly(store.clone())),
+                &config.span_batch,
+            ),
         };
         // Shown in reports and `/health/status`: never with the URL's credentials.
         let endpoint = settings.as_ref().map(|s| crate::redact::url(&s.endpoint));

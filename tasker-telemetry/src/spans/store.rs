@@ -120,10 +120,12 @@ impl StoredSpan {
     }
 }
 
-/// The spans of one trace, in the order they ended.
+/// The spans of one trace, in the order they ended, as the exporter got them: turned into
+/// [`StoredSpan`]s only when read, so that keeping a span costs the export thread a move (or,
+/// beside an OTLP exporter, a clone of its shared attribute text).
 #[derive(Debug, Default)]
 struct Trace {
-    spans: Vec<StoredSpan>,
+    spans: Vec<SpanData>,
     /// Spans of this trace not kept: more than [`SpanStore::MAX_SPANS_PER_TRACE`] ended.
     dropped: u64,
 }
@@ -216,13 +218,10 @@ impl SpanStore {
     }
 
     /// Keeps `batch` (already through the parameter filter).
-    pub(crate) fn record(&self, batch: &[SpanData]) {
+    pub(crate) fn record(&self, batch: Vec<SpanData>) {
         let mut inner = self.lock();
         for data in batch {
-            let is_task = data
-                .attributes
-                .iter()
-                .any(|kv| kv.key.as_str() == STEP_KEYS.task_id);
+            let is_task = attribute(&data, STEP_KEYS.task_id).is_some();
             let id = data.span_context.trace_id();
             // A trace is a task's once any span of it names the task: a user's span that
             // ended before its step joins the task's trace then.
@@ -238,7 +237,7 @@ impl SpanStore {
             };
             let trace = traces.entry(id, self.capacity);
             if trace.spans.len() < Self::MAX_SPANS_PER_TRACE {
-                trace.spans.push(StoredSpan::from_data(data));
+                trace.spans.push(data);
             } else {
                 trace.dropped += 1;
             }
@@ -247,13 +246,16 @@ impl SpanStore {
 
     /// Every span kept, trace by trace, oldest trace first, tasks' traces before the others.
     pub fn spans(&self) -> Vec<StoredSpan> {
-        let inner = self.lock();
-        inner
-            .tasks
-            .in_order()
-            .chain(inner.other.in_order())
-            .flat_map(|t| t.spans.iter().cloned())
-            .collect()
+        let kept: Vec<SpanData> = {
+            let inner = self.lock();
+            inner
+                .tasks
+                .in_order()
+                .chain(inner.other.in_order())
+                .flat_map(|t| t.spans.iter().cloned())
+                .collect()
+        };
+        kept.iter().map(StoredSpan::from_data).collect()
     }
 
     /// Spans not kept because their trace already had
@@ -274,10 +276,10 @@ impl SpanStore {
         let mut ids: Vec<String> = Vec::new();
         for trace in inner.tasks.in_order().collect::<Vec<_>>().into_iter().rev() {
             for span in &trace.spans {
-                if let Some(id) = span.attribute(STEP_KEYS.task_id)
-                    && !ids.iter().any(|known| known == id)
+                if let Some(id) = attribute(span, STEP_KEYS.task_id)
+                    && !ids.contains(&id)
                 {
-                    ids.push(id.to_owned());
+                    ids.push(id);
                 }
             }
         }
@@ -293,48 +295,50 @@ impl SpanStore {
 
     /// [`task_spans`](Self::task_spans), with how many spans of those traces were not kept.
     pub(crate) fn task_spans_and_dropped(&self, task_id: &str) -> (Vec<StoredSpan>, u64) {
-        let inner = self.lock();
-        let mut found = Vec::new();
+        let mut found: Vec<SpanData> = Vec::new();
         let mut dropped = 0;
-        for trace in inner.tasks.in_order() {
-            let mut ids: Vec<&str> = trace
-                .spans
-                .iter()
-                .filter(|s| s.attribute(STEP_KEYS.task_id) == Some(task_id))
-                .map(|s| s.span_id.as_str())
-                .collect();
-            if ids.is_empty() {
-                continue;
-            }
-            dropped += trace.dropped;
-            // Descendants: a parent may end after its children, so repeat until nothing joins.
-            let mut members = vec![false; trace.spans.len()];
-            loop {
-                let mut grew = false;
-                for (i, span) in trace.spans.iter().enumerate() {
-                    if !members[i]
-                        && (ids.contains(&span.span_id.as_str())
-                            || ids.contains(&span.parent_span_id.as_str()))
-                    {
-                        members[i] = true;
-                        ids.push(span.span_id.as_str());
-                        grew = true;
-                    }
-                }
-                if !grew {
-                    break;
-                }
-            }
-            found.extend(
-                trace
+        {
+            let inner = self.lock();
+            for trace in inner.tasks.in_order() {
+                let mut ids: Vec<SpanId> = trace
                     .spans
                     .iter()
-                    .zip(members)
-                    .filter(|(_, member)| *member)
-                    .map(|(s, _)| s.clone()),
-            );
+                    .filter(|s| attribute(s, STEP_KEYS.task_id).as_deref() == Some(task_id))
+                    .map(|s| s.span_context.span_id())
+                    .collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                dropped += trace.dropped;
+                // Descendants: a parent may end after its children, so repeat until nothing
+                // joins.
+                let mut members = vec![false; trace.spans.len()];
+                loop {
+                    let mut grew = false;
+                    for (i, span) in trace.spans.iter().enumerate() {
+                        let own = span.span_context.span_id();
+                        if !members[i] && (ids.contains(&own) || ids.contains(&span.parent_span_id))
+                        {
+                            members[i] = true;
+                            ids.push(own);
+                            grew = true;
+                        }
+                    }
+                    if !grew {
+                        break;
+                    }
+                }
+                found.extend(
+                    trace
+                        .spans
+                        .iter()
+                        .zip(members)
+                        .filter(|(_, member)| *member)
+                        .map(|(s, _)| s.clone()),
+                );
+            }
         }
-        (found, dropped)
+        (found.iter().map(StoredSpan::from_data).collect(), dropped)
     }
 
     /// One task's spans as an indented tree:
@@ -391,9 +395,17 @@ fn render(spans: &[StoredSpan], span: &StoredSpan, depth: usize, out: &mut Strin
 /// their attributes may carry secrets (the pipeline [`init`](crate::init) builds does).
 impl SpanExporter for SpanStore {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.record(&batch);
+        self.record(batch);
         Ok(())
     }
+}
+
+/// A span attribute's value as text.
+fn attribute(data: &SpanData, key: &str) -> Option<String> {
+    data.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.as_str().into_owned())
 }
 
 #[cfg(test)]
