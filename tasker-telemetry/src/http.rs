@@ -8,7 +8,7 @@
 //! | `GET /health/live` | always `200 {"status":"ok"}` |
 //! | `GET /health/ready` | `200` once `init()` completed and span export is not failing (3 failures in a row); `503` otherwise, with each check |
 //! | `GET /health/status` | task and step counts by status, error rates, span-export state |
-//! | `GET /tasks` | the timeline page: the recent tasks from the in-process span store, each with its step attempts on one time axis (HTML, no script, no external asset) |
+//! | `GET /tasks` | the timeline page: the recent tasks (at most [`TASKS_PAGE_LIMIT`]) from the in-process span store, each with its step attempts on one time axis (HTML, no script, no external asset) |
 //! | `GET /tasks/{task_id}` | one task's timeline page |
 //! | `GET /tasks/{task_id}.json`, `GET /tasks.json` | the same data as JSON ([`TaskTimeline`](crate::spans::TaskTimeline), and the list of [`TaskSummary`](crate::spans::TaskSummary)) |
 //!
@@ -41,7 +41,7 @@ use crate::telemetry::Telemetry;
 
 mod timeline;
 
-pub use timeline::TASKS_PATH;
+pub use timeline::{TASKS_PAGE_LIMIT, TASKS_PATH};
 
 /// Span export failures in a row after which `/health/ready` answers 503.
 pub const READY_EXPORT_FAILURE_THRESHOLD: u64 = 3;

@@ -16,6 +16,10 @@ use crate::spans::{AttemptBar, SpanStore, TaskTimeline};
 /// The path of the timeline page.
 pub const TASKS_PATH: &str = "/tasks";
 
+/// How many tasks `/tasks` and `/tasks.json` show, the most recent (each task stays reachable at
+/// `/tasks/{task_id}` while the store keeps it).
+pub const TASKS_PAGE_LIMIT: usize = 50;
+
 fn store(state: &AppState) -> Result<&SpanStore, Box<Response>> {
     state.spans.as_ref().and_then(|s| s.store()).ok_or_else(|| {
         Box::new(
@@ -36,7 +40,7 @@ pub(super) async fn tasks_page(State(state): State<Arc<AppState>>, headers: Head
         Ok(s) => s,
         Err(missing) => return *missing,
     };
-    let timelines = TaskTimeline::recent(store);
+    let timelines = TaskTimeline::recent(store, TASKS_PAGE_LIMIT);
     let title = format!("Tasks · {}", state.telemetry.config().service_name);
     html(page(&title, store.capacity(), &timelines, true))
 }
@@ -47,7 +51,7 @@ pub(super) async fn tasks_json(State(state): State<Arc<AppState>>, headers: Head
     }
     match store(&state) {
         Ok(store) => {
-            let tasks: Vec<_> = TaskTimeline::recent(store)
+            let tasks: Vec<_> = TaskTimeline::recent(store, TASKS_PAGE_LIMIT)
                 .into_iter()
                 .map(|t| t.summary)
                 .collect();
@@ -182,7 +186,7 @@ fn page(title: &str, capacity: usize, timelines: &[TaskTimeline], list: bool) ->
     if list {
         let _ = writeln!(
             out,
-            "<p class=\"meta\">{} tasks shown; the span store keeps the last {capacity}. <a href=\"/tasks.json\">JSON</a></p>",
+            "<p class=\"meta\">The {} most recent tasks (at most {TASKS_PAGE_LIMIT} shown); the span store keeps the last {capacity}. <a href=\"/tasks.json\">JSON</a></p>",
             timelines.len()
         );
         out.push_str("<table class=\"tasks\"><thead><tr><th>task</th><th>name</th><th>status</th><th>duration</th><th>steps</th><th>attempts</th><th>failed attempts</th><th>correlation id</th></tr></thead><tbody>\n");

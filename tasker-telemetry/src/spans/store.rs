@@ -130,6 +130,57 @@ struct Trace {
     dropped: u64,
 }
 
+impl Trace {
+    /// The task ids its spans carry, in the order the spans ended.
+    fn task_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for span in &self.spans {
+            if let Some(id) = attribute(span, STEP_KEYS.task_id)
+                && !ids.contains(&id)
+            {
+                ids.push(id);
+            }
+        }
+        ids
+    }
+
+    /// The spans of task `task_id` in this trace: those carrying its id, and every span beneath
+    /// one of them.
+    fn members(&self, task_id: &str) -> Vec<&SpanData> {
+        let mut ids: Vec<SpanId> = self
+            .spans
+            .iter()
+            .filter(|s| attribute(s, STEP_KEYS.task_id).as_deref() == Some(task_id))
+            .map(|s| s.span_context.span_id())
+            .collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        // A parent may end after its children: repeat until nothing joins.
+        let mut member = vec![false; self.spans.len()];
+        loop {
+            let mut grew = false;
+            for (i, span) in self.spans.iter().enumerate() {
+                let own = span.span_context.span_id();
+                if !member[i] && (ids.contains(&own) || ids.contains(&span.parent_span_id)) {
+                    member[i] = true;
+                    ids.push(own);
+                    grew = true;
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        self.spans
+            .iter()
+            .zip(member)
+            .filter(|(_, m)| *m)
+            .map(|(s, _)| s)
+            .collect()
+    }
+}
+
 /// Traces in the order they were first seen, at most `capacity` of them.
 #[derive(Debug, Default)]
 struct Traces {
@@ -275,10 +326,8 @@ impl SpanStore {
         let inner = self.lock();
         let mut ids: Vec<String> = Vec::new();
         for trace in inner.tasks.in_order().collect::<Vec<_>>().into_iter().rev() {
-            for span in &trace.spans {
-                if let Some(id) = attribute(span, STEP_KEYS.task_id)
-                    && !ids.contains(&id)
-                {
+            for id in trace.task_ids() {
+                if !ids.contains(&id) {
                     ids.push(id);
                 }
             }
@@ -300,45 +349,46 @@ impl SpanStore {
         {
             let inner = self.lock();
             for trace in inner.tasks.in_order() {
-                let mut ids: Vec<SpanId> = trace
-                    .spans
-                    .iter()
-                    .filter(|s| attribute(s, STEP_KEYS.task_id).as_deref() == Some(task_id))
-                    .map(|s| s.span_context.span_id())
-                    .collect();
-                if ids.is_empty() {
-                    continue;
+                let members = trace.members(task_id);
+                if !members.is_empty() {
+                    dropped += trace.dropped;
+                    found.extend(members.into_iter().cloned());
                 }
-                dropped += trace.dropped;
-                // Descendants: a parent may end after its children, so repeat until nothing
-                // joins.
-                let mut members = vec![false; trace.spans.len()];
-                loop {
-                    let mut grew = false;
-                    for (i, span) in trace.spans.iter().enumerate() {
-                        let own = span.span_context.span_id();
-                        if !members[i] && (ids.contains(&own) || ids.contains(&span.parent_span_id))
-                        {
-                            members[i] = true;
-                            ids.push(own);
-                            grew = true;
-                        }
-                    }
-                    if !grew {
-                        break;
-                    }
-                }
-                found.extend(
-                    trace
-                        .spans
-                        .iter()
-                        .zip(members)
-                        .filter(|(_, member)| *member)
-                        .map(|(s, _)| s.clone()),
-                );
             }
         }
         (found.iter().map(StoredSpan::from_data).collect(), dropped)
+    }
+
+    /// The most recent `limit` tasks: each task's id, spans and the spans of its trace not
+    /// kept, newest first, in one pass over the store.
+    pub(crate) fn recent_tasks(&self, limit: usize) -> Vec<(String, Vec<StoredSpan>, u64)> {
+        let mut picked: Vec<(String, Vec<SpanData>, u64)> = Vec::new();
+        {
+            let inner = self.lock();
+            let newest_first: Vec<&Trace> = inner.tasks.in_order().collect();
+            'traces: for trace in newest_first.into_iter().rev() {
+                for id in trace.task_ids() {
+                    if picked.len() == limit {
+                        break 'traces;
+                    }
+                    if picked.iter().any(|(known, _, _)| *known == id) {
+                        continue;
+                    }
+                    let members = trace.members(&id).into_iter().cloned().collect();
+                    picked.push((id, members, trace.dropped));
+                }
+            }
+        }
+        picked
+            .into_iter()
+            .map(|(id, spans, dropped)| {
+                (
+                    id,
+                    spans.iter().map(StoredSpan::from_data).collect(),
+                    dropped,
+                )
+            })
+            .collect()
     }
 
     /// One task's spans as an indented tree:
@@ -437,6 +487,27 @@ mod tests {
         }
         assert_eq!(store.task_ids(), ["t-49", "t-48", "t-47"]);
         assert_eq!(store.spans().len(), 3);
+    }
+
+    /// The page's list reads the newest tasks first, and only as many as it shows.
+    #[test]
+    fn recent_tasks_are_the_newest_first_up_to_the_limit() {
+        let store = SpanStore::new(10);
+        let tracer = provider(&store).tracer("store-test");
+        for i in 0..5 {
+            tracer
+                .span_builder("tasker.task.execution")
+                .with_attributes([KeyValue::new("tasker.task_id", format!("t-{i}"))])
+                .start(&tracer)
+                .end();
+        }
+        let recent: Vec<String> = store
+            .recent_tasks(2)
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect();
+        assert_eq!(recent, ["t-4", "t-3"]);
+        assert_eq!(store.recent_tasks(99).len(), 5);
     }
 
     /// Spans outside any task are bounded too, and never push a task out.

@@ -87,7 +87,7 @@ pub struct StepLane {
 ///
 /// let store = SpanStore::new(10);
 /// assert!(TaskTimeline::of(&store, "no-such-task").is_none());
-/// assert!(TaskTimeline::recent(&store).is_empty());
+/// assert!(TaskTimeline::recent(&store, 50).is_empty());
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -109,12 +109,12 @@ impl TaskTimeline {
         Self::from_spans(task_id, &spans, dropped_spans)
     }
 
-    /// The timelines of every task `store` kept, most recent first.
-    pub fn recent(store: &SpanStore) -> Vec<Self> {
+    /// The timelines of the `limit` most recent tasks `store` kept, most recent first.
+    pub fn recent(store: &SpanStore, limit: usize) -> Vec<Self> {
         store
-            .task_ids()
-            .iter()
-            .filter_map(|id| Self::of(store, id))
+            .recent_tasks(limit)
+            .into_iter()
+            .filter_map(|(id, spans, dropped)| Self::from_spans(&id, &spans, dropped))
             .collect()
     }
 
