@@ -331,32 +331,6 @@ impl fmt::Debug for ExporterSettings {
     }
 }
 
-impl ExporterSettings {
-    /// The TLS client configuration the exporter uses for an `https://` endpoint: the CA file
-    /// (`OTEL_EXPORTER_OTLP_CERTIFICATE`) if one is set, else the system's roots and webpki's;
-    /// the client certificate and key if set. For diagnostics that shake hands with the
-    /// endpoint themselves, as `tasker-telemetry doctor` does (cargo feature `otlp`).
-    ///
-    /// ```
-    /// use tasker_telemetry::TelemetryConfig;
-    /// use tasker_telemetry::config::Signal;
-    ///
-    /// let config = TelemetryConfig::builder().otlp_endpoint("https://collector:4318").build()?;
-    /// let tls = config.exporter_settings(Signal::Traces).unwrap().tls_client_config()?;
-    /// assert_eq!(tls.alpn_protocols, [b"http/1.1".to_vec()]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::SpanExport`](crate::Error::SpanExport) naming the file that could not be used.
-    #[cfg(feature = "otlp")]
-    pub fn tls_client_config(&self) -> Result<rustls::ClientConfig, crate::Error> {
-        let https = self.endpoint.starts_with("https://");
-        crate::otlp::tls::client_config(&self.tls, https)
-            .map_err(|message| crate::Error::SpanExport { message })
-    }
-}
-
 impl TelemetryConfig {
     /// `signal`'s exporter settings, or `None` when no endpoint is configured for it (spans then
     /// stay in process; metrics are only scraped).

@@ -10,7 +10,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
-use crate::config::TlsFiles;
+use crate::config::{ExporterSettings, TlsFiles};
 
 /// Why a TLS setting could not be used, naming the file.
 pub(crate) fn describe(what: &str, path: &Path, error: impl std::fmt::Display) -> String {
@@ -75,4 +75,29 @@ pub(crate) fn client_config(files: &TlsFiles, https: bool) -> Result<ClientConfi
     // reqwest is built for HTTP/1.1 only (no h2 feature): offer only that.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+// Here rather than beside the settings: the configuration never depends on the transport.
+impl ExporterSettings {
+    /// The TLS client configuration the exporter uses for an `https://` endpoint: the CA file
+    /// (`OTEL_EXPORTER_OTLP_CERTIFICATE`) if one is set, else the system's roots and webpki's;
+    /// the client certificate and key if set. For diagnostics that shake hands with the
+    /// endpoint themselves, as `tasker-telemetry doctor` does (cargo feature `otlp`).
+    ///
+    /// ```
+    /// use tasker_telemetry::TelemetryConfig;
+    /// use tasker_telemetry::config::Signal;
+    ///
+    /// let config = TelemetryConfig::builder().otlp_endpoint("https://collector:4318").build()?;
+    /// let tls = config.exporter_settings(Signal::Traces).unwrap().tls_client_config()?;
+    /// assert_eq!(tls.alpn_protocols, [b"http/1.1".to_vec()]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::SpanExport`](crate::Error::SpanExport) naming the file that could not be used.
+    pub fn tls_client_config(&self) -> Result<rustls::ClientConfig, crate::Error> {
+        let https = self.endpoint.starts_with("https://");
+        client_config(&self.tls, https).map_err(|message| crate::Error::SpanExport { message })
+    }
 }
