@@ -306,7 +306,9 @@ fn soak_holds_memory_and_forgets_finished_tasks() {
         // The span store keeps the spans (and so the correlation ids) of the last
         // `span_store_tasks` tasks, by design and bounded; every other finished task is held by
         // nobody but this test.
-        let store = pipeline.store().expect("the default configuration keeps a store");
+        let store = pipeline
+            .store()
+            .expect("the default configuration keeps a store");
         let kept = store.task_ids();
         assert!(kept.len() <= config.span_store_tasks, "{}", kept.len());
         for (task_id, correlation_id) in finished {
