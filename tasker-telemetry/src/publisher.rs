@@ -23,6 +23,10 @@ use crate::timestamp::Timestamp;
 
 use arc_swap::ArcSwap;
 
+mod reentry;
+
+pub use reentry::{MAX_DELIVERY_DEPTH, MAX_NESTED_PUBLISHES};
+
 /// Why a subscription was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -66,6 +70,9 @@ pub struct PublisherStats {
     pub subscriber_panics: u64,
     /// Events dropped by full or closed asynchronous queues.
     pub dropped: u64,
+    /// Events published from inside subscribers' handling and dropped: deeper than
+    /// [`MAX_DELIVERY_DEPTH`], or past [`MAX_NESTED_PUBLISHES`] for one outermost publish.
+    pub reentrant_dropped: u64,
 }
 
 struct Counters {
@@ -133,6 +140,8 @@ struct Inner {
     published_by_event: Slots,
     panics: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
+    /// Publishes refused for nesting too deep (see `reentry`).
+    reentrant_dropped: AtomicU64,
 }
 
 /// Routes published events to subscribers.
@@ -196,6 +205,7 @@ impl Publisher {
             published_by_event: Slots::new(MAX_EVENTS, 0),
             panics: Arc::new(AtomicU64::new(0)),
             dropped: Arc::new(AtomicU64::new(0)),
+            reentrant_dropped: AtomicU64::new(0),
         });
         let weak: std::sync::Weak<dyn EventRegistrationListener> =
             Arc::downgrade(&inner) as std::sync::Weak<dyn EventRegistrationListener>;
@@ -410,6 +420,7 @@ impl Publisher {
                 .sum(),
             subscriber_panics: self.inner.panics.load(Ordering::Relaxed),
             dropped: self.inner.dropped.load(Ordering::Relaxed),
+            reentrant_dropped: self.inner.reentrant_dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -619,6 +630,10 @@ impl Inner {
         if slot.entries.is_empty() {
             return None;
         }
+        let Some(_entered) = reentry::enter() else {
+            self.reentrant_dropped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
         let lane = cell::lane();
         self.published_by_event.add_u64(lane, index, 1);
         Some(deliver(slot, lane))

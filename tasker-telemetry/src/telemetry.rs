@@ -337,7 +337,7 @@ fn register_collectors(
                 None => failures.push((vec![name.to_string()], stats.panics)),
             }
         }
-        let dropped = publisher.stats().dropped;
+        let stats = publisher.stats();
         vec![
             counter(
                 "tasker_events_published_total",
@@ -352,7 +352,8 @@ fn register_collectors(
                 failures,
             ),
             crate::metrics::dropped_total([
-                ("subscriber", "queue_full", dropped),
+                ("subscriber", "queue_full", stats.dropped),
+                ("subscriber", "reentrant_depth", stats.reentrant_dropped),
                 (
                     "task",
                     "already_finished",
