@@ -670,6 +670,22 @@ fn publisher(c: &mut Criterion) {
             })
         });
     }
+
+    // t1_async: one asynchronous no-op subscriber: what the publisher pays for it, the event
+    // copied for the queue and its size counted (the subscriber's thread drains the queue).
+    let telemetry = Telemetry::new(TelemetryConfig::default()).expect("default config");
+    telemetry
+        .publisher()
+        .subscribe_with(
+            &["step.*"],
+            subscriber::from_fn("noop-async", |e| {
+                black_box(e);
+            }),
+            tasker_telemetry::subscriber::Delivery::Asynchronous { capacity: 4096 },
+        )
+        .expect("subscribe");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("t1_async", |b| b.iter(|| black_box(publish(&telemetry))));
     group.finish();
 }
 

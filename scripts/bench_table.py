@@ -52,7 +52,8 @@ VARIANTS: dict[str, list[tuple[str, str]]] = {
         (f"t{t}_s{s}", f"publish `step.completed`, {t} thread(s), {s} no-op subscriber(s)")
         for t in (1, 2)
         for s in (0, 1, 4)
-    ],
+    ]
+    + [("t1_async", "publish `step.completed`, 1 thread, 1 asynchronous no-op subscriber")],
     "contention": [
         ("metrics_only_t1", "metrics_only attempt, shared StepScope, 1 thread"),
         ("metrics_only_t2", "metrics_only attempt, shared StepScope, 2 threads"),

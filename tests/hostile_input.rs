@@ -4,10 +4,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tasker_telemetry::Event;
 use tasker_telemetry::event::names;
 use tasker_telemetry::metrics::prometheus_text;
-use tasker_telemetry::payload::TaskPayload;
-use tasker_telemetry::publisher::{MAX_DELIVERY_DEPTH, MAX_NESTED_PUBLISHES};
+use tasker_telemetry::payload::{StepPayload, TaskPayload};
+use tasker_telemetry::publisher::{
+    DEFAULT_QUEUE_BYTES, MAX_DELIVERY_DEPTH, MAX_NESTED_PUBLISHES, Publisher, SubscribeError,
+};
+use tasker_telemetry::subscriber::Delivery;
 use tasker_telemetry::{Telemetry, TelemetryConfig, subscriber};
 
 /// Runs `f` on a thread with a small stack: a recursion the bound did not stop would overflow it
@@ -102,4 +106,103 @@ fn a_subscriber_that_publishes_two_events_per_event_is_stopped_by_the_budget() {
         2 * (1 + u64::from(MAX_NESTED_PUBLISHES)) - u64::from(MAX_NESTED_PUBLISHES)
     );
     assert!(dropped_series(&telemetry).ends_with(&format!(" {dropped}")));
+}
+
+fn resident_kb() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+#[test]
+fn a_stuck_asynchronous_subscriber_holds_at_most_its_queues_bytes() {
+    const RESULT_BYTES: usize = 4 << 20;
+    const EVENTS: u64 = 60;
+    let publisher = Publisher::new();
+    // The subscriber takes one event and then waits until the test lets it go.
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+    let (gate, entered_tx) = (
+        std::sync::Mutex::new(gate),
+        std::sync::Mutex::new(entered_tx),
+    );
+    let handle = publisher
+        .subscribe_with(
+            &["step.completed"],
+            subscriber::from_fn("stuck", move |_| {
+                let _ = entered_tx.lock().unwrap().send(());
+                let _ = gate.lock().unwrap().recv();
+            }),
+            Delivery::Asynchronous { capacity: 1024 },
+        )
+        .unwrap();
+    let result = serde_json::json!({ "blob": "x".repeat(RESULT_BYTES) });
+    let publish = |i: u64| {
+        let mut payload = StepPayload::new("t-1", "big", format!("s-{i}"), "produce");
+        payload.step_results = Some(result.clone());
+        publisher.publish(Event::new(names::STEP_COMPLETED, payload));
+    };
+    let before = resident_kb();
+    // The first is in the subscriber's hands (off the queue) before the others come.
+    publish(0);
+    entered
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the subscriber took its first event");
+    for i in 1..EVENTS {
+        publish(i);
+    }
+    let grown_mb = (resident_kb() - before) / 1024;
+    let stats = handle.stats();
+    println!("stuck subscriber: {stats:?}, resident memory +{grown_mb} MB");
+    // A queue of 1,024 events, but 64 MiB: 15 events of 4 MiB (and their keys) wait, one more
+    // is in the subscriber's hands.
+    let fits = 1 + (DEFAULT_QUEUE_BYTES / (RESULT_BYTES + 200)) as u64;
+    assert_eq!(stats.dropped, EVENTS - fits, "{stats:?}");
+    assert!(
+        grown_mb < 2 * (DEFAULT_QUEUE_BYTES >> 20) as i64,
+        "resident memory grew {grown_mb} MB"
+    );
+    // Let go, every queued event is delivered, and the queue takes events again.
+    drop(release);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while handle.stats().delivered < fits {
+        assert!(std::time::Instant::now() < deadline, "{:?}", handle.stats());
+        std::thread::yield_now();
+    }
+    publish(EVENTS);
+    assert_eq!(handle.stats().dropped, EVENTS - fits);
+}
+
+#[test]
+fn a_queue_the_machine_cannot_hold_is_a_typed_error() {
+    let publisher = Publisher::new();
+    for delivery in [
+        Delivery::Asynchronous { capacity: 1 << 40 },
+        Delivery::Asynchronous {
+            capacity: usize::MAX,
+        },
+        Delivery::AsynchronousBounded {
+            capacity: 16,
+            max_bytes: usize::MAX,
+        },
+        Delivery::AsynchronousBounded {
+            capacity: 16,
+            max_bytes: 0,
+        },
+    ] {
+        let refused = publisher
+            .subscribe_with(&["task.*"], subscriber::from_fn("big", |_| {}), delivery)
+            .unwrap_err();
+        assert!(
+            matches!(refused, SubscribeError::QueueTooLarge { .. }),
+            "{delivery:?}: {refused}"
+        );
+        assert!(
+            refused.to_string().contains("at most 1048576 events"),
+            "{refused}"
+        );
+    }
 }

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::catalog::{self, EventRegistrationListener, MAX_EVENTS};
@@ -23,8 +23,11 @@ use crate::timestamp::Timestamp;
 
 use arc_swap::ArcSwap;
 
+mod queue;
 mod reentry;
 
+pub use queue::{DEFAULT_QUEUE_BYTES, MAX_QUEUE_BYTES, MAX_QUEUE_CAPACITY};
+use queue::{Held, Queue, Queued};
 pub use reentry::{MAX_DELIVERY_DEPTH, MAX_NESTED_PUBLISHES};
 
 /// Why a subscription was refused.
@@ -51,6 +54,17 @@ pub enum SubscribeError {
     /// An asynchronous subscription with a queue of zero.
     #[error("asynchronous delivery needs a queue capacity of at least 1")]
     ZeroCapacity,
+    /// An asynchronous queue larger than [`MAX_QUEUE_CAPACITY`] events or [`MAX_QUEUE_BYTES`]
+    /// bytes, or of zero bytes.
+    #[error(
+        "asynchronous delivery: a queue of {capacity} events and {max_bytes} bytes cannot be held; the capacity must be 1 to at most {MAX_QUEUE_CAPACITY} events and the bytes 1 to at most {MAX_QUEUE_BYTES}"
+    )]
+    QueueTooLarge {
+        /// The capacity asked for.
+        capacity: usize,
+        /// The bytes asked for.
+        max_bytes: usize,
+    },
     /// The delivery thread of an asynchronous subscriber could not be started.
     #[error("could not start the delivery thread for subscriber {subscriber:?}: {message}")]
     Spawn {
@@ -68,7 +82,7 @@ pub struct PublisherStats {
     pub published: u64,
     /// Subscriber panics caught.
     pub subscriber_panics: u64,
-    /// Events dropped by full or closed asynchronous queues.
+    /// Events dropped by full (in events or bytes) or closed asynchronous queues.
     pub dropped: u64,
     /// Events published from inside subscribers' handling and dropped: deeper than
     /// [`MAX_DELIVERY_DEPTH`], or past [`MAX_NESTED_PUBLISHES`] for one outermost publish.
@@ -104,7 +118,7 @@ impl Counters {
 
 enum Target {
     Sync(Arc<dyn Subscriber>),
-    Async(SyncSender<Arc<Event<'static>>>),
+    Async(Queue),
 }
 
 struct Entry {
@@ -253,18 +267,17 @@ impl Publisher {
         let counters = Arc::new(Counters::default());
         let target = match delivery {
             Delivery::Synchronous => Target::Sync(subscriber),
-            Delivery::Asynchronous { capacity: 0 } => return Err(SubscribeError::ZeroCapacity),
-            Delivery::Asynchronous { capacity } => {
-                let (tx, rx) = sync_channel(capacity);
-                spawn_worker(
-                    rx,
-                    subscriber,
-                    name.clone(),
-                    counters.clone(),
-                    self.inner.panics.clone(),
-                )?;
-                Target::Async(tx)
+            Delivery::Asynchronous { capacity: 0 }
+            | Delivery::AsynchronousBounded { capacity: 0, .. } => {
+                return Err(SubscribeError::ZeroCapacity);
             }
+            Delivery::Asynchronous { capacity } => {
+                self.spawn_queue(capacity, DEFAULT_QUEUE_BYTES, subscriber, &name, &counters)?
+            }
+            Delivery::AsynchronousBounded {
+                capacity,
+                max_bytes,
+            } => self.spawn_queue(capacity, max_bytes, subscriber, &name, &counters)?,
         };
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let entry = Arc::new(Entry {
@@ -290,6 +303,33 @@ impl Publisher {
             id,
             counters,
         })
+    }
+
+    /// The queue and thread of an asynchronous subscription, within the bounds.
+    fn spawn_queue(
+        &self,
+        capacity: usize,
+        max_bytes: usize,
+        subscriber: Arc<dyn Subscriber>,
+        name: &Arc<str>,
+        counters: &Arc<Counters>,
+    ) -> Result<Target, SubscribeError> {
+        if capacity > MAX_QUEUE_CAPACITY || max_bytes == 0 || max_bytes > MAX_QUEUE_BYTES {
+            return Err(SubscribeError::QueueTooLarge {
+                capacity,
+                max_bytes,
+            });
+        }
+        let (queue, rx, held) = Queue::new(capacity, max_bytes);
+        spawn_worker(
+            rx,
+            held,
+            subscriber,
+            name.clone(),
+            counters.clone(),
+            self.inner.panics.clone(),
+        )?;
+        Ok(Target::Async(queue))
     }
 
     /// Subscribes every subscriber registered with `#[subscribe_to]` in the linked program (those
@@ -475,7 +515,8 @@ fn add_entry(slot: &mut Slot, entry: &Arc<Entry>) {
 }
 
 fn spawn_worker(
-    rx: Receiver<Arc<Event<'static>>>,
+    rx: Receiver<Queued>,
+    held: Arc<Held>,
     subscriber: Arc<dyn Subscriber>,
     name: Arc<str>,
     counters: Arc<Counters>,
@@ -487,7 +528,10 @@ fn spawn_worker(
         .name(thread_name)
         .spawn(move || {
             // Ends when the subscription is dropped and the queue drained.
-            for event in rx {
+            for (event, bytes) in rx {
+                // Off the queue: its place is free while the subscriber handles it (the queue
+                // bounds what waits; this one event is in the subscriber's hands).
+                held.release(bytes);
                 deliver(
                     &*subscriber,
                     &event,
@@ -596,7 +640,8 @@ impl Inner {
             );
         } else if slot.has_async {
             let shared = Arc::new(event.clone().into_owned());
-            self.fan_out(slot, event, Some(&shared), lane);
+            let bytes = queue::size_of(&shared);
+            self.fan_out(slot, event, Some((&shared, bytes)), lane);
         } else {
             self.fan_out(slot, event, None, lane);
         }
@@ -609,7 +654,8 @@ impl Inner {
         self.route(name, |slot, lane| {
             if slot.has_async {
                 let shared = Arc::new(make().into_owned());
-                self.fan_out(slot, &shared, Some(&shared), lane);
+                let bytes = queue::size_of(&shared);
+                self.fan_out(slot, &shared, Some((&shared, bytes)), lane);
             } else {
                 self.deliver_lent(slot, &make(), lane);
             }
@@ -643,7 +689,7 @@ impl Inner {
         &self,
         slot: &Slot,
         event: &Event<'_>,
-        shared: Option<&Arc<Event<'static>>>,
+        shared: Option<(&Arc<Event<'static>>, usize)>,
         lane: Lane,
     ) {
         for entry in slot.entries.iter() {
@@ -656,13 +702,12 @@ impl Inner {
                     lane,
                     &self.panics,
                 ),
-                (Target::Async(tx), Some(shared)) => match tx.try_send(shared.clone()) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                (Target::Async(queue), Some((shared, bytes))) => {
+                    if !queue.try_push(shared, bytes) {
                         entry.counters.dropped.fetch_add(1, Ordering::Relaxed);
                         self.dropped.fetch_add(1, Ordering::Relaxed);
                     }
-                },
+                }
                 // has_async is set whenever an async entry is present, so this arm is unreachable;
                 // counting it as a drop keeps the books honest if that ever changes.
                 (Target::Async(_), None) => {

@@ -97,10 +97,38 @@ pub enum Delivery {
     #[default]
     Synchronous,
     /// Through a bounded queue drained by a dedicated thread. When the queue is full the event is
-    /// dropped for this subscriber and counted; the publisher never waits.
+    /// dropped for this subscriber and counted; the publisher never waits. The queue also holds
+    /// at most [`DEFAULT_QUEUE_BYTES`](crate::publisher::DEFAULT_QUEUE_BYTES) of events (as
+    /// their JSON length counts them), and is allocated as events arrive, never for its whole
+    /// capacity up front.
     Asynchronous {
-        /// How many events may wait in the queue.
+        /// How many events may wait in the queue: 1 to
+        /// [`MAX_QUEUE_CAPACITY`](crate::publisher::MAX_QUEUE_CAPACITY).
         capacity: usize,
+    },
+    /// [`Asynchronous`](Self::Asynchronous), with the queue's bound in bytes given.
+    ///
+    /// ```
+    /// use tasker_telemetry::subscriber::{self, Delivery};
+    /// use tasker_telemetry::Publisher;
+    ///
+    /// let publisher = Publisher::new();
+    /// let delivery = Delivery::AsynchronousBounded { capacity: 1024, max_bytes: 8 << 20 };
+    /// publisher.subscribe_with(&["task.*"], subscriber::from_fn("audit", |_| {}), delivery)?;
+    ///
+    /// let too_large = Delivery::Asynchronous { capacity: 1 << 40 };
+    /// let refused = publisher.subscribe_with(&["task.*"], subscriber::from_fn("x", |_| {}), too_large);
+    /// assert!(refused.unwrap_err().to_string().contains("at most 1048576"));
+    /// # Ok::<(), tasker_telemetry::publisher::SubscribeError>(())
+    /// ```
+    AsynchronousBounded {
+        /// How many events may wait in the queue: 1 to
+        /// [`MAX_QUEUE_CAPACITY`](crate::publisher::MAX_QUEUE_CAPACITY).
+        capacity: usize,
+        /// How many bytes of events may wait: 1 to
+        /// [`MAX_QUEUE_BYTES`](crate::publisher::MAX_QUEUE_BYTES). An event larger than this
+        /// is dropped for this subscriber and counted.
+        max_bytes: usize,
     },
 }
 
@@ -111,6 +139,6 @@ pub struct SubscriberStats {
     pub delivered: u64,
     /// Events whose `on_event` panicked.
     pub panics: u64,
-    /// Events dropped because the asynchronous queue was full or closed.
+    /// Events dropped because the asynchronous queue was full (in events or bytes) or closed.
     pub dropped: u64,
 }
