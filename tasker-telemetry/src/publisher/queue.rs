@@ -1,12 +1,12 @@
 //! An asynchronous subscriber's queue: bounded in events and in bytes, allocated as events
 //! arrive (never for its whole capacity up front), drained by the subscriber's own thread.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use crate::event::Event;
+use crate::payload::{Payload, Value};
 
 /// The bytes an asynchronous subscriber's queue may hold when
 /// [`Delivery::Asynchronous`](crate::subscriber::Delivery::Asynchronous) does not say: 64 MiB.
@@ -83,23 +83,52 @@ impl Queue {
     }
 }
 
-/// The bytes `event` is counted as in a queue: the length of its JSON form, which grows with
-/// every string and value it carries (an estimate of what it holds in memory, computed without
-/// building the JSON).
+/// The bytes `event` is counted as in a queue: a fixed part for the event and its keys, plus the
+/// length of every text and the size of every JSON value it carries (task context, step inputs
+/// and results, error messages), which is where an event's size can grow. Read through the
+/// payload's fields, without serialising.
 pub(super) fn size_of(event: &Event<'_>) -> usize {
-    struct Count(usize);
-    impl Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
+    const FIXED: usize = 256;
+    let payload = event.payload();
+    let mut bytes = FIXED;
+    match payload {
+        Payload::Fields(fields) => {
+            for (key, value) in fields.iter() {
+                bytes += key.len() + json_size(value);
+            }
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+        _ => {
+            for field in payload.kind().fields() {
+                bytes += match payload.get(field.name) {
+                    Some(Value::Str(s)) => s.len(),
+                    Some(Value::List(names)) => names.iter().map(|n| n.len() + 8).sum(),
+                    Some(Value::Json(json)) => json_size(json),
+                    _ => 0,
+                };
+            }
         }
     }
-    let mut count = Count(0);
-    // Fails only for a map with non-string keys, which payloads do not have; what was counted
-    // until then stands.
-    let _ = serde_json::to_writer(&mut count, event);
-    count.0.max(1)
+    bytes
+}
+
+/// About what `value` occupies: its texts' lengths, and a word per node. Walked with a stack
+/// of its own, so that a deeply nested value cannot overflow the thread's.
+fn json_size(value: &serde_json::Value) -> usize {
+    let mut bytes = 0;
+    let mut pending = vec![value];
+    while let Some(v) = pending.pop() {
+        bytes += 16;
+        match v {
+            serde_json::Value::String(s) => bytes += s.len(),
+            serde_json::Value::Array(items) => pending.extend(items),
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    bytes += k.len();
+                    pending.push(item);
+                }
+            }
+            _ => {}
+        }
+    }
+    bytes
 }
