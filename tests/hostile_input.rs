@@ -206,3 +206,47 @@ fn a_queue_the_machine_cannot_hold_is_a_typed_error() {
         );
     }
 }
+
+#[test]
+fn megabyte_label_values_and_the_overflow_marker_fold_into_the_overflow_series() {
+    use tasker_telemetry::metrics::{MAX_LABEL_VALUE_BYTES, OVERFLOW_LABEL_VALUE};
+    let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+    let hits = telemetry
+        .metrics()
+        .counter("hostile_hits_total", "Hits.", &["path"])
+        .unwrap();
+    for i in 0..100 {
+        let value = format!("{i}{}", "x".repeat(1 << 20));
+        hits.with(&[value.as_str()]).inc();
+    }
+    hits.with(&[OVERFLOW_LABEL_VALUE]).inc();
+    let longest_kept = "y".repeat(MAX_LABEL_VALUE_BYTES);
+    hits.with(&[longest_kept.as_str()]).inc();
+    let text = prometheus_text(&telemetry.metrics().snapshot());
+    // Today's 100 series of 1 MB were 100 MB per scrape.
+    assert!(text.len() < 256 * 1024, "a scrape is {} bytes", text.len());
+    let mut series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("hostile_hits_total{"))
+        .collect();
+    series.sort_unstable();
+    assert_eq!(
+        series,
+        [
+            format!("hostile_hits_total{{path=\"{OVERFLOW_LABEL_VALUE}\"}} 101").as_str(),
+            format!("hostile_hits_total{{path=\"{longest_kept}\"}} 1").as_str(),
+        ],
+        "one overflow series, no duplicate of it"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("tasker_metrics_overflow_total{")
+                && l.contains("hostile_hits_total")
+                && l.ends_with(" 101")),
+        "{}",
+        text.lines()
+            .filter(|l| l.contains("overflow_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

@@ -19,7 +19,7 @@ pub use otlp::{otlp_request, otlp_request_for};
 pub(crate) use registry::ExemplarIds;
 pub use registry::{
     Counter, CounterVec, DEFAULT_BUCKETS, DEFAULT_CARDINALITY_CAP, Gauge, GaugeVec, Histogram,
-    HistogramVec, MetricsError, MetricsRegistry, OVERFLOW_LABEL_VALUE,
+    HistogramVec, MAX_LABEL_VALUE_BYTES, MetricsError, MetricsRegistry, OVERFLOW_LABEL_VALUE,
 };
 pub use snapshot::{
     Exemplar, FamilySnapshot, MetricKind, MetricsSnapshot, SeriesSnapshot, SeriesValue,

@@ -21,8 +21,26 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
 ];
 /// Series a family may hold before new label sets fold into its overflow series.
 pub const DEFAULT_CARDINALITY_CAP: usize = 10_000;
-/// The label value of every label of a family's overflow series.
+/// The label value of every label of a family's overflow series. A label value equal to it is
+/// taken as overflow too, so no series can stand beside the overflow series with its labels.
 pub const OVERFLOW_LABEL_VALUE: &str = "__overflow__";
+/// The longest label value a series may have, in bytes. A longer one is refused: the
+/// observation goes to the family's overflow series and is counted in
+/// `tasker_metrics_overflow_total`, as when the family is full.
+///
+/// ```
+/// use tasker_telemetry::metrics::{MAX_LABEL_VALUE_BYTES, MetricsRegistry, OVERFLOW_LABEL_VALUE};
+///
+/// let registry = MetricsRegistry::new();
+/// let hits = registry.counter("hits_total", "Hits.", &["path"])?;
+/// hits.with(&["x".repeat(MAX_LABEL_VALUE_BYTES + 1).as_str()]).inc();
+/// hits.with(&[OVERFLOW_LABEL_VALUE]).inc();
+/// let family = registry.snapshot().families.into_iter().find(|f| f.name == "hits_total").unwrap();
+/// assert_eq!(family.series.len(), 1);
+/// assert_eq!(family.series[0].label_values, [OVERFLOW_LABEL_VALUE]);
+/// # Ok::<(), tasker_telemetry::metrics::MetricsError>(())
+/// ```
+pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
 
 /// Why a metric family could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,6 +189,18 @@ impl Family {
                 *value = mask;
             }
         }
+        let full = || {
+            self.overflowed.fetch_add(1, Ordering::Relaxed);
+            self.overflow.clone()
+        };
+        // A megabyte label value would be a megabyte per series on every scrape; a value equal
+        // to the marker would make a second series with the overflow series' labels.
+        if owned
+            .iter()
+            .any(|v| v.len() > MAX_LABEL_VALUE_BYTES || *v == OVERFLOW_LABEL_VALUE)
+        {
+            return full();
+        }
         let key = self.key(&owned);
         let find = |map: &HashMap<u64, Vec<Arc<Series>>>| {
             map.get(&key).and_then(|bucket| {
@@ -183,10 +213,6 @@ impl Family {
         if let Some(found) = find(&self.series.read().unwrap_or_else(|e| e.into_inner())) {
             return found;
         }
-        let full = || {
-            self.overflowed.fetch_add(1, Ordering::Relaxed);
-            self.overflow.clone()
-        };
         // Only this family's series map grows under the write lock; a full family never takes it.
         if self.len.load(Ordering::Acquire) >= self.cap {
             return full();
