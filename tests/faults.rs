@@ -109,16 +109,6 @@ fn run_steps(telemetry: &Telemetry, task_id: &str, range: std::ops::Range<u64>) 
     }
 }
 
-fn vm_rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse().ok())
-        .expect("VmRSS in /proc/self/status")
-}
-
 /// A free port below the kernel's ephemeral range: no outgoing connection can take it (or
 /// connect to itself on it) while the collector that should listen there is down.
 fn unused_port() -> SocketAddr {
@@ -548,12 +538,12 @@ fn failing_then_recovering(
     let exporting = Exporting::new(endpoint);
     // Warm-up: allocator pools, the batch thread, a full queue's worth of spans.
     let mut spans = exporting.steps("warm", 0..SPAN_QUEUE + SPAN_BATCH);
-    let before = vm_rss_kb();
+    let before = support::process::resident_kb() as u64;
     let n = 5_000 * soak();
     for chunk in 0..n / 500 {
         spans += exporting.steps(&format!("failing-{chunk}"), 0..500);
     }
-    let rss_growth_kb = vm_rss_kb().saturating_sub(before);
+    let rss_growth_kb = (support::process::resident_kb() as u64).saturating_sub(before);
     // At least one export has failed for good by now, or will shortly (state, not time).
     let deadline = Instant::now() + Duration::from_secs(30);
     while exporting.pipeline.report().failed_exports == 0 && Instant::now() < deadline {
@@ -725,11 +715,11 @@ fn hung_collector_never_blocks_the_steps_and_shutdown_is_bounded() {
     let started = Instant::now();
     // Fill the queue while the export is stuck; from then on, every span is dropped.
     spans += exporting.steps("hung-1", 0..SPAN_QUEUE + SPAN_BATCH);
-    let before = vm_rss_kb();
+    let before = support::process::resident_kb() as u64;
     let n = 10_000 * soak();
     spans += exporting.steps("hung-2", 0..n);
     let produced_in = started.elapsed();
-    let rss_growth_kb = vm_rss_kb().saturating_sub(before);
+    let rss_growth_kb = (support::process::resident_kb() as u64).saturating_sub(before);
     // While the export thread sat in one request, every step ran: counted by connections,
     // if that took less than the client's timeout (otherwise a second attempt may have begun).
     if produced_in < EXPORT_TIMEOUT {
@@ -869,7 +859,7 @@ fn flapping_collector_loses_only_what_it_refused_and_export_resumes() {
     let (mut refused, mut delivered_after_comeback, mut up_delivered) = (0, 0, 0);
     for cycle in 0..WARM_CYCLES + cycles {
         if cycle == WARM_CYCLES {
-            before = vm_rss_kb();
+            before = support::process::resident_kb() as u64;
         }
         let down = flapper.wait_for(false, changes);
         let task = format!("down-{cycle}");
@@ -919,7 +909,7 @@ fn flapping_collector_loses_only_what_it_refused_and_export_resumes() {
             receiver.lock().unwrap().clear();
         }
     }
-    let rss_growth_kb = vm_rss_kb().saturating_sub(before);
+    let rss_growth_kb = (support::process::resident_kb() as u64).saturating_sub(before);
     flapper.stop();
     assert_eq!(refused + delivered_after_comeback, WARM_CYCLES + cycles);
     assert!(

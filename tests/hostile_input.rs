@@ -1,9 +1,12 @@
 //! Hostile input that must never abort, hang or grow without bound: each case runs as a user's
 //! code would provoke it, and checks that the work finishes and the excess is counted.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use support::process::resident_kb;
 use tasker_telemetry::Event;
 use tasker_telemetry::event::names;
 use tasker_telemetry::metrics::prometheus_text;
@@ -106,15 +109,6 @@ fn a_subscriber_that_publishes_two_events_per_event_is_stopped_by_the_budget() {
         2 * (1 + u64::from(MAX_NESTED_PUBLISHES)) - u64::from(MAX_NESTED_PUBLISHES)
     );
     assert!(dropped_series(&telemetry).ends_with(&format!(" {dropped}")));
-}
-
-fn resident_kb() -> i64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status")
 }
 
 #[test]

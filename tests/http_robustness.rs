@@ -393,18 +393,6 @@ fn stopping_the_server_does_not_wait_on_slow_clients() {
     println!("figures: server with 2 slow clients attached stopped in {stopped_after:?}");
 }
 
-/// Resident memory of this process, from /proc.
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .expect("VmRSS in /proc/self/status")
-}
-
 #[test]
 fn oversized_heads_and_garbage_get_4xx_or_close_and_the_server_keeps_serving() {
     let _serial = serial();
@@ -420,7 +408,7 @@ fn oversized_heads_and_garbage_get_4xx_or_close_and_the_server_keeps_serving() {
         )
         .into_bytes(),
     );
-    let before = rss_bytes();
+    let before = support::process::resident_kb() as u64 * 1024;
     let senders: Vec<_> = (0..50)
         .map(|_| {
             let big = big.clone();
@@ -432,7 +420,7 @@ fn oversized_heads_and_garbage_get_4xx_or_close_and_the_server_keeps_serving() {
         })
         .collect();
     let statuses: Vec<Option<u16>> = senders.into_iter().map(|s| s.join().unwrap()).collect();
-    let growth = rss_bytes().saturating_sub(before);
+    let growth = (support::process::resident_kb() as u64 * 1024).saturating_sub(before);
     for status in &statuses {
         assert!(
             matches!(status, None | Some(431)),

@@ -11,6 +11,8 @@
 //!   histograms' `_count`s equal the steps and tasks run, every event reached the subscriber
 //!   once, one log line per lifecycle line, and spans exported + dropped = spans ended.
 
+mod support;
+
 use std::io::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -119,15 +121,6 @@ impl Write for LogSink {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-fn resident_kb() -> i64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status")
 }
 
 fn family<'a>(snapshot: &'a MetricsSnapshot, name: &str) -> &'a FamilySnapshot {
@@ -326,12 +319,12 @@ fn soak_holds_memory_and_forgets_finished_tasks() {
     let started = Instant::now();
     run_tasks(0, warm_up);
     let warm = baseline(&telemetry, &census);
-    let rss_warm = resident_kb();
+    let rss_warm = support::process::resident_kb();
     let measured = Instant::now();
     run_tasks(warm_up, tasks);
     let measured_secs = measured.elapsed().as_secs_f64();
     let total_secs = started.elapsed().as_secs_f64();
-    let rss_end = resident_kb();
+    let rss_end = support::process::resident_kb();
     let end = baseline(&telemetry, &census);
 
     let steps_per_sec = (tasks - warm_up) as f64 * STEPS_PER_TASK as f64 / measured_secs;

@@ -6,4 +6,5 @@ pub mod grpc_collector;
 pub mod http_get;
 pub mod https_receiver;
 pub mod otlp_receiver;
+pub mod process;
 pub mod prometheus;
