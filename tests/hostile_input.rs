@@ -39,21 +39,30 @@ fn dropped_series(telemetry: &Telemetry) -> String {
         .to_owned()
 }
 
-#[test]
-fn a_subscriber_that_republishes_what_it_handles_is_stopped_at_the_depth_bound() {
-    let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
-    let publisher = telemetry.publisher().clone();
+/// Subscribes to `task.completed` a subscriber that publishes each event it handles `copies`
+/// times again; counts what it handles.
+fn republisher(publisher: &Publisher, copies: usize) -> Arc<AtomicU64> {
     let seen = Arc::new(AtomicU64::new(0));
     let (echo, count) = (publisher.clone(), seen.clone());
     publisher
         .subscribe(
             &["task.completed"],
-            subscriber::from_fn("echo", move |event| {
+            subscriber::from_fn("republisher", move |event| {
                 count.fetch_add(1, Ordering::Relaxed);
-                echo.publish(event.clone());
+                for _ in 0..copies {
+                    echo.publish(event.clone());
+                }
             }),
         )
         .unwrap();
+    seen
+}
+
+#[test]
+fn a_subscriber_that_republishes_what_it_handles_is_stopped_at_the_depth_bound() {
+    let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+    let publisher = telemetry.publisher().clone();
+    let seen = republisher(&publisher, 1);
     let first = on_small_stack(move || {
         publisher.publish_with(names::TASK_COMPLETED, || TaskPayload::new("t-1", "loop"))
     });
@@ -81,18 +90,7 @@ fn a_subscriber_that_republishes_what_it_handles_is_stopped_at_the_depth_bound()
 fn a_subscriber_that_publishes_two_events_per_event_is_stopped_by_the_budget() {
     let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
     let publisher = telemetry.publisher().clone();
-    let seen = Arc::new(AtomicU64::new(0));
-    let (echo, count) = (publisher.clone(), seen.clone());
-    publisher
-        .subscribe(
-            &["task.completed"],
-            subscriber::from_fn("fork", move |event| {
-                count.fetch_add(1, Ordering::Relaxed);
-                echo.publish(event.clone());
-                echo.publish(event.clone());
-            }),
-        )
-        .unwrap();
+    let seen = republisher(&publisher, 2);
     on_small_stack(move || {
         publisher.publish_with(names::TASK_COMPLETED, || TaskPayload::new("t-1", "fork"))
     });
