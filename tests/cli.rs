@@ -341,6 +341,10 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             workspace().join("target/scaffold-check"),
         )
         .env_remove("RUSTFLAGS")
+        // A throwaway build: without debuginfo it is a fraction of the disk (CI machines have
+        // run out of it).
+        .env("CARGO_PROFILE_DEV_DEBUG", "false")
+        .env("CARGO_INCREMENTAL", "0")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&built.stdout);
