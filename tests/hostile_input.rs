@@ -242,3 +242,133 @@ fn megabyte_label_values_and_the_overflow_marker_fold_into_the_overflow_series()
             .join("\n")
     );
 }
+
+/// `levels` arrays nested inside each other around `{"password": "hunter2"}`, built without
+/// recursion.
+fn nested(levels: usize) -> serde_json::Value {
+    let mut value = serde_json::json!({"password": "hunter2", "note": "ada@example.com"});
+    for _ in 0..levels {
+        value = serde_json::Value::Array(vec![value]);
+    }
+    value
+}
+
+/// Takes `value` apart without recursion (a deep value's own drop would recurse once per level).
+fn dismantle(value: serde_json::Value) {
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            serde_json::Value::Array(items) => pending.extend(items),
+            serde_json::Value::Object(map) => pending.extend(map.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
+fn too_deep_series(telemetry: &Telemetry) -> u64 {
+    prometheus_text(&telemetry.metrics().snapshot())
+        .lines()
+        .find(|l| {
+            l.starts_with("tasker_telemetry_dropped_total{") && l.contains("reason=\"too_deep\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Returns results nested 10,000 levels deep, whatever its task.
+struct DeepResults;
+
+#[tasker_telemetry::step_handler]
+impl DeepResults {
+    fn process(&self) -> Result<DeepResult, tasker_telemetry::StepError> {
+        Ok(DeepResult(nested(10_000)))
+    }
+}
+
+/// A user's results type around a value of any depth: serialised by its own `Serialize`, and
+/// taken apart without recursion when dropped.
+#[derive(serde::Serialize)]
+struct DeepResult(serde_json::Value);
+
+impl Drop for DeepResult {
+    fn drop(&mut self) {
+        dismantle(std::mem::take(&mut self.0));
+    }
+}
+
+#[test]
+fn deeply_nested_values_are_cut_at_the_bound_and_counted_by_the_filter_and_the_payloads() {
+    use tasker_telemetry::filter::{DEPTH_MASK, MAX_VALUE_DEPTH};
+    for levels in [10_000, 100_000] {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let filter = telemetry.filter().clone();
+        let (deep, mut twin) = (nested(levels), nested(levels));
+        let (copy, deep) = on_small_stack(move || {
+            let copy = filter.filtered(&deep);
+            filter.filter_in_place(&mut twin);
+            // Cut in place: what is left is shallow enough to drop as it is.
+            drop(twin);
+            (copy, deep)
+        });
+        let mut depth = 0;
+        let mut innermost = &copy;
+        while let serde_json::Value::Array(items) = innermost {
+            depth += 1;
+            innermost = &items[0];
+        }
+        assert_eq!(depth, MAX_VALUE_DEPTH, "{levels} levels");
+        assert_eq!(innermost, &serde_json::json!(DEPTH_MASK));
+        assert_eq!(telemetry.filter().depth_truncations(), 2, "{levels} levels");
+        dismantle(copy);
+        dismantle(deep);
+    }
+}
+
+#[test]
+fn the_runner_takes_deep_contexts_and_refuses_deep_results_on_its_worker_threads() {
+    use tasker_telemetry::workflow::{StepDef, StepState, TaskStatus, Workflow};
+    for levels in [10_000, 100_000] {
+        let telemetry = Telemetry::new(TelemetryConfig::default()).unwrap();
+        let events = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = events.clone();
+        telemetry
+            .publisher()
+            .subscribe(
+                &["*"],
+                subscriber::from_fn("every_event", move |event: &Event<'_>| {
+                    let json = serde_json::to_vec(event).expect("an event serialises");
+                    sink.lock().unwrap().extend_from_slice(&json);
+                }),
+            )
+            .unwrap();
+        let workflow = Workflow::builder("deep_flow")
+            .handler(DeepResults)
+            .step(StepDef::new("deep_results"))
+            .build()
+            .unwrap();
+        // Worker threads with tokio's default stack: what a user's runtime has.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let outcome = runtime.block_on(workflow.run(&telemetry, "deep-1", nested(levels)));
+        // Results deeper than JSON readers take are refused whole, saying why: never cut, as
+        // the work's own data, and never a stack overflow.
+        assert_eq!(outcome.status, TaskStatus::Failed, "{levels}");
+        assert_eq!(outcome.steps["deep_results"], StepState::Failed);
+        let error = &outcome.errors["deep_results"];
+        assert!(
+            error.contains("nests deeper than 128 levels"),
+            "{levels}: {error}"
+        );
+        runtime.shutdown_background();
+        let events = events.lock().unwrap();
+        let text = String::from_utf8_lossy(&events);
+        assert!(
+            text.contains("[TOO DEEP]"),
+            "{levels}: the events carry the cut context"
+        );
+        assert!(!text.contains("hunter2") && !text.contains("ada@example.com"));
+        assert!(too_deep_series(&telemetry) >= 1, "{levels}");
+    }
+}

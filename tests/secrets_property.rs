@@ -3,7 +3,12 @@
 //! A seeded generator builds random nested task contexts, step inputs and step results (objects
 //! within arrays within objects, random depth, keys in random ASCII case) holding unique secret
 //! markers (`SECRET-<hex>`) under keys that Tasker's default `filter_parameters` cover, beside
-//! visible markers (`VISIBLE-<hex>`) under harmless keys. Each case runs through real tasks —
+//! visible markers (`VISIBLE-<hex>`) under harmless keys. Free text under harmless keys (notes,
+//! an error's message, a log message, a span attribute, a metric label value) holds a secret in
+//! one of the shapes value detection knows (an email address, URL credentials, a bearer token,
+//! a JWT, a `key=value` pair, a `Debug`-formatted struct, an AWS, Stripe, GitHub or Slack key, a
+//! Luhn-valid card number) at a random position among benign words, beside a visible marker
+//! that must survive. Each case runs through real tasks —
 //! the workflow runner (a sync handler returning the results, an async one echoing the context,
 //! one failing with an error whose `Debug` holds a secret) and hand-driven `#[step_handler]`
 //! steps that log their own fields and inputs (as JSON text) and open their own spans — with
@@ -111,14 +116,18 @@ struct Generator<'a> {
     serial: u64,
     secrets: Vec<Placed>,
     visible: Vec<Placed>,
+    /// Secrets found by their shape (keys, card numbers) that cannot hold a `SECRET-` marker:
+    /// each is looked for verbatim.
+    shaped: Vec<Placed>,
 }
 
 impl Generator<'_> {
     fn marker(&mut self, prefix: &str, path: &str) -> String {
         self.serial += 1;
         // The case and a serial make every marker unique; the random part makes it unguessable.
+        // The `f` keeps it from ever being sixteen digits, which could pass for a card number.
         let marker = format!(
-            "{prefix}{:04x}{:04x}{:08x}",
+            "{prefix}{:04x}f{:04x}{:08x}",
             self.case,
             self.serial,
             self.rng.next() as u32
@@ -142,6 +151,135 @@ impl Generator<'_> {
 
     fn visible(&mut self, path: &str) -> String {
         self.marker(VISIBLE, path)
+    }
+
+    /// `n` random characters from `alphabet`.
+    fn chars(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n)
+            .map(|_| alphabet[self.rng.below(alphabet.len() as u64) as usize] as char)
+            .collect()
+    }
+
+    fn shaped(&mut self, secret: String, path: &str) -> String {
+        self.shaped.push(Placed {
+            marker: secret.clone(),
+            case: self.case,
+            path: path.to_owned(),
+        });
+        secret
+    }
+
+    /// A secret in one of the shapes value detection knows, unique to this case.
+    fn secret_in_text(&mut self, path: &str) -> String {
+        const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        let path = &format!("{path} (in free text)");
+        match self.rng.below(13) {
+            0 => format!("{}@example.com", self.secret(path)),
+            1 => format!(
+                "{}.{}@mail.example.co.uk",
+                self.rng.pick(&["ada", "x"]),
+                self.secret(path)
+            ),
+            2 => format!(
+                "https://ada:{}@db.example.com:5432/orders",
+                self.secret(path)
+            ),
+            3 => format!("Authorization: Bearer {}", self.secret(path)),
+            4 => format!("eyJhbGciOiJIUzI1NiJ9.{}.c2lnbmF0dXJl", self.secret(path)),
+            5 => {
+                let key = self.sensitive_key();
+                let secret = self.secret(path);
+                match self.rng.below(4) {
+                    0 => format!("{key}={secret}"),
+                    1 => format!("{key}: {secret}"),
+                    2 => format!(r#"{{"{key}": "{secret}"}}"#),
+                    _ => format!(r#"Config {{ {key}: Some("{secret}"), retries: 3 }}"#),
+                }
+            }
+            6 => {
+                let id = format!("AKIA{}", self.chars(UPPER, 16));
+                self.shaped(id, path)
+            }
+            7 => {
+                let key = format!(
+                    "{}{}",
+                    self.rng.pick(&["sk_live_", "rk_test_"]),
+                    self.chars(ALNUM, 24)
+                );
+                self.shaped(key, path)
+            }
+            8 => {
+                let token = format!("ghp_{}", self.chars(ALNUM, 36));
+                self.shaped(token, path)
+            }
+            9 => {
+                let token = format!(
+                    "xoxb-{}-{}",
+                    self.chars(b"0123456789", 12),
+                    self.chars(ALNUM, 24)
+                );
+                self.shaped(token, path)
+            }
+            _ => {
+                let mut digits: Vec<u32> = std::iter::once(4)
+                    .chain((0..14).map(|_| self.rng.below(10) as u32))
+                    .collect();
+                // The check digit that makes the Luhn sum a multiple of ten.
+                let sum: u32 = digits
+                    .iter()
+                    .rev()
+                    .enumerate()
+                    .map(|(i, &d)| {
+                        if i % 2 == 0 {
+                            let d2 = d * 2;
+                            if d2 > 9 { d2 - 9 } else { d2 }
+                        } else {
+                            d
+                        }
+                    })
+                    .sum();
+                digits.push((10 - sum % 10) % 10);
+                let card: String = digits.iter().map(|d| char::from(b'0' + *d as u8)).collect();
+                self.shaped(card, path)
+            }
+        }
+    }
+
+    /// Free text (a note, a log line, an error message) with a visible marker and a secret at
+    /// random positions among harmless words; the visible marker is returned too.
+    fn free_text(&mut self, path: &str) -> (String, Placed) {
+        const WORDS: &[&str] = &[
+            "order",
+            "shipped",
+            "retry",
+            "2026-12-06T22:31:07Z",
+            "v1.95.0",
+            "10.0.0.12:9090",
+            "f47ac10b-58cc-4372-a567-0e02b2c3d479",
+            "took",
+            "1.25s",
+            "user",
+            "see",
+            "https://example.com/docs?page=2",
+            "(code=503)",
+            "sha256:9f86d081884c7d659a2feaa0c55ad015",
+            "for",
+            "-",
+            "and",
+            "at",
+        ];
+        let visible = self.visible(path);
+        let placed = self.visible.last().cloned().expect("placed");
+        let secret = self.secret_in_text(path);
+        let mut words: Vec<String> = (0..self.rng.below(8))
+            .map(|_| self.rng.pick(WORDS).to_owned())
+            .collect();
+        let at = self.rng.below(words.len() as u64 + 1) as usize;
+        words.insert(at, secret);
+        let at = self.rng.below(words.len() as u64 + 1) as usize;
+        words.insert(at, visible);
+        (words.join(" "), placed)
     }
 
     /// A key one of Tasker's default rules covers, in random case, with random surroundings.
@@ -179,6 +317,8 @@ impl Generator<'_> {
                         json!(marker)
                     }
                 }
+                // Free text under a harmless key: found by value, the rest of the text kept.
+                _ if self.rng.chance(25) => json!(self.free_text(path).0),
                 _ => json!(self.visible(path)),
             };
         }
@@ -235,6 +375,10 @@ struct Case {
     results: Value,
     inputs: Value,
     secrets: Vec<Placed>,
+    /// Secrets looked for verbatim (see `Generator::shaped`).
+    shaped: Vec<Placed>,
+    /// The visible part of the inputs' note, which is also a metric label value.
+    note_placed: Placed,
     /// Must reach subscribers (they sit under harmless keys in contexts, inputs, results).
     in_events: Vec<Placed>,
     /// Must reach the log lines.
@@ -250,17 +394,21 @@ fn generate(rng: &mut Rng, index: usize) -> Case {
         serial: 0,
         secrets: Vec::new(),
         visible: Vec::new(),
+        shaped: Vec::new(),
     };
     // The runner's task: a random context that also carries what the handlers use.
     let mut context = g.tree("context");
     let echo = g.tree("context.echo");
     let decline_reason = g.visible("context.decline_reason");
+    let (decline_note, decline_note_placed) =
+        g.free_text("context.decline_note (in the error's message)");
     let card_token = g.secret("context.card_token (only in the error's Debug)");
     let results = g.tree("results");
     {
         let map = context.as_object_mut().expect("an object");
         map.insert("echo".into(), echo);
         map.insert("decline_reason".into(), json!(decline_reason));
+        map.insert("decline_note".into(), json!(decline_note));
         map.insert("card_token".into(), json!(card_token));
     }
     let event_visible_before_manual = g.visible.len();
@@ -269,6 +417,9 @@ fn generate(rng: &mut Rng, index: usize) -> Case {
     let payload = g.tree("inputs.payload");
     let manual_results = g.tree("inputs.results");
     let order_ref = g.visible("inputs.order_ref");
+    // Logged as the message, recorded on the span, in the first attempt's error, and as a
+    // metric label value.
+    let (note, note_placed) = g.free_text("inputs.note");
     let secret_key = g.sensitive_key();
     let field_secret = g.secret(&format!("inputs.{secret_key} (logged as a field)"));
     let variant = g.rng.below(FIELD_VARIANTS);
@@ -276,6 +427,7 @@ fn generate(rng: &mut Rng, index: usize) -> Case {
         "payload": payload,
         "results": manual_results,
         "order_ref": order_ref,
+        "note": note,
         "variant": variant,
     });
     inputs
@@ -297,6 +449,7 @@ fn generate(rng: &mut Rng, index: usize) -> Case {
     // markers), its `order_ref` field, and both error messages.
     let mut in_logs: Vec<Placed> = visible[event_visible_before_manual..].to_vec();
     in_logs.push(decline_placed.clone());
+    in_logs.push(decline_note_placed);
     let mut in_spans = in_logs.clone();
     in_spans.push(order_ref_placed);
     in_logs.dedup_by(|a, b| a.marker == b.marker);
@@ -307,6 +460,8 @@ fn generate(rng: &mut Rng, index: usize) -> Case {
         results,
         inputs,
         secrets: g.secrets,
+        shaped: g.shaped,
+        note_placed,
         in_events: visible,
         in_logs,
         in_spans,
@@ -339,13 +494,14 @@ async fn echo_context(task: &Task) -> Result<Value, StepError> {
 #[derive(Debug)]
 struct CardDeclined {
     reason: String,
+    note: String,
     #[allow(dead_code)] // Read only through `Debug`, which must never be used.
     card_token: String,
 }
 
 impl fmt::Display for CardDeclined {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "card declined: {}", self.reason)
+        write!(f, "card declined: {} ({})", self.reason, self.note)
     }
 }
 
@@ -359,6 +515,10 @@ impl Charge {
     fn process(&self, task: &Task) -> Result<Value, CardDeclined> {
         Err(CardDeclined {
             reason: task.context()["decline_reason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            note: task.context()["decline_note"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
@@ -376,12 +536,13 @@ impl Inspect {
     fn process(&self, step: &Step) -> Result<Value, StepError> {
         let inputs = step.inputs();
         let order_ref = inputs["order_ref"].as_str().unwrap_or_default();
+        let note = inputs["note"].as_str().unwrap_or_default();
         // The secret sits under the one key of the inputs that the case generated as sensitive.
         let secret = inputs
             .as_object()
             .and_then(|m| {
                 m.iter().find(|(k, _)| {
-                    !["payload", "results", "order_ref", "variant"].contains(&k.as_str())
+                    !["payload", "results", "order_ref", "note", "variant"].contains(&k.as_str())
                 })
             })
             .and_then(|(_, v)| v.as_str())
@@ -389,12 +550,24 @@ impl Inspect {
         // Field names are fixed at compile time, so the variants cover the rules, case and
         // naming styles (plain, quoted, dotted) between them.
         let span = match inputs["variant"].as_u64().unwrap_or(0) {
-            0 => tracing::info_span!("user.charge", password = %secret, order_ref),
-            1 => tracing::info_span!("user.charge", "API_KEY" = %secret, order_ref),
-            2 => tracing::info_span!("user.charge", user.Email = %secret, order_ref),
-            3 => tracing::info_span!("user.charge", Client_Secret = %secret, order_ref),
-            4 => tracing::info_span!("user.charge", "x-Auth-Token" = %secret, order_ref),
-            _ => tracing::info_span!("user.charge", card.CERTIFICATE = %secret, order_ref),
+            0 => {
+                tracing::info_span!("user.charge", password = %secret, order_ref, note = tracing::field::Empty)
+            }
+            1 => {
+                tracing::info_span!("user.charge", "API_KEY" = %secret, order_ref, note = tracing::field::Empty)
+            }
+            2 => {
+                tracing::info_span!("user.charge", user.Email = %secret, order_ref, note = tracing::field::Empty)
+            }
+            3 => {
+                tracing::info_span!("user.charge", Client_Secret = %secret, order_ref, note = tracing::field::Empty)
+            }
+            4 => {
+                tracing::info_span!("user.charge", "x-Auth-Token" = %secret, order_ref, note = tracing::field::Empty)
+            }
+            _ => {
+                tracing::info_span!("user.charge", card.CERTIFICATE = %secret, order_ref, note = tracing::field::Empty)
+            }
         };
         let _entered = span.enter();
         match inputs["variant"].as_u64().unwrap_or(0) {
@@ -406,8 +579,13 @@ impl Inspect {
             _ => tracing::debug!(salt = %secret, order_ref, "charging"),
         }
         tracing::info!(inputs = %inputs, "step inputs");
+        // Free text with a secret in it: as a log message, a span attribute, an error message.
+        tracing::info!("customer wrote: {note}");
+        span.record("note", note);
         if step.attempt_number() == 1 {
-            return Err(StepError::new(format!("gateway timed out for {order_ref}")));
+            return Err(StepError::new(format!(
+                "gateway timed out for {order_ref}: {note}"
+            )));
         }
         Ok(inputs["results"].clone())
     }
@@ -518,6 +696,12 @@ fn no_secret_reaches_any_sink() {
     let telemetry = Telemetry::new(config).expect("telemetry");
     pipeline.register_metrics(telemetry.metrics());
 
+    // A user's own family whose label value is free text (a note): found by value.
+    let notes = telemetry
+        .metrics()
+        .counter("shop_notes_total", "Notes, by text.", &["note"])
+        .expect("family");
+
     let events = Arc::new(Mutex::new(Vec::<u8>::new()));
     let sink = events.clone();
     let subscription = telemetry
@@ -610,6 +794,9 @@ fn no_secret_reaches_any_sink() {
                 "case {}",
                 case.index
             );
+            notes
+                .with(&[case.inputs["note"].as_str().unwrap_or_default()])
+                .inc();
             task.scope().complete(tasker_telemetry::scope::StepCounts {
                 total: 1,
                 completed: 1,
@@ -683,7 +870,18 @@ fn no_secret_reaches_any_sink() {
             leaks.push(format!("{sink}: {origin}"));
         }
     }
-    let secrets_tried = all_secrets.len();
+    // The secrets shaped like keys and card numbers, looked for verbatim in one pass per sink.
+    let shaped: Vec<&Placed> = cases.iter().flat_map(|c| c.shaped.iter()).collect();
+    let automaton =
+        aho_corasick::AhoCorasick::new(shaped.iter().map(|p| &p.marker)).expect("automaton");
+    for (sink, bytes) in &outputs.sinks {
+        for hit in automaton.find_overlapping_iter(bytes.as_slice()) {
+            let placed = shaped[hit.pattern().as_usize()];
+            per_sink.entry(sink).and_modify(|n| *n += 1).or_insert(1);
+            leaks.push(format!("{sink}: {placed}"));
+        }
+    }
+    let secrets_tried = all_secrets.len() + shaped.len();
     assert!(
         leaks.is_empty(),
         "{} secret occurrence(s) leaked out of {secrets_tried} secrets in {n_cases} cases, by sink \
@@ -740,6 +938,14 @@ fn no_secret_reaches_any_sink() {
         for name in ["secrets_flow", "secrets_manual", "inspect", "charge"] {
             assert!(text.contains(name), "{sink} lacks {name}");
         }
+        // The rest of each note's text is kept in its label value.
+        for case in &cases {
+            assert!(
+                visible[sink].contains(&case.note_placed.marker),
+                "{sink} lacks {} ({replay})",
+                case.note_placed
+            );
+        }
     }
     eprintln!(
         "secrets_property: {n_cases} cases, {secrets_tried} secrets, {} visible values checked, \
@@ -780,8 +986,8 @@ fn metric_label_values_under_sensitive_label_names_are_masked() {
             )
             .expect("family");
         for j in 0..3 {
-            let secret = format!("{SECRET}{i:04x}{j:04x}{:08x}", rng.next() as u32);
-            let region = format!("{VISIBLE}{i:04x}{j:04x}{:08x}", rng.next() as u32);
+            let secret = format!("{SECRET}{i:04x}f{j:04x}{:08x}", rng.next() as u32);
+            let region = format!("{VISIBLE}{i:04x}f{j:04x}{:08x}", rng.next() as u32);
             family.with(&[&region, &secret]).inc();
             secrets.push(secret);
             visible.push(region);

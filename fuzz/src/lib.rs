@@ -164,7 +164,8 @@ fn check_filter(filter: &ParameterFilter, value: &Value, keys: &[&str]) {
 }
 
 /// Walks the original and the filtered value together: a value is masked exactly when its path
-/// is sensitive (nothing below a masked value is visited), and everything else is unchanged.
+/// is sensitive (nothing below a masked value is visited), texts elsewhere are scrubbed, and
+/// everything else is unchanged.
 fn compare_filtered<'a>(
     filter: &ParameterFilter,
     original: &'a Value,
@@ -191,6 +192,13 @@ fn compare_filtered<'a>(
                 compare_filtered(filter, child, out, path, masked);
             }
         }
+        // Text is scrubbed of the secrets value detection finds (tested on its own in the
+        // runtime's unit tests and tests/secrets_property.rs); the key rules leave it alone.
+        (Value::String(before), after) => assert_eq!(
+            after,
+            &Value::String(filter.scrub(before).into_owned()),
+            "{path:?} changed but is not sensitive"
+        ),
         (before, after) => assert_eq!(before, after, "{path:?} changed but is not sensitive"),
     }
 }

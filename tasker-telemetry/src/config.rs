@@ -48,6 +48,8 @@
 //! | `TASKER_SERVICE_VERSION` | `service_version` | |
 //! | `TASKER_FILTER_PARAMETERS` | `filter_parameters` | comma-separated rules |
 //! | `TASKER_FILTER_MASK` | `filter_mask` | verbatim |
+//! | `TASKER_FILTER_VALUE_DETECTORS` | `filter_value_detectors` | comma-separated names: `all`, `none`, `email`, `url_credentials`, `bearer_token`, `jwt`, `aws_access_key_id`, `stripe_key`, `github_token`, `slack_token`, `card_number`, `key_value` |
+//! | `TASKER_FILTER_VALUE_PATTERNS` | `filter_value_patterns` | whitespace-separated regular expressions (write a space inside one as `\s` or `\x20`) |
 //! | `TASKER_STRUCTURED_LOGGING_ENABLED` | `structured_logging_enabled` | boolean |
 //! | `TASKER_CORRELATION_ID_HEADER` | `correlation_id_header` | |
 //! | `TASKER_LOG_LEVEL` | `log_level` | `trace`, `debug`, `info`, `warn`, `error` or `off` |
@@ -124,13 +126,16 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::filter::{DEFAULT_FILTER_MASK, DEFAULT_FILTER_PARAMETERS, FilterError, ParameterFilter};
+use crate::filter::{
+    DEFAULT_FILTER_MASK, DEFAULT_FILTER_PARAMETERS, FilterError, ParameterFilter, ValueDetection,
+};
 pub(crate) use checks::positive;
 use checks::{
     at_least_one, check_correlation_id_header, check_filter_mask, check_filter_parameters,
-    check_filtered_events, check_metrics_auth_token, check_metrics_endpoint, check_option,
-    check_otlp, check_ratio, check_seconds, check_service_name, check_service_version,
-    check_span_store_tasks, check_url, unchecked,
+    check_filter_value_detectors, check_filter_value_patterns, check_filtered_events,
+    check_metrics_auth_token, check_metrics_endpoint, check_option, check_otlp, check_ratio,
+    check_seconds, check_service_name, check_service_version, check_span_store_tasks, check_url,
+    unchecked,
 };
 use env::{EnvValue, Rejected};
 use options::options;
@@ -719,8 +724,35 @@ impl TelemetryConfig {
     /// # Ok::<(), tasker_telemetry::ConfigError>(())
     /// ```
     pub fn parameter_filter(&self) -> Result<ParameterFilter, ConfigError> {
-        ParameterFilter::new(&self.filter_parameters, self.filter_mask.as_str())
-            .map_err(|error| self.filter_error(error))
+        let filter = ParameterFilter::new(&self.filter_parameters, self.filter_mask.as_str())
+            .map_err(|error| self.filter_error(error))?;
+        Ok(filter.with_value_detection(self.value_detection()?))
+    }
+
+    /// The value detection `filter_value_detectors` and `filter_value_patterns` describe.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for either field.
+    ///
+    /// ```
+    /// use tasker_telemetry::TelemetryConfig;
+    /// use tasker_telemetry::filter::SecretKind;
+    ///
+    /// let config = TelemetryConfig::builder().filter_value_detectors(["email"]).build()?;
+    /// let detection = config.value_detection()?;
+    /// assert!(detection.detects(SecretKind::Email));
+    /// assert!(!detection.detects(SecretKind::Jwt));
+    /// # Ok::<(), tasker_telemetry::ConfigError>(())
+    /// ```
+    pub fn value_detection(&self) -> Result<ValueDetection, ConfigError> {
+        let mut detection = ValueDetection::parse(&self.filter_value_detectors)
+            .map_err(|error| self.filter_error(error))?;
+        for pattern in &self.filter_value_patterns {
+            detection = detection
+                .with_pattern(pattern)
+                .map_err(|error| self.filter_error(error))?;
+        }
+        Ok(detection)
     }
 
     fn filter_error(&self, error: FilterError) -> ConfigError {
@@ -745,6 +777,16 @@ impl TelemetryConfig {
                 "filter_mask",
                 "",
                 "a non-empty replacement text such as \"[FILTERED]\"",
+            ),
+            FilterError::UnknownDetector { name } => ConfigError::invalid(
+                "filter_value_detectors",
+                name,
+                crate::filter::accepted_detector_names(),
+            ),
+            FilterError::InvalidValuePattern { pattern, message } => ConfigError::invalid(
+                "filter_value_patterns",
+                pattern,
+                format!("a regular expression that matches the secret itself ({message})"),
             ),
         }
     }
@@ -973,6 +1015,34 @@ options! {
         env [
             // Used verbatim: surrounding spaces may be intended.
             "TASKER_FILTER_MASK" => |c, v| c.filter_mask = v.verbatim()?, "verbatim";
+        ]
+
+    /// Which secrets are found by their value in free text (error messages, log lines, span and
+    /// event attributes, metric label values): `"all"`, `"none"`, or names of
+    /// [`SecretKind`](crate::filter::SecretKind)s. Default `["all"]`. See
+    /// [`ValueDetection`](crate::filter::ValueDetection).
+    filter_value_detectors: Vec<String> = vec!["all".to_owned()];
+        set(names: impl IntoIterator<Item = impl Into<String>>) = names.into_iter().map(Into::into).collect();
+        show plain;
+        check check_filter_value_detectors;
+        env [
+            "TASKER_FILTER_VALUE_DETECTORS" => |c, v| c.filter_value_detectors = v.list()?, "comma-separated names: `all`, `none`, `email`, `url_credentials`, `bearer_token`, `jwt`, `aws_access_key_id`, `stripe_key`, `github_token`, `slack_token`, `card_number`, `key_value`";
+        ]
+
+    /// Regular expressions of your own whose every match in free text is masked, on top of
+    /// `filter_value_detectors`. Default none.
+    filter_value_patterns: Vec<String> = Vec::new();
+        set(patterns: impl IntoIterator<Item = impl Into<String>>) = patterns.into_iter().map(Into::into).collect();
+        show plain;
+        check check_filter_value_patterns;
+        env [
+            // Whitespace-separated, not comma-separated: `{2,4}` is common in a pattern.
+            "TASKER_FILTER_VALUE_PATTERNS" => |c, v| c.filter_value_patterns = v
+                .text()?
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+                "whitespace-separated regular expressions (write a space inside one as `\\s` or `\\x20`)";
         ]
 
     /// Emit JSON-structured logs with correlation ids. Default `true`. When `false`,
@@ -1931,6 +2001,8 @@ mod tests {
                 "metrics_endpoint" => "/m",
                 "log_level" => "debug",
                 "correlation_id_header" => "X-Request-ID",
+                "filter_value_detectors" => "email,jwt",
+                "filter_value_patterns" => r"INV-\d{6} ORD-\d+",
                 _ => "changed",
             };
             let mut vars = vec![(variable, value)];

@@ -13,6 +13,13 @@
 //!
 //! A matching key keeps its name; its whole value (even an object or an array) becomes the mask.
 //!
+//! Key names cannot see a secret inside free text, so the filter also looks at the text itself:
+//! email addresses, URL credentials, bearer tokens, JWTs, AWS access key ids, Stripe, GitHub and
+//! Slack tokens, Luhn-valid card numbers, and `key=value` / `key: value` / `"key": "value"` pairs
+//! whose key a rule matches (see [`SecretKind`]). Each one found becomes the mask and the rest of
+//! the text is kept. This is on by default; [`ValueDetection`] chooses the kinds and adds
+//! patterns of your own.
+//!
 //! ```
 //! use tasker_telemetry::filter::ParameterFilter;
 //! use serde_json::json;
@@ -34,6 +41,14 @@ use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde_json::Value;
 
 use crate::fast_hash::FnvBuildHasher;
+
+mod depth;
+mod secrets;
+
+pub(crate) use depth::{Bounded, Past, drop_deep, to_value_bounded};
+pub use depth::{DEPTH_MASK, MAX_VALUE_DEPTH};
+pub(crate) use secrets::accepted_detector_names;
+pub use secrets::{SecretKind, ValueDetection};
 
 /// Tasker's default `filter_parameters`, kept verbatim so existing deployments filter the same keys.
 ///
@@ -108,6 +123,26 @@ pub enum FilterError {
         /// The rule text as given.
         rule: String,
     },
+    /// A value-detector name is not one of [`SecretKind`]'s, `"all"` or `"none"`.
+    #[error(
+        "unknown value detector {name:?}: expected {}",
+        secrets::accepted_detector_names()
+    )]
+    UnknownDetector {
+        /// The name as given.
+        name: String,
+    },
+    /// An extra value pattern ([`ValueDetection::with_pattern`]) is not a usable regular
+    /// expression.
+    #[error(
+        "value pattern {pattern:?} is not usable ({message}): expected a regular expression that matches the secret itself, e.g. \"INV-\\d{{6}}\""
+    )]
+    InvalidValuePattern {
+        /// The pattern as given.
+        pattern: String,
+        /// Why it was rejected.
+        message: String,
+    },
     /// The mask is empty, which would make filtered values indistinguishable from empty ones.
     #[error(
         "the filter mask is empty: expected a non-empty replacement text such as \"[FILTERED]\""
@@ -150,6 +185,11 @@ struct Inner {
     /// The pattern rules, matched together.
     patterns: Option<KeyPatterns>,
     paths: Vec<Vec<String>>,
+    detection: ValueDetection,
+    /// `detection` compiled; `None` when it finds nothing.
+    scanner: Option<secrets::Scanner>,
+    /// Containers replaced for nesting deeper than [`MAX_VALUE_DEPTH`].
+    too_deep: std::sync::atomic::AtomicU64,
 }
 
 /// The substring rules: one automaton, or (for a list too large to build one, which no real list
@@ -271,10 +311,15 @@ impl ParameterFilter {
     /// A filter that masks nothing, for hosts that filter upstream. Keeps the default mask so
     /// [`mask`](Self::mask) is still meaningful.
     pub fn none() -> Self {
-        Self::from_rules(Vec::new(), DEFAULT_FILTER_MASK)
+        Self::build(
+            Vec::new(),
+            DEFAULT_FILTER_MASK.to_owned(),
+            ValueDetection::off(),
+        )
     }
 
-    /// Builds a filter from rules that are already parsed.
+    /// Builds a filter from rules that are already parsed, with every [`SecretKind`] detected in
+    /// free text.
     ///
     /// This constructor cannot fail, so degenerate rules are made harmless instead of rejected: an
     /// empty `KeySubstring` or an empty `Path` matches nothing, and an empty mask is replaced by
@@ -290,7 +335,30 @@ impl ParameterFilter {
     /// assert!(filter.is_sensitive_path(&["/etc", "shadow"]));
     /// ```
     pub fn from_rules(rules: Vec<FilterRule>, mask: impl Into<String>) -> Self {
-        let mut mask = mask.into();
+        Self::build(rules, mask.into(), ValueDetection::all())
+    }
+
+    /// This filter with other value detection: which [`SecretKind`]s are found in free text,
+    /// and any patterns of your own. [`ValueDetection::off`] leaves only the key rules.
+    ///
+    /// ```
+    /// use tasker_telemetry::filter::{ParameterFilter, ValueDetection};
+    ///
+    /// let text = "charge failed for ada@example.com";
+    /// let keys_only = ParameterFilter::tasker_default().with_value_detection(ValueDetection::off());
+    /// assert_eq!(keys_only.scrub(text), text);
+    /// assert_eq!(ParameterFilter::tasker_default().scrub(text), "charge failed for [FILTERED]");
+    /// ```
+    pub fn with_value_detection(&self, detection: ValueDetection) -> Self {
+        Self::build(self.inner.rules.clone(), self.inner.mask.clone(), detection)
+    }
+
+    /// What is detected by value in free text.
+    pub fn value_detection(&self) -> &ValueDetection {
+        &self.inner.detection
+    }
+
+    fn build(rules: Vec<FilterRule>, mut mask: String, detection: ValueDetection) -> Self {
         if mask.is_empty() {
             mask = DEFAULT_FILTER_MASK.to_owned();
         }
@@ -316,6 +384,12 @@ impl ParameterFilter {
                 },
                 rules,
                 mask,
+                scanner: secrets::Scanner::new(
+                    &detection,
+                    !(substrings.is_empty() && patterns.is_empty() && paths.is_empty()),
+                ),
+                detection,
+                too_deep: std::sync::atomic::AtomicU64::new(0),
                 substrings: KeySubstrings::new(substrings),
                 patterns: KeyPatterns::new(patterns),
                 paths,
@@ -333,10 +407,44 @@ impl ParameterFilter {
         &self.inner.rules
     }
 
-    /// `true` when no rule can match, so callers may skip walking values altogether.
+    /// `true` when no rule can match and nothing is detected by value, so callers may skip
+    /// walking values altogether.
     pub fn is_empty(&self) -> bool {
         let inner = &self.inner;
-        inner.substrings.is_none() && inner.patterns.is_none() && inner.paths.is_empty()
+        inner.substrings.is_none()
+            && inner.patterns.is_none()
+            && inner.paths.is_empty()
+            && inner.scanner.is_none()
+    }
+
+    /// `text` with every secret that value detection finds in it replaced by the mask, the rest
+    /// kept; `text` itself, borrowed, when there is none.
+    ///
+    /// ```
+    /// use tasker_telemetry::ParameterFilter;
+    ///
+    /// let filter = ParameterFilter::tasker_default();
+    /// assert_eq!(
+    ///     filter.scrub("retry with password=hunter2 for ada@example.com"),
+    ///     "retry with password=[FILTERED] for [FILTERED]",
+    /// );
+    /// assert_eq!(filter.scrub("gateway timed out after 30s"), "gateway timed out after 30s");
+    /// ```
+    pub fn scrub<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match &self.inner.scanner {
+            Some(scanner) => self.scrub_with(scanner, text),
+            None => Cow::Borrowed(text),
+        }
+    }
+
+    fn scrub_with<'a>(&self, scanner: &secrets::Scanner, text: &'a str) -> Cow<'a, str> {
+        let mut found = Vec::new();
+        scanner.find(text, &|key| self.is_sensitive_field_key(key), &mut found);
+        if found.is_empty() {
+            Cow::Borrowed(text)
+        } else {
+            Cow::Owned(secrets::mask_ranges(text, &mut found, &self.inner.mask))
+        }
     }
 
     /// Whether a key is sensitive wherever it appears: substring and regular-expression rules only,
@@ -357,33 +465,77 @@ impl ParameterFilter {
     }
 
     /// Masks every sensitive value, recursively through objects and arrays (including objects
-    /// inside arrays and arrays of arrays). Values with nothing sensitive are left exactly as they
-    /// were, key order included.
+    /// inside arrays and arrays of arrays), and the secrets value detection finds in every text
+    /// (see [`scrub`](Self::scrub)). Values with nothing sensitive are left exactly as they were,
+    /// key order included.
+    ///
+    /// Objects and arrays nested deeper than [`MAX_VALUE_DEPTH`] are replaced by
+    /// [`DEPTH_MASK`] and counted ([`depth_truncations`](Self::depth_truncations)): nothing
+    /// downstream recurses without a bound, and the parts removed are dropped without
+    /// recursion.
+    ///
+    /// ```
+    /// use tasker_telemetry::ParameterFilter;
+    /// use serde_json::json;
+    ///
+    /// let mut value = json!({"note": "call ada@example.com", "otp": 123456});
+    /// ParameterFilter::tasker_default().filter_in_place(&mut value);
+    /// assert_eq!(value, json!({"note": "call [FILTERED]", "otp": "[FILTERED]"}));
+    /// ```
     // Inlined so that a scalar (a step's result often is one) costs a check, not a call.
     #[inline]
     pub fn filter_in_place(&self, value: &mut Value) {
-        // A scalar has no keys to filter.
-        if matches!(value, Value::Object(_) | Value::Array(_)) && !self.is_empty() {
-            self.filter_nested(value);
+        match value {
+            Value::Object(_) | Value::Array(_) => {
+                self.filter_nested(value);
+            }
+            Value::String(text) if self.inner.scanner.is_some() => {
+                self.scrub_string(text);
+            }
+            _ => {}
         }
     }
 
+    /// [`filter_in_place`](Self::filter_in_place) on a container; whether anything changed.
     #[inline(never)]
-    fn filter_nested(&self, value: &mut Value) {
+    fn filter_nested(&self, value: &mut Value) -> bool {
         // Path rules whose segments matched so far, as indices into `paths`; all are candidates at the root.
         let all: Vec<usize> = (0..self.inner.paths.len()).collect();
-        self.walk(value, 0, &all);
+        self.walk(value, 0, 0, &all)
     }
 
-    /// A filtered copy of `value`; the original is untouched.
+    /// A filtered copy of `value`; the original is untouched. Copied only down to
+    /// [`MAX_VALUE_DEPTH`] (see [`filter_in_place`](Self::filter_in_place)).
     pub fn filtered(&self, value: &Value) -> Value {
-        if !matches!(value, Value::Object(_) | Value::Array(_)) {
-            // A scalar has no keys to filter.
-            return value.clone();
-        }
-        let mut copy = value.clone();
+        let mut copy = depth::clone_bounded(value, &self.inner.too_deep);
         self.filter_in_place(&mut copy);
         copy
+    }
+
+    /// How many objects or arrays nested deeper than [`MAX_VALUE_DEPTH`] this filter (and its
+    /// clones) replaced by [`DEPTH_MASK`].
+    ///
+    /// ```
+    /// use tasker_telemetry::filter::{DEPTH_MASK, MAX_VALUE_DEPTH, ParameterFilter};
+    /// use serde_json::{json, Value};
+    ///
+    /// let mut deep = json!(1);
+    /// for _ in 0..MAX_VALUE_DEPTH + 5 {
+    ///     deep = Value::Array(vec![deep]);
+    /// }
+    /// let filter = ParameterFilter::tasker_default();
+    /// let copy = filter.filtered(&deep);
+    /// let mut innermost = &copy;
+    /// while let Value::Array(items) = innermost {
+    ///     innermost = &items[0];
+    /// }
+    /// assert_eq!(innermost, &json!(DEPTH_MASK));
+    /// assert_eq!(filter.depth_truncations(), 1);
+    /// ```
+    pub fn depth_truncations(&self) -> u64 {
+        self.inner
+            .too_deep
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The value to record for a flat field (span attribute, log field, metric label): the mask if
@@ -415,14 +567,17 @@ impl ParameterFilter {
         self.filter_text(key, value)
     }
 
-    /// [`filter_field`](Self::filter_field) for a key already known not to be sensitive: only
-    /// JSON text is looked into.
+    /// [`filter_field`](Self::filter_field) for a key already known not to be sensitive: JSON
+    /// text is filtered inside, other text scrubbed.
     #[inline]
     pub(crate) fn filter_text<'a>(&self, key: &str, value: &'a str) -> Cow<'a, str> {
-        if !self.is_empty() && looks_like_json_container(value) {
+        if self.is_empty() {
+            return Cow::Borrowed(value);
+        }
+        if looks_like_json_container(value) {
             return self.filter_json_text(key, value);
         }
-        Cow::Borrowed(value)
+        self.scrub(value)
     }
 
     /// Whether a flat field's key (possibly dotted) names a sensitive value.
@@ -472,15 +627,15 @@ impl ParameterFilter {
 
     #[cold]
     fn filter_json_text<'a>(&self, key: &str, text: &'a str) -> Cow<'a, str> {
+        // Text that only looks like JSON (nested past serde_json's limit, a number out of range,
+        // a lone surrogate escape) is still text, and scanned as text: never passed through.
         let Ok(parsed) = serde_json::from_str::<Value>(text) else {
-            return Cow::Borrowed(text);
+            return self.scrub(text);
         };
         // Filtered under its field name, so that path rules written from the field's root
         // (`inputs.card.number` for the field `inputs`) apply as they would to a payload.
         let mut rooted = Value::Object(serde_json::Map::from_iter([(key.to_owned(), parsed)]));
-        let before = rooted.clone();
-        self.filter_in_place(&mut rooted);
-        if rooted == before {
+        if !self.filter_nested(&mut rooted) {
             return Cow::Borrowed(text);
         }
         match rooted {
@@ -504,13 +659,24 @@ impl ParameterFilter {
         })
     }
 
-    fn walk(&self, value: &mut Value, depth: usize, active: &[usize]) {
+    /// Filters a container: `depth` counts keys from the root (for path rules, which see
+    /// through arrays), `nesting` counts containers. Whether anything changed.
+    fn walk(&self, value: &mut Value, depth: usize, nesting: usize, active: &[usize]) -> bool {
+        if nesting >= MAX_VALUE_DEPTH {
+            self.replace(value, DEPTH_MASK);
+            self.inner
+                .too_deep
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return true;
+        }
+        let mut changed = false;
         match value {
             Value::Object(map) => {
                 let mut next = Vec::new();
                 for (key, child) in map.iter_mut() {
                     if self.is_sensitive_key(key) {
-                        *child = Value::String(self.inner.mask.clone());
+                        self.replace(child, &self.inner.mask);
+                        changed = true;
                         continue;
                     }
                     next.clear();
@@ -529,19 +695,52 @@ impl ParameterFilter {
                         }
                     }
                     if complete {
-                        *child = Value::String(self.inner.mask.clone());
-                    } else if child.is_object() || child.is_array() {
-                        self.walk(child, depth + 1, &next);
+                        self.replace(child, &self.inner.mask);
+                        changed = true;
+                    } else {
+                        changed |= self.walk_child(child, depth + 1, nesting + 1, &next);
                     }
                 }
             }
             // Arrays are transparent to paths: their elements sit at the same depth.
             Value::Array(items) => {
                 for item in items {
-                    self.walk(item, depth, active);
+                    changed |= self.walk_child(item, depth, nesting + 1, active);
                 }
             }
             _ => {}
+        }
+        changed
+    }
+
+    #[inline]
+    fn walk_child(
+        &self,
+        child: &mut Value,
+        depth: usize,
+        nesting: usize,
+        active: &[usize],
+    ) -> bool {
+        match child {
+            Value::Object(_) | Value::Array(_) => self.walk(child, depth, nesting, active),
+            Value::String(text) if self.inner.scanner.is_some() => self.scrub_string(text),
+            _ => false,
+        }
+    }
+
+    /// Replaces `value` by the text `with`; what it held is dropped without recursion.
+    fn replace(&self, value: &mut Value, with: &str) {
+        depth::drop_deep(std::mem::replace(value, Value::String(with.to_owned())));
+    }
+
+    /// Scrubs `text` in place; whether anything was found.
+    fn scrub_string(&self, text: &mut String) -> bool {
+        match self.scrub(text) {
+            Cow::Owned(scrubbed) => {
+                *text = scrubbed;
+                true
+            }
+            Cow::Borrowed(_) => false,
         }
     }
 }
@@ -1021,7 +1220,8 @@ mod tests {
                 FilterRule::Path(Vec::new()),
             ],
             "",
-        );
+        )
+        .with_value_detection(ValueDetection::off());
         assert!(filter.is_empty());
         assert_eq!(filter.mask(), DEFAULT_FILTER_MASK);
         assert!(!filter.is_sensitive_key("anything"));

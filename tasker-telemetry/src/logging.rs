@@ -305,6 +305,9 @@ where
                 *value = masked;
             }
         }
+        if let std::borrow::Cow::Owned(masked) = self.filter.scrub(&message) {
+            message = masked;
+        }
         if let Some((trace_id, span_id)) = current_trace_context() {
             fields.insert("trace_id", trace_id);
             fields.insert("span_id", span_id);

@@ -14,7 +14,12 @@ use serde::ser::{self, Serialize};
 /// Runs `value`'s `Serialize`, keeping nothing; the error is what the value (or a rule of
 /// `serde_json::to_value`) said.
 pub(crate) fn check<T: Serialize + ?Sized>(value: &T) -> Result<(), Refused> {
-    value.serialize(Discard)
+    // Bounded as `to_value` is on the other path: a value nested deeper than any stack allows
+    // is judged down to the filter's depth.
+    value.serialize(crate::filter::Bounded::new(
+        Discard,
+        crate::filter::Past::Masked,
+    ))
 }
 
 /// Why a value could not be serialised.

@@ -126,6 +126,7 @@ impl Telemetry {
             &metrics,
             &publisher,
             &config,
+            &filter,
             [&repeated_finishes, &dropped_contexts],
         );
         let router =
@@ -283,7 +284,7 @@ impl Telemetry {
             return false;
         }
         self.inner.publisher.publish_with(name, || {
-            let mut value = serde_json::to_value(payload)
+            let mut value = crate::filter::to_value_bounded(payload, crate::filter::Past::Masked)
                 .unwrap_or_else(|e| serde_json::json!({ "serialization_error": e.to_string() }));
             self.inner.filter.filter_in_place(&mut value);
             match value {
@@ -304,6 +305,7 @@ fn register_collectors(
     metrics: &MetricsRegistry,
     publisher: &Publisher,
     config: &TelemetryConfig,
+    filter: &ParameterFilter,
     [repeated_finishes, dropped_contexts]: [&Arc<AtomicU64>; 2],
 ) {
     let counter =
@@ -321,6 +323,7 @@ fn register_collectors(
                 .collect(),
         };
     let publisher = publisher.clone();
+    let filter = filter.clone();
     let (repeated_finishes, dropped_contexts) =
         (repeated_finishes.clone(), dropped_contexts.clone());
     let (version, service) = (config.service_version.clone(), config.service_name.clone());
@@ -364,6 +367,8 @@ fn register_collectors(
                     "context_already_set",
                     dropped_contexts.load(Ordering::Relaxed),
                 ),
+                // Parts of contexts and results nested deeper than the filter passes on.
+                ("payload", "too_deep", filter.depth_truncations()),
             ]),
             FamilySnapshot {
                 name: "tasker_build_info".to_owned(),

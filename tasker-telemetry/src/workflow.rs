@@ -717,13 +717,21 @@ impl Run {
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(name.clone(), error.message().to_owned());
                     let last = attempt >= planned.retry_limit || !error.is_retryable();
+                    // What the events report of the error: its secrets masked, as the attempt's
+                    // own `step.failed` reported it.
+                    let reported = self
+                        .task
+                        .scope()
+                        .telemetry()
+                        .filter()
+                        .scrub(error.message());
                     if last {
                         step.scope()
                             .publish(names::OBSERVABILITY_STEP_MAX_RETRIES_REACHED, |s| {
                                 let mut p = ErrorPayload::for_task(
                                     s.task().id().to_owned(),
                                     s.task().name().to_owned(),
-                                    error.message().to_owned(),
+                                    reported.clone().into_owned(),
                                     error.class().to_owned(),
                                 );
                                 p.step_id = Some(s.id().into());
@@ -740,7 +748,7 @@ impl Run {
                         self.set_state(planned.index, state);
                         self.publish_orchestration(names::WORKFLOW_STEP_FAILED, |p| {
                             p.step_names = Some(vec![planned.name.clone()].into());
-                            p.reason = Some(Cow::Owned(error.message().to_owned()));
+                            p.reason = Some(Cow::Owned(reported.into_owned()));
                         });
                         return;
                     }

@@ -8,7 +8,7 @@
 
 use super::{
     ConfigError, DEFAULT_FILTER_MASK, EXPECTED_INTEGER, EXPECTED_RATIO, EXPECTED_SECONDS,
-    ParameterFilter, REDACTED, TelemetryConfig,
+    ParameterFilter, REDACTED, TelemetryConfig, ValueDetection,
 };
 
 /// Runs one option's check; the bound gives the table's closures their argument types.
@@ -129,6 +129,29 @@ pub(super) fn check_filter_parameters(
     ParameterFilter::new(rules, DEFAULT_FILTER_MASK)
         .map(drop)
         .map_err(|error| config.filter_error(error))
+}
+
+pub(super) fn check_filter_value_detectors(
+    _: &'static str,
+    names: &Vec<String>,
+    config: &TelemetryConfig,
+) -> Result<(), ConfigError> {
+    ValueDetection::parse(names)
+        .map(drop)
+        .map_err(|error| config.filter_error(error))
+}
+
+pub(super) fn check_filter_value_patterns(
+    _: &'static str,
+    patterns: &Vec<String>,
+    config: &TelemetryConfig,
+) -> Result<(), ConfigError> {
+    patterns.iter().try_for_each(|pattern| {
+        ValueDetection::off()
+            .with_pattern(pattern)
+            .map(drop)
+            .map_err(|error| config.filter_error(error))
+    })
 }
 
 pub(super) fn check_filter_mask(

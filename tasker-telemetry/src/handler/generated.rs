@@ -76,7 +76,9 @@ fn guarded(what: &str, f: impl FnOnce() -> StepOutput) -> StepOutput {
 /// The step's output for what `process()` returned: its results as JSON, or its error.
 fn step_output<T: Serialize>(result: Result<T, StepError>) -> StepOutput {
     result.and_then(|value| {
-        serde_json::to_value(&value).map_err(|e| {
+        // Bounded: a value nested deeper than the stack could serialise is refused whole (the
+        // step fails, saying so) instead of overflowing the worker thread's stack.
+        crate::filter::to_value_bounded(&value, crate::filter::Past::Refused).map_err(|e| {
             StepError::permanent(format!("step results could not be serialised: {e}"))
                 .with_class("serde_json::Error")
         })

@@ -363,6 +363,7 @@ impl opentelemetry::logs::Logger for FilteringLogger {
         PendingRecord {
             inner: self.inner.create_log_record(),
             attributes: Vec::new(),
+            body: None,
         }
     }
 
@@ -375,7 +376,11 @@ impl opentelemetry::logs::Logger for FilteringLogger {
         let PendingRecord {
             mut inner,
             attributes,
+            body,
         } = record;
+        if let Some(body) = body {
+            inner.set_body(self.scrubbed(body));
+        }
         for (key, value) in attributes {
             let value = self.filtered(&key, value);
             inner.add_attribute(key, value);
@@ -390,6 +395,17 @@ impl opentelemetry::logs::Logger for FilteringLogger {
 }
 
 impl FilteringLogger {
+    /// The record's body (the log message) with the secrets value detection finds masked.
+    fn scrubbed(&self, body: AnyValue) -> AnyValue {
+        match body {
+            AnyValue::String(text) => match self.filter.scrub(text.as_str()) {
+                std::borrow::Cow::Owned(masked) => AnyValue::String(masked.into()),
+                std::borrow::Cow::Borrowed(_) => AnyValue::String(text),
+            },
+            other => other,
+        }
+    }
+
     fn filtered(&self, key: &Key, value: AnyValue) -> AnyValue {
         let mask = || AnyValue::String(self.filter.mask().to_owned().into());
         match value {
@@ -410,11 +426,12 @@ impl FilteringLogger {
     }
 }
 
-/// A record being built: the SDK's, with its attributes held back for the filter.
+/// A record being built: the SDK's, with its body and attributes held back for the filter.
 #[derive(Debug)]
 struct PendingRecord {
     inner: SdkLogRecord,
     attributes: Vec<(Key, AnyValue)>,
+    body: Option<AnyValue>,
 }
 
 impl opentelemetry::logs::LogRecord for PendingRecord {
@@ -446,7 +463,7 @@ impl opentelemetry::logs::LogRecord for PendingRecord {
     }
 
     fn set_body(&mut self, body: AnyValue) {
-        self.inner.set_body(body);
+        self.body = Some(body);
     }
 
     fn add_attributes<I, K, V>(&mut self, attributes: I)

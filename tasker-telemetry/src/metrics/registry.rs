@@ -3,6 +3,7 @@
 //! [`cell`](super::cell)), with no lock; resolving a handle from label values takes only its
 //! family's lock, and hot paths resolve their handles once and keep them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -149,6 +150,18 @@ struct Family {
     overflowed: AtomicU64,
     /// The mask for each label the parameter filter calls sensitive (`None` for the others).
     masks: Box<[Option<Box<str>>]>,
+    /// The parameter filter, when its value detection finds anything: label values are scrubbed.
+    scrub: Option<crate::filter::ParameterFilter>,
+}
+
+/// The series in `map` whose hash is `key` and whose label values are `owned`.
+fn find(map: &HashMap<u64, Vec<Arc<Series>>>, key: u64, owned: &[&str]) -> Option<Arc<Series>> {
+    map.get(&key).and_then(|bucket| {
+        bucket
+            .iter()
+            .find(|s| s.labels.iter().map(|l| &**l).eq(owned.iter().copied()))
+            .cloned()
+    })
 }
 
 impl Family {
@@ -189,10 +202,7 @@ impl Family {
                 *value = mask;
             }
         }
-        let full = || {
-            self.overflowed.fetch_add(1, Ordering::Relaxed);
-            self.overflow.clone()
-        };
+        let full = || self.full();
         // A megabyte label value would be a megabyte per series on every scrape; a value equal
         // to the marker would make a second series with the overflow series' labels.
         if owned
@@ -202,23 +212,50 @@ impl Family {
             return full();
         }
         let key = self.key(&owned);
-        let find = |map: &HashMap<u64, Vec<Arc<Series>>>| {
-            map.get(&key).and_then(|bucket| {
-                bucket
-                    .iter()
-                    .find(|s| s.labels.iter().map(|l| &**l).eq(owned.iter().copied()))
-                    .cloned()
-            })
-        };
-        if let Some(found) = find(&self.series.read().unwrap_or_else(|e| e.into_inner())) {
+        if let Some(found) = find(
+            &self.series.read().unwrap_or_else(|e| e.into_inner()),
+            key,
+            &owned,
+        ) {
             return found;
         }
+        // Stored label values are scrubbed of the secrets value detection finds, so a value
+        // holding one never matches above: it is scrubbed here and looked up again, and a clean
+        // value that is found pays nothing for the scan.
+        let scrubbed: Vec<Cow<'_, str>> = match &self.scrub {
+            Some(filter) => owned.iter().map(|v| filter.scrub(v)).collect(),
+            None => Vec::new(),
+        };
+        if scrubbed.iter().any(|v| matches!(v, Cow::Owned(_))) {
+            return self.series_scrubbed(&scrubbed.iter().map(|v| &**v).collect::<Vec<_>>());
+        }
+        self.insert(&owned, key)
+    }
+
+    /// [`series`](Self::series) for values already scrubbed.
+    #[cold]
+    fn series_scrubbed(&self, owned: &[&str]) -> Arc<Series> {
+        if owned.contains(&OVERFLOW_LABEL_VALUE) {
+            return self.full();
+        }
+        self.insert(owned, self.key(owned))
+    }
+
+    /// The overflow series, counting one more label set folded into it.
+    fn full(&self) -> Arc<Series> {
+        self.overflowed.fetch_add(1, Ordering::Relaxed);
+        self.overflow.clone()
+    }
+
+    /// The series for `owned` (whose hash is `key`), created unless the family is full.
+    fn insert(&self, owned: &[&str], key: u64) -> Arc<Series> {
+        let full = || self.full();
         // Only this family's series map grows under the write lock; a full family never takes it.
         if self.len.load(Ordering::Acquire) >= self.cap {
             return full();
         }
         let mut map = self.series.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = find(&map) {
+        if let Some(found) = find(&map, key, owned) {
             return found;
         }
         if self.len.load(Ordering::Acquire) >= self.cap {
@@ -500,6 +537,10 @@ impl MetricsRegistry {
                         .map(|f| Box::from(f.mask()))
                 })
                 .collect(),
+            scrub: self
+                .filter
+                .clone()
+                .filter(|f| !f.value_detection().is_off()),
         };
         family.overflow = Arc::new(Series {
             labels: labels

@@ -238,6 +238,15 @@ impl<'s> StepAttempt<'s> {
             return;
         };
         let ended = clock::now();
+        // The failure every sink below reports, its secrets masked once here.
+        let scrubbed;
+        let outcome = match outcome {
+            Outcome::Failed(failure) => {
+                scrubbed = failure.scrubbed(self.scope.task.inner.telemetry.filter());
+                Outcome::Failed(&scrubbed)
+            }
+            other => other,
+        };
         let elapsed = active.started.until(ended);
         let seconds = elapsed.as_secs_f64();
         let scope = self.scope;

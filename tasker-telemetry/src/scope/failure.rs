@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use crate::filter::ParameterFilter;
+
 /// A failure as events report it: message, error class and optional backtrace.
 ///
 /// ```
@@ -63,6 +65,36 @@ impl Failure {
     /// The captured backtrace, if any.
     pub fn backtrace(&self) -> Option<&str> {
         self.backtrace.as_deref()
+    }
+
+    /// This failure with the secrets `filter` finds in its message and backtrace masked
+    /// ([`ParameterFilter::scrub`]), borrowed when there are none. Every sink reports the
+    /// failure through this, once per failure: a step that does not fail pays nothing.
+    ///
+    /// ```
+    /// use tasker_telemetry::ParameterFilter;
+    /// use tasker_telemetry::scope::Failure;
+    ///
+    /// let failure = Failure::new("no account for ada@example.com", "NotFound");
+    /// let scrubbed = failure.scrubbed(&ParameterFilter::tasker_default());
+    /// assert_eq!(scrubbed.message(), "no account for [FILTERED]");
+    /// assert_eq!(scrubbed.class(), "NotFound");
+    /// ```
+    pub fn scrubbed(&self, filter: &ParameterFilter) -> Cow<'_, Self> {
+        let message = filter.scrub(&self.message);
+        let backtrace = self.backtrace.as_deref().map(|b| filter.scrub(b));
+        let backtrace_found = matches!(backtrace, Some(Cow::Owned(_)));
+        if matches!(message, Cow::Borrowed(_)) && !backtrace_found {
+            return Cow::Borrowed(self);
+        }
+        Cow::Owned(Self {
+            message: message.into_owned().into(),
+            class: self.class.clone(),
+            backtrace: match backtrace {
+                Some(Cow::Owned(scrubbed)) => Some(scrubbed.into()),
+                _ => self.backtrace.clone(),
+            },
+        })
     }
 }
 

@@ -15,7 +15,8 @@ pub(super) fn results_json<T: Serialize + ?Sized>(
     result: &T,
     filter: &crate::filter::ParameterFilter,
 ) -> Result<serde_json::Value, Failure> {
-    let mut value = serialise_guarded(|| serde_json::to_value(result))?;
+    let mut value =
+        serialise_guarded(|| crate::filter::to_value_bounded(result, crate::filter::Past::Masked))?;
     filter.filter_in_place(&mut value);
     Ok(value)
 }

@@ -78,6 +78,10 @@ impl Drop for TaskInner {
     /// nothing is silent and the active-tasks gauge comes back down.
     fn drop(&mut self) {
         if *self.finished.get_mut() || self.start_requested.get().is_none() {
+            // A context may nest deeper than any thread's stack could drop recursively.
+            if let Some(context) = self.context.take() {
+                crate::filter::drop_deep(context);
+            }
             return;
         }
         // The task's parts, span included, move into a scope of their own that reports the
@@ -527,6 +531,7 @@ impl TaskScope {
         if !self.record_finish(TaskStatus::Failed) {
             return;
         }
+        let failure = &*failure.scrubbed(self.inner.telemetry.filter());
         let sinks = self.sinks(names::TASK_FAILED);
         if sinks.contains(Sinks::LOGS) {
             self.log_finish("task failed", Some(failure));

@@ -13,7 +13,7 @@ use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 
 use super::{STEP_KEYS, StepKeys};
-use crate::filter::{ParameterFilter, looks_like_json_container};
+use crate::filter::ParameterFilter;
 
 /// A [`ParameterFilter`] with the step span's keys decided in advance.
 #[derive(Debug, Clone)]
@@ -39,16 +39,29 @@ impl AttributeFilter {
     }
 
     /// Masks what the filter says is sensitive in `span`: a sensitive key's value of any type
-    /// becomes the mask, and JSON text is filtered inside (see
-    /// [`ParameterFilter::filter_field`]).
+    /// becomes the mask, JSON text is filtered inside (see [`ParameterFilter::filter_field`]),
+    /// and the secrets value detection finds in other texts and in the status description
+    /// are masked.
     pub(super) fn apply(&self, span: &mut SpanData) {
         if self.filter.is_empty() {
             return;
         }
+        if let Cow::Owned(masked) = self.filter.scrub(&span.name) {
+            span.name = masked.into();
+        }
         self.apply_to(&mut span.attributes);
+        if let opentelemetry::trace::Status::Error { description } = &span.status
+            && let Cow::Owned(masked) = self.filter.scrub(description)
+        {
+            span.status = opentelemetry::trace::Status::error(masked);
+        }
         // Most events (a step's lifecycle moments) and links carry no attributes: skipping
         // them here saves a call each.
         for event in &mut span.events.events {
+            // tracing-opentelemetry names an event by its message: free text.
+            if let Cow::Owned(masked) = self.filter.scrub(&event.name) {
+                event.name = masked.into();
+            }
             if !event.attributes.is_empty() {
                 self.apply_to(&mut event.attributes);
             }
@@ -97,20 +110,18 @@ impl AttributeFilter {
                 .all(|(&(own, _), attribute)| same_static(own, attribute.key.as_str()))
     }
 
-    /// Filters `attribute`'s value inside if it is JSON text: the only change a non-empty
-    /// filter makes under a key that is not sensitive.
+    /// Filters `attribute`'s text under a key that is not sensitive: JSON text inside, other
+    /// text scrubbed of the secrets value detection finds (see
+    /// [`ParameterFilter::filter_text`]), each text of an array of texts likewise.
     #[inline]
     fn filter_if_json(&self, attribute: &mut KeyValue) {
-        if let Value::String(text) = &attribute.value
-            && looks_like_json_container(text.as_str())
-        {
-            self.filter_inside(attribute);
+        match &attribute.value {
+            Value::String(_) => self.filter_inside(attribute),
+            Value::Array(opentelemetry::Array::String(_)) => self.filter_texts(attribute),
+            _ => {}
         }
     }
 
-    /// Filters the JSON text in `attribute`'s value (see [`ParameterFilter::filter_text`]).
-    /// Out of line, as few values are JSON.
-    #[cold]
     fn filter_inside(&self, attribute: &mut KeyValue) {
         if let Value::String(text) = &attribute.value
             && let Cow::Owned(masked) = self
@@ -118,6 +129,20 @@ impl AttributeFilter {
                 .filter_text(attribute.key.as_str(), text.as_str())
         {
             attribute.value = Value::String(masked.into());
+        }
+    }
+
+    #[cold]
+    fn filter_texts(&self, attribute: &mut KeyValue) {
+        if let Value::Array(opentelemetry::Array::String(texts)) = &mut attribute.value {
+            for text in texts {
+                if let Cow::Owned(masked) = self
+                    .filter
+                    .filter_text(attribute.key.as_str(), text.as_str())
+                {
+                    *text = masked.into();
+                }
+            }
         }
     }
 
