@@ -60,6 +60,25 @@ fn work(x: u64) -> Result<u64, WorkError> {
     if y == 0 { Err(WorkError) } else { Ok(y) }
 }
 
+/// A failure as step errors usually read: 200 bytes of text naming a URL, a status, a duration,
+/// a request id and a time, and no secret.
+#[derive(Debug)]
+struct GatewayError;
+
+/// [`GatewayError`]'s message.
+const GATEWAY_MESSAGE: &str = "upstream gateway https://payments.example.com/v2/charges returned \
+    503 Service Unavailable after 30.2s (attempt 3 of 5, request 4f1c2a9e-77d0-4c1b-9a43-\
+    0b7e5d2c8f11); next retry at 2026-12-06T23:10:00Z";
+const _: () = assert!(GATEWAY_MESSAGE.len() == 200);
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(GATEWAY_MESSAGE)
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
 /// [`work`] under `#[tracing::instrument]` (defaults: an INFO span named after the function,
 /// recording `x`).
 #[tracing::instrument]
@@ -277,6 +296,25 @@ fn ours_untraced(group: &mut BenchmarkGroup<'_, WallTime>) {
         let step = step_scope(&listened);
         group.bench_function("events_noop_sub", |b| attempt_loop(b, &step));
     });
+
+    // events_noop_sub_error, events_noop_sub_error_nodetect: as events_noop_sub, each attempt
+    // failing with a 200-byte error message of ordinary text (so `step.failed` carries it),
+    // with value detection on (the default: the message is scanned for secrets once) and off.
+    for (id, detectors) in [
+        ("events_noop_sub_error", "all"),
+        ("events_noop_sub_error_nodetect", "none"),
+    ] {
+        let mut config = TelemetryConfig::default();
+        config.metrics_enabled = false;
+        config.filter_value_detectors = vec![detectors.to_owned()];
+        let listened = telemetry(&config, true);
+        tracing::subscriber::with_default(NoSubscriber::default(), || {
+            let step = step_scope(&listened);
+            group.bench_function(id, |b| {
+                b.iter(|| black_box(step.run_attempt(1, || Err::<u64, _>(GatewayError))))
+            });
+        });
+    }
 
     // metrics_only: metrics on (step counters, duration histograms, active gauge, operation
     // histogram), no event subscriber, spans disabled (no `tracing` subscriber).
@@ -854,6 +892,11 @@ fn filter(c: &mut Criterion) {
             b.iter(|| black_box(filter.filtered(black_box(&payload))))
         });
     }
+    // scrub_200b: value detection over GatewayError's 200 bytes of text with no secret in them.
+    let defaults = tasker_telemetry::ParameterFilter::tasker_default();
+    group.bench_function("scrub_200b", |b| {
+        b.iter(|| black_box(defaults.scrub(black_box(GATEWAY_MESSAGE))))
+    });
     group.finish();
 }
 

@@ -29,6 +29,8 @@ VARIANTS: dict[str, list[tuple[str, str]]] = {
         ("off", "`StepScope::run_attempt`, `set_enabled(false)`"),
         ("off_value_api", "`attempt` / `in_scope` / `finish`, `set_enabled(false)`"),
         ("events_noop_sub", "attempt, metrics off, 1 no-op sync subscriber"),
+        ("events_noop_sub_error", "as events_noop_sub, failing with a 200-byte message, value detection on"),
+        ("events_noop_sub_error_nodetect", "as events_noop_sub_error, value detection off"),
         ("metrics_only", "attempt, metrics on, no subscriber, spans disabled"),
         ("metrics_cached", "`metrics` + Prometheus recorder, cached handles"),
         ("metrics_macro", "`metrics` + Prometheus recorder, macros per call"),
@@ -66,6 +68,7 @@ VARIANTS: dict[str, list[tuple[str, str]]] = {
     "filter": [
         ("defaults", "a 10-key payload through Tasker's 10 default rules"),
         ("rules_10000", "the same payload through 10,000 substring rules"),
+        ("scrub_200b", "value detection over a 200-byte error message with no secret"),
     ],
 }
 
@@ -188,6 +191,14 @@ def main() -> int:
     ev = median("overhead", "events_noop_sub")
     targets.append(
         ("events_noop_sub ≤ 150 ns", fmt_ns(ev), "≤ 150.00 ns", None if ev is None else ev <= 150)
+    )
+    targets.append(
+        ratio_target(
+            "events_noop_sub_error ≤ 1.2 × events_noop_sub_error_nodetect",
+            ("overhead", "events_noop_sub_error"),
+            1.2,
+            ("overhead", "events_noop_sub_error_nodetect"),
+        )
     )
     targets.append(
         ratio_target(

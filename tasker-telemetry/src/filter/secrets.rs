@@ -5,10 +5,11 @@
 //! looks for one shape of secret, and each one found is replaced by the mask while the rest of
 //! the text is kept.
 //!
-//! The scan is built for text that holds no secret, which is nearly all of it: one pass of an
-//! Aho-Corasick automaton finds the few places a secret can start (`@`, `=`, `:`, `eyJ`, `AKIA`,
-//! `sk_live_`, ...), and card numbers are looked for by a skip-scan that reads one byte in
-//! thirteen where there are no digits.
+//! The scan is built for text that holds no secret, which is nearly all of it: memchr finds
+//! the bytes that can start a secret on their own (`@`, `=`, `:`), one pass of an Aho-Corasick
+//! automaton the literal prefixes (`eyJ`, `AKIA`, `sk_live_`, ...), both with SIMD, and card
+//! numbers are looked for by a skip-scan that reads one byte in thirteen where there are no
+//! digits. Only what they find is looked at closely.
 
 use std::fmt;
 use std::str::FromStr;
@@ -51,8 +52,9 @@ pub enum SecretKind {
     /// A Slack token: `xoxa-`, `xoxb-`, `xoxe-`, `xoxo-`, `xoxp-`, `xoxr-` or `xoxs-` and at least
     /// 10 letters, digits or dashes.
     SlackToken,
-    /// A payment card number: 13 to 19 digits, optionally in groups separated by single spaces or
-    /// dashes, that passes the Luhn check and is not part of a longer number or word.
+    /// A payment card number: 13 to 19 digits starting 2 to 6 (as every major network's do),
+    /// optionally in groups separated by single spaces or dashes, that passes the Luhn check and
+    /// is not part of a longer number or word.
     CardNumber,
     /// The value of a `key=value`, `key: value` or `"key": "value"` pair whose key a filter rule
     /// calls sensitive (`password=hunter2`, `{"api_key": "k"}`, `Config { token: "t" }`).
@@ -260,8 +262,6 @@ impl Default for ValueDetection {
 /// What a trigger found by the automaton may start.
 #[derive(Debug, Clone, Copy)]
 enum Trigger {
-    At,
-    Separator,
     Bearer,
     Jwt,
     Aws,
@@ -274,6 +274,12 @@ enum Trigger {
 #[derive(Debug)]
 pub(super) struct Scanner {
     kinds: u16,
+    /// The bytes that start a secret on their own: `@` (emails, URL credentials), `=` and `:`
+    /// (`key=value` pairs). Found with memchr, whose SIMD search an automaton over one-byte
+    /// patterns as common as these would lose.
+    bytes: Option<[u8; 3]>,
+    /// The literal prefixes (all three bytes or more, so the automaton's packed SIMD prefilter
+    /// applies), and what each starts.
     triggers: Option<(AhoCorasick, Vec<Trigger>)>,
     extra: ExtraPatterns,
 }
@@ -338,12 +344,6 @@ impl Scanner {
                 meanings.push(trigger);
             }
         };
-        if on(SecretKind::Email) || on(SecretKind::UrlCredentials) {
-            add(Trigger::At, &["@"]);
-        }
-        if on(SecretKind::KeyValue) {
-            add(Trigger::Separator, &["=", ":"]);
-        }
         if on(SecretKind::BearerToken) {
             add(Trigger::Bearer, &["bearer", "Bearer", "BEARER"]);
         }
@@ -374,8 +374,18 @@ impl Scanner {
             // A handful of short literals always builds.
             AhoCorasick::new(&literals).ok().map(|ac| (ac, meanings))
         };
+        let at = on(SecretKind::Email) || on(SecretKind::UrlCredentials);
+        let separators = on(SecretKind::KeyValue);
+        // memchr3 with a byte repeated searches for fewer bytes.
+        let bytes = match (at, separators) {
+            (true, true) => Some([b'@', b'=', b':']),
+            (true, false) => Some([b'@'; 3]),
+            (false, true) => Some([b'=', b':', b':']),
+            (false, false) => None,
+        };
         Some(Self {
             kinds,
+            bytes,
             triggers,
             extra: ExtraPatterns::new(&detection.patterns),
         })
@@ -390,12 +400,22 @@ impl Scanner {
         found: &mut Vec<(usize, usize)>,
     ) {
         let bytes = text.as_bytes();
+        if let Some([a, b, c]) = self.bytes {
+            for at in memchr::memchr3_iter(a, b, c, bytes) {
+                let range = if bytes[at] == b'@' {
+                    self.at_sign(bytes, at)
+                } else {
+                    key_value(bytes, at, sensitive_key)
+                };
+                if let Some(range) = range {
+                    found.push(range);
+                }
+            }
+        }
         if let Some((automaton, meanings)) = &self.triggers {
             for hit in automaton.find_iter(bytes) {
                 let at = hit.start();
                 let range = match meanings[hit.pattern().as_usize()] {
-                    Trigger::At => self.at_sign(bytes, at),
-                    Trigger::Separator => key_value(bytes, at, sensitive_key),
                     Trigger::Bearer => bearer(bytes, at),
                     Trigger::Jwt => jwt(bytes, at),
                     Trigger::Aws => aws(bytes, at),
@@ -732,7 +752,11 @@ fn cards_in_run(bytes: &[u8], start: usize, end: usize, found: &mut Vec<(usize, 
                     break;
                 }
                 let (a, b) = (groups[from].0, groups[to].1);
+                // Card numbers start 2 to 6 (Mastercard's 2-series, Amex, Diners and JCB, Visa,
+                // Mastercard and Maestro, Discover and UnionPay): never 1, as millisecond and
+                // microsecond timestamps do, nor 7 to 9 or 0.
                 if digits >= CARD_MIN_DIGITS
+                    && matches!(bytes[a], b'2'..=b'6')
                     && (from > 0 || before_ok)
                     && (to + 1 < groups.len() || after_ok)
                     && luhn(&bytes[a..b])
