@@ -10,6 +10,10 @@
 //! documented behaviour. Dropping the server returns within seconds even with slow clients
 //! attached.
 //!
+//! An HTTP/1.1 request without exactly one `Host`, or with a bare-LF line, gets 400; clients
+//! that stop reading a 20 MB scrape are cut off by the write timeout while others are served;
+//! open connections stay within the bound, the next client served when one closes.
+//!
 //! `TASKER_SOAK=1` raises the concurrent scrapes to 5,000 and the slow clients to 200.
 
 mod support;
@@ -72,7 +76,9 @@ impl Exchange {
 
     fn status(&self) -> Option<u16> {
         let text = self.text();
-        let rest = text.strip_prefix("HTTP/1.1 ")?;
+        let rest = text
+            .strip_prefix("HTTP/1.1 ")
+            .or_else(|| text.strip_prefix("HTTP/1.0 "))?;
         rest.get(..3)?.parse().ok()
     }
 }
@@ -709,4 +715,140 @@ fn auth_cannot_be_bypassed_by_path_or_header_tricks() {
         denied.len(),
         look_alikes.len()
     );
+}
+
+#[test]
+fn requests_without_one_host_or_with_bare_lf_lines_get_400() {
+    let _serial = serial();
+    let telemetry = telemetry(false);
+    let server = MetricsServer::local(&telemetry, None, 0).unwrap();
+    let addr = server.addr();
+    for (request, expected) in [
+        (&b"GET /health/live HTTP/1.1\r\nHost: a\r\n\r\n"[..], 200),
+        (b"GET /health/live HTTP/1.0\r\n\r\n", 200),
+        (b"GET /health/live HTTP/1.1\r\n\r\n", 400),
+        (
+            b"GET /health/live HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            400,
+        ),
+        (b"GET /health/live HTTP/1.1\nHost: a\n\n", 400),
+        (b"GET /health/live HTTP/1.1\r\nHost: a\n\r\n", 400),
+        (b"GET /health/live HTTP/1.1\r\nHost: a\r\nX-A: 1\n\r\n", 400),
+    ] {
+        let answer = raw(addr, request);
+        assert_eq!(
+            answer.status(),
+            Some(expected),
+            "{:?}: {}",
+            String::from_utf8_lossy(request),
+            answer.text()
+        );
+    }
+    assert_serving(addr, "the bad requests");
+}
+
+/// Waits until `condition` holds, for at most `limit` (polled: the server's own counters say
+/// when it has acted).
+fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+#[test]
+fn clients_that_stop_reading_a_large_scrape_are_cut_off_while_others_are_served() {
+    let _serial = serial();
+    let telemetry = telemetry(false);
+    // About 20 MB of exposition: more than the kernel buffers on loopback hold for a client
+    // that reads nothing.
+    let family = telemetry
+        .metrics()
+        .counter("robustness_wide_total", "Many long series.", &["path"])
+        .unwrap();
+    let long = "p".repeat(1000);
+    for i in 0..10_000 {
+        family.with(&[format!("{i}{long}").as_str()]).inc();
+    }
+    let options = ServerOptions::default().with_write_timeout(Duration::from_millis(500));
+    let server =
+        MetricsServer::start_with(&telemetry, None, ([127, 0, 0, 1], 0).into(), options).unwrap();
+    let addr = server.addr();
+    let stuck: Vec<TcpStream> = (0..5)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.write_all(scrape_request(addr).as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    // Served while the stuck clients hold their connections.
+    let full = get(addr, "/metrics", &[]);
+    assert_eq!(full.status, 200);
+    assert!(full.body.len() > 10_000_000, "{} bytes", full.body.len());
+    assert!(
+        eventually(Duration::from_secs(60), || server
+            .connection_stats()
+            .write_timeouts
+            >= 5),
+        "{:?}",
+        server.connection_stats()
+    );
+    for mut stream in stuck {
+        let answer = read_all(&mut stream, Duration::from_secs(30));
+        assert!(answer.closed, "the server closed the stuck connection");
+        assert!(
+            answer.bytes.len() < full.body.len(),
+            "cut off: {} of {} bytes",
+            answer.bytes.len(),
+            full.body.len()
+        );
+    }
+    assert_serving(addr, "the stuck clients");
+}
+
+#[test]
+fn open_connections_are_bounded_and_the_next_client_is_served_when_one_closes() {
+    let _serial = serial();
+    let telemetry = telemetry(false);
+    let options = ServerOptions::default()
+        .with_max_connections(3)
+        .with_header_read_timeout(Duration::from_secs(120));
+    let server =
+        MetricsServer::start_with(&telemetry, None, ([127, 0, 0, 1], 0).into(), options).unwrap();
+    let addr = server.addr();
+    let mut idle: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    assert!(eventually(Duration::from_secs(30), || {
+        server.connection_stats().open == 3
+    }));
+    // More clients connect (the kernel queues them) while every slot is held.
+    let waiting: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream
+                    .write_all(
+                        format!(
+                            "GET /health/live HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    )
+                    .unwrap();
+                read_all(&mut stream, Duration::from_secs(60))
+            })
+        })
+        .collect();
+    let stats = server.connection_stats();
+    assert_eq!((stats.open, stats.most_open), (3, 3), "{stats:?}");
+    // One idle client goes: the waiting ones are served through its slot, one after another.
+    idle.pop();
+    for handle in waiting {
+        let answer = handle.join().unwrap();
+        assert_eq!(answer.status(), Some(200), "{}", answer.text());
+    }
+    assert_eq!(server.connection_stats().most_open, 3);
+    drop(idle);
 }

@@ -107,7 +107,13 @@ fn url(rng: &mut Rng) -> String {
         "localhost:4318",
         "[2001:db8::1]:443",
     ]);
-    let path = rng.pick(&["/v1/orders", "/health/ready", "/v1/traces", "/api/v2/charges/", "/"]);
+    let path = rng.pick(&[
+        "/v1/orders",
+        "/health/ready",
+        "/v1/traces",
+        "/api/v2/charges/",
+        "/",
+    ]);
     let query = match rng.below(4) {
         0 => String::new(),
         1 => format!("?page={}&sort=desc", rng.below(100)),
@@ -126,8 +132,18 @@ fn version(rng: &mut Rng) -> String {
     match rng.below(4) {
         0 => format!("{a}.{b}.{c}"),
         1 => format!("v{a}.{b}.{c}"),
-        2 => format!("{a}.{b}.{c}-beta.{}+build.{}", rng.below(10), rng.below(10_000)),
-        _ => format!("rustc {a}.{b}.{c} ({} 20{:02}-0{}-1{})", rng.hex(9), b % 40, 1 + c % 9, c % 10),
+        2 => format!(
+            "{a}.{b}.{c}-beta.{}+build.{}",
+            rng.below(10),
+            rng.below(10_000)
+        ),
+        _ => format!(
+            "rustc {a}.{b}.{c} ({} 20{:02}-0{}-1{})",
+            rng.hex(9),
+            b % 40,
+            1 + c % 9,
+            c % 10
+        ),
     }
 }
 
@@ -153,7 +169,12 @@ fn log_line(rng: &mut Rng) -> String {
             rng.below(5000),
             1 + rng.below(5)
         ),
-        1 => format!("GET {} -> {} in {}ms", url(rng), 200 + rng.below(300), rng.below(900)),
+        1 => format!(
+            "GET {} -> {} in {}ms",
+            url(rng),
+            200 + rng.below(300),
+            rng.below(900)
+        ),
         2 => format!(
             "step charge failed: upstream returned 503 after {}.{}s; retry {} of {} at {}",
             rng.below(60),
@@ -194,8 +215,8 @@ const KINDS: [Kind; 7] = [
 #[test]
 fn benign_text_is_rarely_masked() {
     let seed = std::env::var("TASKER_FP_SEED").map_or(0xfa15e, |s| s.parse().expect("a u64"));
-    let per_kind: usize = std::env::var("TASKER_FP_PER_KIND")
-        .map_or(20_000, |s| s.parse().expect("a number"));
+    let per_kind: usize =
+        std::env::var("TASKER_FP_PER_KIND").map_or(20_000, |s| s.parse().expect("a number"));
     let filter = ParameterFilter::tasker_default();
     let mut rng = Rng(seed);
     let mut report = Vec::new();
@@ -219,7 +240,10 @@ fn benign_text_is_rarely_masked() {
             rate * 100.0
         ));
         if rate > MAX_RATE {
-            over.push(format!("{kind}: {}", masked[..masked.len().min(5)].join("; ")));
+            over.push(format!(
+                "{kind}: {}",
+                masked[..masked.len().min(5)].join("; ")
+            ));
         }
     }
     eprintln!(

@@ -22,10 +22,15 @@
 //! [`MetricsServer`] speaks HTTP/1.1 and bounds what a client can hold: a connection must deliver
 //! each request's head within [`DEFAULT_HEADER_READ_TIMEOUT`] (slow or silent clients are cut
 //! off, also between keep-alive requests), and a head larger than [`MAX_REQUEST_HEAD_BYTES`] is
-//! answered `431` and the connection closed. Both are set per server with [`ServerOptions`].
+//! answered `431` and the connection closed. A client that stops reading its answer is cut off
+//! once a write has waited [`DEFAULT_WRITE_TIMEOUT`], and at most [`DEFAULT_MAX_CONNECTIONS`]
+//! connections are open at once (further clients wait in the kernel's queue until one closes).
+//! These are set per server with [`ServerOptions`]. An HTTP/1.1 request without exactly one
+//! `Host` header, or whose head has a line ending in a bare LF, is answered `400`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -39,6 +44,7 @@ use crate::metrics::{self, CsvOptions, MetricsSnapshot, SeriesValue};
 use crate::spans::SpanPipeline;
 use crate::telemetry::Telemetry;
 
+mod connection;
 mod timeline;
 
 pub use timeline::{TASKS_PAGE_LIMIT, TASKS_PATH};
@@ -316,6 +322,18 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// can pin at most this much memory. A scrape's head is a few hundred bytes.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
 
+/// How long one write of an answer may wait for the client to read before the server closes the
+/// connection: 10 seconds. The clock restarts whenever the client takes more bytes, so a slow
+/// reader of a large `/metrics` is served, and one that stops reading holds its connection and
+/// its answer's memory for at most this long.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many connections [`MetricsServer`] keeps open at once: 512. Beyond that it accepts no
+/// more until one closes; the kernel queues the rest (up to its listen backlog), so a flood of
+/// idle or stuck clients costs at most this many connections' memory while the header read and
+/// write timeouts free them.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
 /// Connections the kernel may queue before the server accepts them (capped by the system's
 /// `net.core.somaxconn`). tokio's default of 1,024 reset some of 5,000 clients connecting at
 /// once (`TASKER_SOAK=1 cargo test --test http_robustness`).
@@ -339,12 +357,18 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 pub struct ServerOptions {
     /// See [`DEFAULT_HEADER_READ_TIMEOUT`]. Zero is taken as one millisecond.
     pub header_read_timeout: Duration,
+    /// See [`DEFAULT_WRITE_TIMEOUT`]. Zero is taken as one millisecond.
+    pub write_timeout: Duration,
+    /// See [`DEFAULT_MAX_CONNECTIONS`]. Zero is taken as one.
+    pub max_connections: usize,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -355,6 +379,63 @@ impl ServerOptions {
         self.header_read_timeout = timeout;
         self
     }
+
+    /// The same options with another write timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tasker_telemetry::http::ServerOptions;
+    ///
+    /// let options = ServerOptions::default().with_write_timeout(Duration::from_secs(2));
+    /// assert_eq!(options.write_timeout, Duration::from_secs(2));
+    /// ```
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// The same options with another bound on open connections.
+    ///
+    /// ```
+    /// use tasker_telemetry::http::{DEFAULT_MAX_CONNECTIONS, ServerOptions};
+    ///
+    /// assert_eq!(ServerOptions::default().max_connections, DEFAULT_MAX_CONNECTIONS);
+    /// assert_eq!(ServerOptions::default().with_max_connections(8).max_connections, 8);
+    /// ```
+    pub fn with_max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+}
+
+/// What a [`MetricsServer`] counts of its connections.
+#[derive(Debug, Default)]
+struct ConnectionCounters {
+    open: AtomicUsize,
+    most_open: AtomicUsize,
+    write_timeouts: AtomicU64,
+}
+
+/// A [`MetricsServer`]'s connections: how many are open, the most that ever were, and how many
+/// were closed because the client stopped reading.
+///
+/// ```
+/// let telemetry = tasker_telemetry::Telemetry::new(Default::default())?;
+/// let server = tasker_telemetry::http::MetricsServer::local(&telemetry, None, 0)?;
+/// let stats = server.connection_stats();
+/// assert_eq!(stats.write_timeouts, 0);
+/// assert!(stats.most_open <= tasker_telemetry::http::DEFAULT_MAX_CONNECTIONS);
+/// # Ok::<(), tasker_telemetry::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionStats {
+    /// Connections open now.
+    pub open: usize,
+    /// The most connections open at once since the server started.
+    pub most_open: usize,
+    /// Connections closed because a write waited longer than the write timeout.
+    pub write_timeouts: u64,
 }
 
 /// A metrics and health server on its own thread and tokio runtime; stops when dropped.
@@ -371,6 +452,7 @@ impl ServerOptions {
 #[derive(Debug)]
 pub struct MetricsServer {
     addr: SocketAddr,
+    counters: Arc<ConnectionCounters>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -443,12 +525,15 @@ impl MetricsServer {
         }
         let app = routes(telemetry, spans, &paths);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let counters = Arc::new(ConnectionCounters::default());
+        let shared = counters.clone();
         let thread = std::thread::Builder::new()
             .name("tasker-metrics-http".to_owned())
-            .spawn(move || runtime.block_on(serve(listener, app, options, stopped)))
+            .spawn(move || runtime.block_on(serve(listener, app, options, shared, stopped)))
             .map_err(io)?;
         Ok(Self {
             addr,
+            counters,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -458,6 +543,35 @@ impl MetricsServer {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// What the server counts of its connections (see [`ConnectionStats`]).
+    pub fn connection_stats(&self) -> ConnectionStats {
+        ConnectionStats {
+            open: self.counters.open.load(Ordering::Relaxed),
+            most_open: self.counters.most_open.load(Ordering::Relaxed),
+            write_timeouts: self.counters.write_timeouts.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Answers `400` to an HTTP/1.1 request without exactly one `Host` header (RFC 9112 §3.2): a
+/// request that two hops could route differently is not served.
+async fn one_host(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let hosts = request.headers().get_all(header::HOST).iter().count();
+    if request.version() == axum::http::Version::HTTP_11 && hosts != 1 {
+        let problem = if hosts == 0 {
+            "no Host header"
+        } else {
+            "more than one Host header"
+        };
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONNECTION, "close")],
+            format!("bad request: {problem}; HTTP/1.1 requests carry exactly one\n"),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// The accept loop. axum's own `serve` sets no timer on its connections, so hyper's header read
@@ -467,12 +581,25 @@ async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     options: ServerOptions,
+    counters: Arc<ConnectionCounters>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
     let header_read_timeout = options.header_read_timeout.max(Duration::from_millis(1));
+    let write_timeout = options.write_timeout.max(Duration::from_millis(1));
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let app = app.layer(axum::middleware::from_fn(one_host));
     let (closing, _) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     loop {
+        // A slot first: with every slot taken, no connection is accepted until one closes.
+        let slot = tokio::select! {
+            _ = &mut stopped => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         tokio::select! {
             _ = &mut stopped => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -486,9 +613,16 @@ async fn serve(
                         continue;
                     }
                 };
+                let open = counters.open.fetch_add(1, Ordering::Relaxed) + 1;
+                counters.most_open.fetch_max(open, Ordering::Relaxed);
+                let mut timed = tokio_io_timeout::TimeoutStream::new(stream);
+                timed.set_write_timeout(Some(write_timeout));
+                let stream = connection::StrictLineEnds::new(Box::pin(timed));
                 let service = hyper_util::service::TowerToHyperService::new(app.clone());
                 let mut closing = closing.subscribe();
+                let counters = counters.clone();
                 connections.spawn(async move {
+                    let _slot = slot;
                     let mut builder = hyper::server::conn::http1::Builder::new();
                     // A client may shut its sending side once its request is out (`nc -N`,
                     // some HTTP/1.0 clients); it still gets its answer.
@@ -500,13 +634,17 @@ async fn serve(
                     let connection =
                         builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                     tokio::pin!(connection);
-                    tokio::select! {
-                        _ = connection.as_mut() => {}
+                    let ended = tokio::select! {
+                        ended = connection.as_mut() => ended,
                         _ = closing.changed() => {
                             connection.as_mut().graceful_shutdown();
-                            let _ = connection.await;
+                            connection.await
                         }
+                    };
+                    if ended.as_ref().is_err_and(timed_out) {
+                        counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
                     }
+                    counters.open.fetch_sub(1, Ordering::Relaxed);
                 });
             }
         }
@@ -516,6 +654,20 @@ async fn serve(
     let drained = async { while connections.join_next().await.is_some() {} };
     // Whatever has not finished by then is aborted when `connections` drops.
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
+}
+
+/// Whether hyper ended a connection because a write timed out.
+fn timed_out(error: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 impl Drop for MetricsServer {

@@ -371,8 +371,14 @@ impl Scanner {
         let triggers = if literals.is_empty() {
             None
         } else {
-            // A handful of short literals always builds.
-            AhoCorasick::new(&literals).ok().map(|ac| (ac, meanings))
+            // A handful of short literals always builds. Leftmost-first, as no literal is a
+            // prefix of another that starts elsewhere: only then does the automaton use its
+            // packed SIMD prefilter, which skips text without a candidate at vector speed.
+            AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+                .build(&literals)
+                .ok()
+                .map(|ac| (ac, meanings))
         };
         let at = on(SecretKind::Email) || on(SecretKind::UrlCredentials);
         let separators = on(SecretKind::KeyValue);
@@ -537,8 +543,11 @@ fn key_value(
     sensitive_key: &dyn Fn(&str) -> bool,
 ) -> Option<(usize, usize)> {
     let next = bytes.get(at + 1).copied();
-    // `a == b`, `https://`, `::` paths: not pairs.
-    if next == Some(bytes[at]) || (bytes[at] == b':' && next == Some(b'/')) {
+    // `a == b`, `https://`, `::` paths: not pairs; nor `12:30` or `:8080` between digits
+    // (times, ports, ratios), which are the most common `:` in log text.
+    let digits_around =
+        at > 0 && bytes[at - 1].is_ascii_digit() && next.is_some_and(|b| b.is_ascii_digit());
+    if next == Some(bytes[at]) || (bytes[at] == b':' && next == Some(b'/')) || digits_around {
         return None;
     }
     // The key: before optional spaces and an optional closing quote.
