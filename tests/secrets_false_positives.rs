@@ -9,35 +9,13 @@
 
 use tasker_telemetry::ParameterFilter;
 
+#[path = "support/rng.rs"]
+mod rng;
+
+use rng::Rng;
+
 /// The highest false-positive rate accepted for any kind: one string in a thousand.
 const MAX_RATE: f64 = 0.001;
-
-/// splitmix64, seeded.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-
-    fn hex(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| char::from(b"0123456789abcdef"[self.below(16) as usize]))
-            .collect()
-    }
-}
 
 fn timestamp(rng: &mut Rng) -> String {
     // 2000-01-01 to 2033-05-18 in seconds, then one of the forms logs use. Later, a Unix time

@@ -25,6 +25,11 @@
 
 mod support;
 
+#[path = "support/rng.rs"]
+mod rng;
+
+use rng::Rng;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -48,44 +53,6 @@ use tracing_subscriber::layer::SubscriberExt;
 
 const SECRET: &str = "SECRET-";
 const VISIBLE: &str = "VISIBLE-";
-
-/// splitmix64: small, seedable, and good enough to spread cases.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-
-    /// Flips the case of each ASCII letter at random.
-    fn random_case(&mut self, key: &str) -> String {
-        key.chars()
-            .map(|c| {
-                if self.chance(50) {
-                    c.to_ascii_uppercase()
-                } else {
-                    c.to_ascii_lowercase()
-                }
-            })
-            .collect()
-    }
-}
 
 /// Keys that contain none of Tasker's default rules (checked by `harmless_keys_are_harmless`).
 const HARMLESS_KEYS: &[&str] = &[

@@ -1020,7 +1020,7 @@ options! {
     /// Which secrets are found by their value in free text (error messages, log lines, span and
     /// event attributes, metric label values): `"all"`, `"none"`, or names of
     /// [`SecretKind`](crate::filter::SecretKind)s. Default `["all"]`. See
-    /// [`ValueDetection`](crate::filter::ValueDetection).
+    /// [`ValueDetection`].
     filter_value_detectors: Vec<String> = vec!["all".to_owned()];
         set(names: impl IntoIterator<Item = impl Into<String>>) = names.into_iter().map(Into::into).collect();
         show plain;
